@@ -1,0 +1,400 @@
+//! Who is asking: the trusted header, then Basic proxy credentials, then the
+//! source network. A client with no identity never reaches the policy.
+//!
+//! - The trusted header is honoured only from `from` peers; from anyone else it is
+//!   removed (the caller strips it before forwarding in every case).
+//! - Basic credentials are checked against an htpasswd file of bcrypt hashes
+//!   (`htpasswd -B`). Successful checks are cached for five minutes under a SHA-256
+//!   of the password, compared in constant time; bcrypt runs on the blocking pool.
+//!   Wrong credentials are a 407 even when a network would also match.
+//! - Groups are the union of the source's own groups and `group_members`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use http::HeaderMap;
+
+use crate::net_guard::canonical;
+use crate::settings::IdentitySettings;
+
+/// An identified user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// Which source identified the user (`trusted_header`, `basic`, `network`).
+    pub source: &'static str,
+    /// A network identity with `challenge: true`: a denial is answered with 407.
+    pub challenge_on_deny: bool,
+}
+
+/// Why no identity was established; labels of `socialgate_auth_failures_total`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credentials and no matching network.
+    Missing,
+    /// A `Proxy-Authorization` header that is not valid Basic.
+    Malformed,
+    /// Unknown user or wrong password. `known_user` is the name only when such a
+    /// user exists (people type passwords into the user field).
+    BadCredentials { known_user: Option<String> },
+    /// A scheme we do not offer (e.g. NTLM).
+    UnsupportedScheme,
+}
+
+impl AuthFailure {
+    pub fn label(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::BadCredentials { .. } => "bad_credentials",
+            AuthFailure::UnsupportedScheme => "unsupported_scheme",
+        }
+    }
+}
+
+/// An htpasswd file: user → bcrypt hash.
+#[derive(Default)]
+pub struct Htpasswd {
+    entries: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Htpasswd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Htpasswd({} users, hashes redacted)", self.entries.len())
+    }
+}
+
+impl Htpasswd {
+    /// Parses `user:$2y$...` lines; blank lines and `#` comments are skipped. Entries
+    /// that are not bcrypt are refused (MD5 and crypt hashes are too weak).
+    pub fn parse(text: &str, file: &str) -> Result<Htpasswd, String> {
+        let mut entries = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((user, hash)) = line.split_once(':') else {
+                return Err(format!("{file}:{}: expected `user:hash`", n + 1));
+            };
+            if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
+                return Err(format!(
+                    "{file}:{}: the entry for `{user}` is not a bcrypt hash; create it with `htpasswd -B` or `socialgate hash-password`",
+                    n + 1
+                ));
+            }
+            entries.insert(user.to_string(), hash.to_string());
+        }
+        Ok(Htpasswd { entries })
+    }
+
+    pub fn load(path: &Path) -> Result<Htpasswd, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the htpasswd file {}: {e}", path.display()))?;
+        Htpasswd::parse(&text, &path.display().to_string())
+    }
+
+    pub fn contains(&self, user: &str) -> bool {
+        self.entries.contains_key(user)
+    }
+}
+
+const CACHE_FOR: Duration = Duration::from_secs(300);
+
+/// Identifies clients.
+pub struct IdentityResolver {
+    settings: IdentitySettings,
+    htpasswd: std::sync::RwLock<Arc<Htpasswd>>,
+    /// user → (SHA-256 of the password, when the check expires).
+    cache: Mutex<HashMap<String, ([u8; 32], Instant)>>,
+    /// A hash of the file's cost that no password is checked against successfully,
+    /// used for unknown users so that a wrong name costs as long as a wrong password.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for IdentityResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityResolver").finish_non_exhaustive()
+    }
+}
+
+impl IdentityResolver {
+    /// Builds the resolver, loading the htpasswd file when Basic is configured.
+    pub fn new(settings: IdentitySettings) -> Result<IdentityResolver, String> {
+        let htpasswd = match &settings.basic {
+            Some(b) => Htpasswd::load(&b.htpasswd)?,
+            None => Htpasswd::default(),
+        };
+        let cost = htpasswd
+            .entries
+            .values()
+            .next()
+            .and_then(|h| h.get(4..6))
+            .and_then(|c| c.parse::<u32>().ok())
+            .unwrap_or(10);
+        let dummy_hash =
+            bcrypt::hash("socialgate-no-such-user", cost).map_err(|e| e.to_string())?;
+        Ok(IdentityResolver {
+            settings,
+            htpasswd: std::sync::RwLock::new(Arc::new(htpasswd)),
+            cache: Mutex::new(HashMap::new()),
+            dummy_hash,
+        })
+    }
+
+    /// Re-reads the htpasswd file (SIGHUP). On error the old file stays in force.
+    pub fn reload_htpasswd(&self) -> Result<(), String> {
+        if let Some(b) = &self.settings.basic {
+            let fresh = Htpasswd::load(&b.htpasswd)?;
+            if let Ok(mut h) = self.htpasswd.write() {
+                *h = Arc::new(fresh);
+            }
+            if let Ok(mut c) = self.cache.lock() {
+                c.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Is Basic authentication configured (so a 407 can ask for it)?
+    pub fn basic_realm(&self) -> Option<&str> {
+        self.settings.basic.as_ref().map(|b| b.realm.as_str())
+    }
+
+    /// The names of headers that carry identity and must never be forwarded.
+    pub fn identity_headers(&self) -> Vec<http::HeaderName> {
+        let mut out = Vec::new();
+        if let Some(t) = &self.settings.trusted_header {
+            out.push(t.user.clone());
+            if let Some(g) = &t.groups {
+                out.push(g.clone());
+            }
+        }
+        out
+    }
+
+    /// Identifies the client at `peer` from the request headers.
+    pub async fn identify(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+    ) -> Result<Principal, AuthFailure> {
+        let peer = canonical(peer);
+        if let Some(t) = &self.settings.trusted_header {
+            if t.from.iter().any(|n| n.contains(&peer)) {
+                if let Some(user) = headers.get(&t.user).and_then(|v| v.to_str().ok()) {
+                    let user = user.trim();
+                    if !user.is_empty() {
+                        let groups = t
+                            .groups
+                            .as_ref()
+                            .and_then(|g| headers.get(g))
+                            .and_then(|v| v.to_str().ok())
+                            .map(|v| {
+                                v.split(',')
+                                    .map(str::trim)
+                                    .filter(|s| !s.is_empty())
+                                    .map(str::to_string)
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        return Ok(self.principal(user, groups, "trusted_header", false));
+                    }
+                }
+            }
+        }
+        if let Some(auth) = headers.get(http::header::PROXY_AUTHORIZATION) {
+            return self.basic(auth.as_bytes()).await;
+        }
+        for n in &self.settings.networks {
+            if n.cidr.contains(&peer) {
+                return Ok(self.principal(&n.user, n.groups.clone(), "network", n.challenge));
+            }
+        }
+        Err(AuthFailure::Missing)
+    }
+
+    async fn basic(&self, header: &[u8]) -> Result<Principal, AuthFailure> {
+        if self.settings.basic.is_none() {
+            return Err(AuthFailure::UnsupportedScheme);
+        }
+        let text = std::str::from_utf8(header).map_err(|_| AuthFailure::Malformed)?;
+        let (scheme, rest) = text.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return Err(AuthFailure::UnsupportedScheme);
+        }
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| AuthFailure::Malformed)?;
+        let decoded = String::from_utf8(decoded).map_err(|_| AuthFailure::Malformed)?;
+        let (user, password) = decoded.split_once(':').ok_or(AuthFailure::Malformed)?;
+        let digest: [u8; 32] = {
+            let d = ring::digest::digest(&ring::digest::SHA256, password.as_bytes());
+            let mut out = [0u8; 32];
+            out.copy_from_slice(d.as_ref());
+            out
+        };
+        let now = Instant::now();
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((cached, until)) = cache.get(user) {
+                if *until > now && ring_eq(cached, &digest) {
+                    return Ok(self.principal(user, Vec::new(), "basic", false));
+                }
+            }
+        }
+        let htpasswd = self.htpasswd.read().map(|h| h.clone()).unwrap_or_default();
+        let known = htpasswd.entries.get(user).cloned();
+        let hash = known.clone().unwrap_or_else(|| self.dummy_hash.clone());
+        let password = password.to_string();
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        if ok && known.is_some() {
+            if let Ok(mut cache) = self.cache.lock() {
+                if cache.len() > 100_000 {
+                    cache.retain(|_, (_, until)| *until > now);
+                }
+                cache.insert(user.to_string(), (digest, now + CACHE_FOR));
+            }
+            return Ok(self.principal(user, Vec::new(), "basic", false));
+        }
+        Err(AuthFailure::BadCredentials {
+            known_user: known.map(|_| user.to_string()),
+        })
+    }
+
+    fn principal(
+        &self,
+        user: &str,
+        mut groups: Vec<String>,
+        source: &'static str,
+        challenge: bool,
+    ) -> Principal {
+        for (group, members) in &self.settings.group_members {
+            if members.iter().any(|m| m == user) && !groups.contains(group) {
+                groups.push(group.clone());
+            }
+        }
+        Principal {
+            user: user.to_string(),
+            groups,
+            source,
+            challenge_on_deny: challenge,
+        }
+    }
+}
+
+fn ring_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{BasicSettings, NetworkIdentity, TrustedHeaderSettings};
+
+    fn resolver(htpasswd: &str) -> (IdentityResolver, tempfile::NamedTempFile) {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, htpasswd.as_bytes()).unwrap();
+        let mut s = IdentitySettings {
+            basic: Some(BasicSettings {
+                realm: "test".into(),
+                htpasswd: f.path().to_path_buf(),
+            }),
+            ..Default::default()
+        };
+        s.group_members
+            .insert("communications".into(), vec!["alice".into()]);
+        s.networks.push(NetworkIdentity {
+            cidr: "127.0.0.0/8".parse().unwrap(),
+            user: "kiosk".into(),
+            groups: vec!["public-kiosk".into()],
+            challenge: true,
+        });
+        s.trusted_header = Some(TrustedHeaderSettings {
+            user: http::HeaderName::from_static("x-authenticated-user"),
+            groups: Some(http::HeaderName::from_static("x-authenticated-groups")),
+            from: vec!["10.0.0.5/32".parse().unwrap()],
+        });
+        (IdentityResolver::new(s).unwrap(), f)
+    }
+
+    fn basic(user: &str, pass: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        h.insert(
+            http::header::PROXY_AUTHORIZATION,
+            format!("Basic {v}").parse().unwrap(),
+        );
+        h
+    }
+
+    #[tokio::test]
+    async fn sources_in_order() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let (r, _f) = resolver(&format!("alice:{hash}\n"));
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        // Good Basic credentials win over the network, groups from group_members.
+        let p = r.identify(local, &basic("alice", "s3cret")).await.unwrap();
+        assert_eq!((p.user.as_str(), p.source), ("alice", "basic"));
+        assert_eq!(p.groups, vec!["communications".to_string()]);
+        // Cached: a second check still succeeds.
+        assert!(r.identify(local, &basic("alice", "s3cret")).await.is_ok());
+        // Wrong credentials are refused even though the network matches.
+        assert_eq!(
+            r.identify(local, &basic("alice", "nope")).await,
+            Err(AuthFailure::BadCredentials {
+                known_user: Some("alice".into())
+            })
+        );
+        assert_eq!(
+            r.identify(local, &basic("s3cret", "x")).await,
+            Err(AuthFailure::BadCredentials { known_user: None })
+        );
+        // Broken headers are a clean failure, never a panic.
+        for bad in ["Basic", "Basic !!!", "Basic Zm9v", "Bearer abc"] {
+            let mut h = HeaderMap::new();
+            h.insert(http::header::PROXY_AUTHORIZATION, bad.parse().unwrap());
+            assert!(r.identify(local, &h).await.is_err(), "{bad}");
+        }
+        // No credentials: the network identity, with its challenge flag.
+        let p = r.identify(local, &HeaderMap::new()).await.unwrap();
+        assert_eq!((p.user.as_str(), p.challenge_on_deny), ("kiosk", true));
+        // The trusted header from an untrusted peer is ignored.
+        let mut h = HeaderMap::new();
+        h.insert("x-authenticated-user", "mallory".parse().unwrap());
+        assert_eq!(r.identify(local, &h).await.unwrap().user, "kiosk");
+        // From the trusted peer it is honoured, with its groups.
+        h.insert("x-authenticated-groups", "a, b".parse().unwrap());
+        let p = r.identify("10.0.0.5".parse().unwrap(), &h).await.unwrap();
+        assert_eq!(
+            (p.user.as_str(), p.groups.clone()),
+            ("mallory", vec!["a".to_string(), "b".to_string()])
+        );
+        // Unknown network, no credentials.
+        assert_eq!(
+            r.identify("192.0.2.1".parse().unwrap(), &HeaderMap::new())
+                .await,
+            Err(AuthFailure::Missing)
+        );
+    }
+
+    #[test]
+    fn htpasswd_refuses_weak_hashes() {
+        assert!(Htpasswd::parse("bob:$apr1$abc$def\n", "h").is_err());
+        assert!(Htpasswd::parse(
+            "# c\n\nbob:$2y$05$abcdefghijklmnopqrstuu5hXPLAP7kQFNdLSQzEJ2S6.F5kAmWbu\n",
+            "h"
+        )
+        .is_ok());
+    }
+}

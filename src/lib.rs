@@ -1,0 +1,17 @@
+//! socialgate: an HTTPS forward proxy that opens social media safely.
+//!
+//! The policy (`policy`) and the verdict (`verdict`) are pure; everything that
+//! touches the network lives in `proxy`. See DESIGN.md in the project docs for the
+//! contracts: CLI verbs, YAML keys, status codes, metric names.
+
+pub mod cli;
+pub mod dlp_bridge;
+pub mod identity;
+pub mod net_guard;
+pub mod policy;
+pub mod proxy;
+pub mod runtime;
+pub mod settings;
+pub mod tls;
+pub mod verdict;
+pub mod yaml_source;

@@ -1,0 +1,212 @@
+//! The pure decision: facts in, a decision with its reason out.
+//!
+//! Rules are tried in order; the first that matches decides. A rule with
+//! `enforce: false` never decides: it is recorded as a dry run and evaluation goes
+//! on. A request that no rule matches is denied by the implicit rule
+//! `default-deny`. A rule with `dlp:` never allows what cannot be scanned: a
+//! `connect` tunnel or a WebSocket upgrade.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::activity::classify;
+use super::{Action, ActivityId, NormalHost, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
+
+/// The implicit last rule.
+pub const DEFAULT_DENY: &str = "default-deny";
+
+/// What the decision needs to know about a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    pub host: &'a NormalHost,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+    /// The body, when the proxy buffered it (only where a matcher needs it).
+    pub body: Option<&'a [u8]>,
+    pub websocket: bool,
+    /// A CONNECT that is decided as a tunnel (activity `connect`).
+    pub connect: bool,
+}
+
+/// Everything `decide` reads. The clock is a fact too: `None` makes every `when`
+/// false (as in a policy test without `at:`).
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub user: &'a str,
+    pub groups: &'a [String],
+    pub request: RequestView<'a>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A dry-run rule that matched: "would <action> by <rule>".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DryRun {
+    pub rule: String,
+    pub action: &'static str,
+}
+
+/// The outcome of `decide`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub action: Action,
+    pub rule: String,
+    /// The site's name, or `unlisted`.
+    pub site: String,
+    pub activity: String,
+    pub reason: String,
+    pub dry_run: Vec<DryRun>,
+    /// The user's roles, in policy order.
+    pub roles: Vec<String>,
+    /// The DLP profile of the deciding rule.
+    pub dlp: Option<String>,
+    /// For `warn`: how long an acknowledgement lasts, and the rule's message.
+    pub warn_for: Option<Duration>,
+    pub message: Option<String>,
+}
+
+impl Decision {
+    /// The first role, for metric labels (`none` when the user holds none).
+    pub fn first_role(&self) -> &str {
+        self.roles.first().map(String::as_str).unwrap_or("none")
+    }
+}
+
+impl Policy {
+    /// Decides `facts`. Pure.
+    pub fn decide(&self, facts: &Facts<'_>) -> Decision {
+        let req = &facts.request;
+        let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
+        let site = site_index.and_then(|i| self.sites.get(i as usize));
+        let activity = if req.connect {
+            ACTIVITY_CONNECT
+        } else {
+            classify(site, req)
+        };
+        let mask = self.role_mask(facts.user, facts.groups);
+        let roles = self.role_names(mask);
+        let site_name = site
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| "unlisted".into());
+        let activity_name = self.activity_name(activity).to_string();
+
+        let mut dry_run = Vec::new();
+        for rule in &self.rules {
+            if !self.rule_matches(rule, mask, site_index, activity, facts.at) {
+                continue;
+            }
+            if !rule.enforce {
+                dry_run.push(DryRun {
+                    rule: rule.name.clone(),
+                    action: rule.action.as_str(),
+                });
+                continue;
+            }
+            let unscannable = rule.dlp.is_some()
+                && rule.action != Action::Deny
+                && (activity == ACTIVITY_CONNECT || req.websocket);
+            let (action, reason) = if unscannable {
+                (
+                    Action::Deny,
+                    format!(
+                        "rule `{}` scans content (dlp: {}), and a {} cannot be scanned",
+                        rule.name,
+                        rule.dlp.as_deref().unwrap_or(""),
+                        if req.websocket { "WebSocket" } else { "tunnel" }
+                    ),
+                )
+            } else {
+                (
+                    rule.action,
+                    format!(
+                        "rule `{}` matched: {} {} on {} by {}",
+                        rule.name,
+                        rule.action.as_str(),
+                        activity_name,
+                        site_name,
+                        describe_who(facts.user, &roles)
+                    ),
+                )
+            };
+            return Decision {
+                action,
+                rule: rule.name.clone(),
+                site: site_name,
+                activity: activity_name,
+                reason,
+                dry_run,
+                roles,
+                dlp: rule.dlp.clone(),
+                warn_for: (action == Action::Warn).then_some(rule.warn_for),
+                message: rule.message.clone(),
+            };
+        }
+        let reason = format!(
+            "no rule allows {} on {} for {}, so it is denied",
+            activity_name,
+            site_name,
+            describe_who(facts.user, &roles)
+        );
+        Decision {
+            action: Action::Deny,
+            rule: DEFAULT_DENY.into(),
+            site: site_name,
+            activity: activity_name,
+            reason,
+            dry_run,
+            roles,
+            dlp: None,
+            warn_for: None,
+            message: None,
+        }
+    }
+
+    fn rule_matches(
+        &self,
+        rule: &Rule,
+        mask: u128,
+        site: Option<u32>,
+        activity: ActivityId,
+        at: Option<DateTime<Utc>>,
+    ) -> bool {
+        if let Some(roles) = rule.roles {
+            if roles & mask == 0 {
+                return false;
+            }
+        }
+        let s = &rule.sites;
+        let site_ok = s.any
+            || match site {
+                Some(id) => s.listed || s.ids.contains(&id),
+                None => s.unlisted,
+            };
+        if !site_ok {
+            return false;
+        }
+        let a = &rule.activities;
+        let activity_ok = a.any
+            || a.ids.contains(&activity)
+            || (activity == ACTIVITY_READ && a.read_kind)
+            || (activity != ACTIVITY_READ && activity != ACTIVITY_CONNECT && a.write_kind);
+        if !activity_ok {
+            return false;
+        }
+        if let Some(w) = &rule.when {
+            match at {
+                Some(at) if w.contains(at, self.timezone) => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+fn describe_who(user: &str, roles: &[String]) -> String {
+    if roles.is_empty() {
+        format!("user `{user}` (no role)")
+    } else {
+        format!("user `{user}` (roles: {})", roles.join(", "))
+    }
+}

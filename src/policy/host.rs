@@ -1,0 +1,226 @@
+//! Host names and domain patterns.
+//!
+//! Hosts are compared lowercased, without a trailing dot, IDNs as punycode. A pattern
+//! is an exact host or `*.suffix`, which matches any subdomain of `suffix` but never
+//! `suffix` itself nor `badsuffix`. When a host matches patterns of two sites, the
+//! more specific one wins: exact beats any wildcard, a longer wildcard suffix beats a
+//! shorter one. An IP literal never matches a site.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// A request's host after normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NormalHost {
+    /// A DNS name: lowercase ASCII (punycode), no trailing dot.
+    Domain(String),
+    /// An IP literal in any of its spellings (`127.1`, `0x7f000001`, `[::1]`).
+    Ip(IpAddr),
+}
+
+impl NormalHost {
+    pub fn as_domain(&self) -> Option<&str> {
+        match self {
+            NormalHost::Domain(d) => Some(d),
+            NormalHost::Ip(_) => None,
+        }
+    }
+
+    /// The host as it is written in a URL authority (IPv6 in brackets).
+    pub fn to_authority_host(&self) -> String {
+        match self {
+            NormalHost::Domain(d) => d.clone(),
+            NormalHost::Ip(IpAddr::V4(v4)) => v4.to_string(),
+            NormalHost::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
+        }
+    }
+}
+
+impl std::fmt::Display for NormalHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_authority_host())
+    }
+}
+
+/// Normalises a host as a URL parser does (WHATWG host parsing: numeric IPv4 forms,
+/// IDNA to punycode, lowercase), then drops one trailing dot. `None` for hosts
+/// that no URL could carry.
+pub fn normalize_host(raw: &str) -> Option<NormalHost> {
+    if raw.is_empty() || raw.len() > 253 + 2 {
+        return None;
+    }
+    let trimmed = raw.strip_suffix('.').unwrap_or(raw);
+    if trimmed.is_empty() {
+        return None;
+    }
+    match url::Host::parse(trimmed).ok()? {
+        url::Host::Domain(d) => {
+            let d = d.strip_suffix('.').unwrap_or(&d).to_string();
+            if d.is_empty()
+                || d.starts_with('.')
+                || d.contains("..")
+                || !d
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+            {
+                return None;
+            }
+            Some(NormalHost::Domain(d))
+        }
+        url::Host::Ipv4(v4) => Some(NormalHost::Ip(IpAddr::V4(v4))),
+        url::Host::Ipv6(v6) => Some(NormalHost::Ip(IpAddr::V6(v6))),
+    }
+}
+
+/// A parsed domain pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainPattern {
+    Exact(String),
+    /// `*.suffix`: the suffix, without the leading `*.`.
+    Wildcard(String),
+}
+
+impl DomainPattern {
+    /// Parses `example.com` or `*.example.com`; IDNs are converted to punycode.
+    pub fn parse(raw: &str) -> Result<DomainPattern, String> {
+        let (wild, rest) = match raw.strip_prefix("*.") {
+            Some(r) => (true, r),
+            None => (false, raw),
+        };
+        if rest.contains('*') {
+            return Err(format!(
+                "`{raw}` is not a domain pattern: `*` is allowed only as a leading `*.`"
+            ));
+        }
+        match normalize_host(rest) {
+            Some(NormalHost::Domain(d)) => Ok(if wild {
+                DomainPattern::Wildcard(d)
+            } else {
+                DomainPattern::Exact(d)
+            }),
+            Some(NormalHost::Ip(_)) => Err(format!(
+                "`{raw}` is an IP address: sites are named by domain (an IP literal never matches a site)"
+            )),
+            None => Err(format!("`{raw}` is not a valid domain")),
+        }
+    }
+
+    /// Does this pattern match the normalised domain `host`?
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            DomainPattern::Exact(d) => d == host,
+            DomainPattern::Wildcard(s) => {
+                host.len() > s.len() + 1
+                    && host.ends_with(s.as_str())
+                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
+            }
+        }
+    }
+}
+
+/// Maps hosts to the site (an index) whose most specific pattern matches.
+#[derive(Debug, Default, Clone)]
+pub struct HostTable {
+    exact: HashMap<String, u32>,
+    wildcard: HashMap<String, u32>,
+}
+
+impl HostTable {
+    /// Adds a pattern for `site`. Returns the site that already holds the very same
+    /// pattern, if any (a tie, which the caller reports).
+    pub fn insert(&mut self, pattern: &DomainPattern, site: u32) -> Option<u32> {
+        let (map, key) = match pattern {
+            DomainPattern::Exact(d) => (&mut self.exact, d),
+            DomainPattern::Wildcard(s) => (&mut self.wildcard, s),
+        };
+        match map.get(key) {
+            Some(&other) if other != site => Some(other),
+            Some(_) => None,
+            None => {
+                map.insert(key.clone(), site);
+                None
+            }
+        }
+    }
+
+    /// The site for a normalised domain: exact first, then wildcards from the
+    /// longest suffix to the shortest.
+    pub fn lookup(&self, host: &str) -> Option<u32> {
+        if let Some(&s) = self.exact.get(host) {
+            return Some(s);
+        }
+        let mut rest = host;
+        while let Some(i) = rest.find('.') {
+            rest = &rest[i + 1..];
+            if let Some(&s) = self.wildcard.get(rest) {
+                return Some(s);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dom(s: &str) -> String {
+        match normalize_host(s) {
+            Some(NormalHost::Domain(d)) => d,
+            other => panic!("{s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(dom("WWW.LinkedIn.COM."), "www.linkedin.com");
+        assert_eq!(dom("bücher.example"), "xn--bcher-kva.example");
+        for form in ["2130706434", "0x7f000002", "127.0.0.2", "0177.0.0.2"] {
+            assert_eq!(
+                normalize_host(form),
+                Some(NormalHost::Ip("127.0.0.2".parse().unwrap())),
+                "{form}"
+            );
+        }
+        assert_eq!(
+            normalize_host("127.1"),
+            Some(NormalHost::Ip("127.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(
+            normalize_host("[::ffff:127.0.0.2]"),
+            Some(NormalHost::Ip("::ffff:127.0.0.2".parse().unwrap()))
+        );
+        assert_eq!(normalize_host(""), None);
+        assert_eq!(normalize_host("a b"), None);
+        assert_eq!(normalize_host("."), None);
+    }
+
+    #[test]
+    fn wildcard_rules() {
+        let p = DomainPattern::parse("*.x.com").unwrap();
+        assert!(p.matches("api.x.com"));
+        assert!(p.matches("a.b.x.com"));
+        assert!(!p.matches("x.com"));
+        assert!(!p.matches("evilx.com"));
+        assert!(!p.matches("api.evilx.com"));
+        assert!(DomainPattern::parse("a.*.com").is_err());
+        assert!(DomainPattern::parse("10.0.0.1").is_err());
+    }
+
+    #[test]
+    fn most_specific_wins() {
+        let mut t = HostTable::default();
+        t.insert(&DomainPattern::parse("*.facebook.com").unwrap(), 0);
+        t.insert(&DomainPattern::parse("*.work.facebook.com").unwrap(), 1);
+        t.insert(&DomainPattern::parse("www.facebook.com").unwrap(), 2);
+        assert_eq!(t.lookup("m.facebook.com"), Some(0));
+        assert_eq!(t.lookup("a.work.facebook.com"), Some(1));
+        assert_eq!(t.lookup("www.facebook.com"), Some(2));
+        assert_eq!(t.lookup("facebook.com"), None);
+        assert_eq!(t.lookup("evilfacebook.com"), None);
+        assert_eq!(
+            t.insert(&DomainPattern::parse("*.facebook.com").unwrap(), 3),
+            Some(0)
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The policy: who may do which activity on which site, and when.
+//!
+//! `raw` mirrors the YAML, `compile` builds matchers once (collecting every error
+//! with `file:line:col`), `activity` names a request's activity, `decide` picks the
+//! first matching rule. Deciding is pure: no I/O, no clock, no globals; the caller
+//! supplies the time. `selftest` runs the policy's own `tests:`.
+
+pub mod activity;
+pub mod compile;
+pub mod decide;
+pub mod host;
+pub mod raw;
+pub mod selftest;
+pub mod sources;
+pub mod when;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use regex::Regex;
+
+pub use compile::load_policy;
+pub use decide::{Decision, DryRun, Facts, RequestView};
+pub use host::{normalize_host, DomainPattern, HostTable, NormalHost};
+pub use raw::{Action, OnFinding};
+
+/// Index of an activity name in [`Policy::activity_names`].
+pub type ActivityId = u16;
+
+/// `read` is always id 0, `write` id 1, `connect` id 2.
+pub const ACTIVITY_READ: ActivityId = 0;
+pub const ACTIVITY_WRITE: ActivityId = 1;
+pub const ACTIVITY_CONNECT: ActivityId = 2;
+
+/// Activity names every policy knows, whatever its sites define.
+pub const BUILTIN_ACTIVITIES: &[&str] = &[
+    "read", "write", "connect", "post", "comment", "message", "upload", "react", "login",
+];
+
+/// A compiled, validated policy.
+#[derive(Debug)]
+pub struct Policy {
+    /// The main file's path as given (for messages).
+    pub source: String,
+    /// Short hash over the policy and its included files.
+    pub version: String,
+    pub timezone: chrono_tz::Tz,
+    /// Role names in definition order (bit i of a role mask is `roles[i]`).
+    pub roles: Vec<String>,
+    pub(crate) role_by_group: HashMap<String, u128>,
+    pub(crate) role_by_user: HashMap<String, u128>,
+    pub sites: Vec<Site>,
+    pub(crate) hosts: HostTable,
+    pub activity_names: Vec<String>,
+    pub rules: Vec<Rule>,
+    pub dlp: DlpSettings,
+    pub tests: Vec<selftest::PolicyTest>,
+}
+
+/// A site: its activities in file order.
+#[derive(Debug)]
+pub struct Site {
+    pub name: String,
+    pub domains: Vec<DomainPattern>,
+    pub intercept: bool,
+    pub activities: Vec<(ActivityId, Vec<Matcher>)>,
+    /// True when some matcher reads the body (`form` or `json`).
+    pub needs_body: bool,
+}
+
+/// How a matcher tests the path.
+#[derive(Debug)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+}
+
+/// One compiled activity matcher; every part given must match.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    pub methods: Vec<String>,
+    pub host: Option<DomainPattern>,
+    pub path: Option<PathMatch>,
+    pub path_regex: Option<Regex>,
+    pub query: Vec<(String, Regex)>,
+    pub form: Vec<(String, Regex)>,
+    pub json: Vec<(Vec<String>, Regex)>,
+    pub header: Vec<(http::HeaderName, Regex)>,
+    pub websocket: Option<bool>,
+}
+
+/// Which sites a rule covers.
+#[derive(Debug, Clone, Default)]
+pub struct SiteSelector {
+    pub any: bool,
+    pub listed: bool,
+    pub unlisted: bool,
+    pub ids: Vec<u32>,
+}
+
+/// Which activities a rule covers.
+#[derive(Debug, Clone, Default)]
+pub struct ActivitySelector {
+    /// `any`: every activity and `connect`.
+    pub any: bool,
+    /// `read`: every activity of kind read.
+    pub read_kind: bool,
+    /// `write`: every activity of kind write.
+    pub write_kind: bool,
+    pub ids: Vec<ActivityId>,
+}
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    /// `None`: any role (or none at all).
+    pub roles: Option<u128>,
+    pub sites: SiteSelector,
+    pub activities: ActivitySelector,
+    pub when: Option<when::TimeWindow>,
+    pub action: Action,
+    pub warn_for: Duration,
+    pub message: Option<String>,
+    pub dlp: Option<String>,
+    pub enforce: bool,
+}
+
+/// The `dlp:` section, compiled.
+#[derive(Debug, Default)]
+pub struct DlpSettings {
+    pub profiles: indexmap::IndexMap<String, DlpProfile>,
+    pub custom: Vec<CustomDetector>,
+}
+
+/// A custom detector as the policy defines it.
+#[derive(Debug, Clone)]
+pub struct CustomDetector {
+    pub name: String,
+    pub keywords: Vec<String>,
+    pub pattern: Option<String>,
+    pub near: Vec<String>,
+    pub within: Option<usize>,
+}
+
+/// A DLP profile.
+#[derive(Debug)]
+pub struct DlpProfile {
+    pub name: String,
+    pub detectors: Vec<String>,
+    pub on_finding: OnFinding,
+}
+
+impl Policy {
+    /// The name of an activity id.
+    pub fn activity_name(&self, id: ActivityId) -> &str {
+        self.activity_names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("write")
+    }
+
+    /// The site a normalised host belongs to, if any.
+    pub fn site_for(&self, host: &NormalHost) -> Option<&Site> {
+        let domain = host.as_domain()?;
+        self.hosts
+            .lookup(domain)
+            .and_then(|i| self.sites.get(i as usize))
+    }
+
+    /// The role mask of a user with these groups.
+    pub fn role_mask(&self, user: &str, groups: &[String]) -> u128 {
+        let mut mask = self.role_by_user.get(user).copied().unwrap_or(0);
+        for g in groups {
+            mask |= self.role_by_group.get(g).copied().unwrap_or(0);
+        }
+        mask
+    }
+
+    /// Role names for a mask, in the order the policy defines them.
+    pub fn role_names(&self, mask: u128) -> Vec<String> {
+        self.roles
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < 128 && mask & (1u128 << i) != 0)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Domains of every site, for the PAC file.
+    pub fn all_domains(&self) -> Vec<&DomainPattern> {
+        self.sites.iter().flat_map(|s| s.domains.iter()).collect()
+    }
+}

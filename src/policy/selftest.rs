@@ -1,0 +1,291 @@
+//! The policy's own `tests:`: each names a user, a request and the expected
+//! outcome. `socialgate check` runs them, and so does every reload; a failing test
+//! keeps the running policy in place.
+
+use chrono::{DateTime, Utc};
+
+use super::raw::{RawExpect, RawTest};
+use super::{normalize_host, Action, NormalHost, Policy};
+use crate::yaml_source::{child, ConfigError, YamlDoc};
+
+/// A compiled policy test.
+#[derive(Debug, Clone)]
+pub struct PolicyTest {
+    pub name: String,
+    /// Where the test is written, for failure messages.
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub at: Option<DateTime<Utc>>,
+    pub request: TestRequest,
+    pub expect: Expectation,
+}
+
+/// A request as a test (or `explain`) describes it.
+#[derive(Debug, Clone)]
+pub struct TestRequest {
+    pub method: String,
+    pub host: NormalHost,
+    pub port: u16,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: Option<Vec<u8>>,
+    /// `CONNECT host:port`.
+    pub connect: bool,
+}
+
+impl TestRequest {
+    /// Parses `METHOD URL` (or `CONNECT host:port`) with optional headers and body.
+    pub fn parse(
+        line: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<TestRequest, String> {
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(target), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!(
+                "`{line}` is not `METHOD URL`, e.g. `GET https://www.linkedin.com/feed/`"
+            ));
+        };
+        let method = method.to_ascii_uppercase();
+        if !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(format!("`{method}` is not an HTTP method"));
+        }
+        let mut header_map = http::HeaderMap::new();
+        for (k, v) in headers {
+            let name = http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| format!("`{k}` is not a header name"))?;
+            let value = http::HeaderValue::from_str(v)
+                .map_err(|_| format!("header `{k}` has a value that cannot be sent"))?;
+            header_map.append(name, value);
+        }
+        if method == "CONNECT" {
+            let uri: http::uri::Authority = target
+                .parse()
+                .map_err(|_| format!("`{target}` is not host:port"))?;
+            let host = normalize_host(uri.host()).ok_or_else(|| format!("`{target}`: bad host"))?;
+            let port = uri.port_u16().unwrap_or(443);
+            return Ok(TestRequest {
+                method,
+                host,
+                port,
+                path: String::new(),
+                query: None,
+                headers: header_map,
+                body: None,
+                connect: true,
+            });
+        }
+        let url = url::Url::parse(target).map_err(|e| format!("`{target}` is not a URL: {e}"))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(format!("`{target}`: only http and https URLs"));
+        }
+        let host = url
+            .host_str()
+            .and_then(normalize_host)
+            .ok_or_else(|| format!("`{target}` has no valid host"))?;
+        Ok(TestRequest {
+            method,
+            host,
+            port: url.port_or_known_default().unwrap_or(443),
+            path: url.path().to_string(),
+            query: url.query().map(str::to_string),
+            headers: header_map,
+            body,
+            connect: false,
+        })
+    }
+
+    /// Is this a WebSocket upgrade?
+    pub fn websocket(&self) -> bool {
+        self.headers
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    }
+}
+
+/// What a test expects.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    pub action: Action,
+    pub rule: Option<String>,
+    pub site: Option<String>,
+    pub activity: Option<String>,
+    pub dlp: Vec<String>,
+}
+
+pub(crate) fn compile_test(
+    doc: &YamlDoc,
+    path: &str,
+    raw: RawTest,
+    policy: &Policy,
+    rule_names: &[&str],
+    errors: &mut Vec<ConfigError>,
+) -> Option<PolicyTest> {
+    let before = errors.len();
+    let what = format!("test `{}`", raw.name);
+    let at =
+        raw.at
+            .as_ref()
+            .and_then(|s| match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => Some(t.with_timezone(&Utc)),
+                Err(_) => {
+                    errors.push(doc.error_at(
+                &child(path, "at"),
+                format!("{what}: `at: {s}` is not an RFC 3339 time such as 2026-07-01T12:30:00Z"),
+            ));
+                    None
+                }
+            });
+    let headers: Vec<(String, String)> = raw.headers.into_iter().collect();
+    let request = match TestRequest::parse(&raw.request, &headers, raw.body.map(String::into_bytes))
+    {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errors.push(doc.error_at(&child(path, "request"), format!("{what}: {e}")));
+            None
+        }
+    };
+    let expect = match raw.expect {
+        RawExpect::Action(a) => Expectation {
+            action: a,
+            rule: None,
+            site: None,
+            activity: None,
+            dlp: Vec::new(),
+        },
+        RawExpect::Detailed(d) => Expectation {
+            action: d.action,
+            rule: d.rule,
+            site: d.site,
+            activity: d.activity,
+            dlp: d.dlp.map(|x| x.to_vec()).unwrap_or_default(),
+        },
+    };
+    let ep = child(path, "expect");
+    if let Some(rule) = &expect.rule {
+        let mut known = rule_names.to_vec();
+        known.push(super::decide::DEFAULT_DENY);
+        if !known.contains(&rule.as_str()) {
+            let hint = crate::yaml_source::suggest(rule, known.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            errors.push(doc.error_at(
+                &child(&ep, "rule"),
+                format!("{what}: unknown rule `{rule}`{hint}"),
+            ));
+        }
+    }
+    if let Some(site) = &expect.site {
+        let mut known: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
+        known.push("unlisted");
+        if !known.contains(&site.as_str()) {
+            let hint = crate::yaml_source::suggest(site, known.iter().copied())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            errors.push(doc.error_at(
+                &child(&ep, "site"),
+                format!("{what}: unknown site `{site}`{hint}"),
+            ));
+        }
+    }
+    if errors.len() != before {
+        return None;
+    }
+    let pos = doc.value_pos(path);
+    Some(PolicyTest {
+        name: raw.name,
+        file: doc.file.clone(),
+        line: pos.line,
+        col: pos.col,
+        user: raw.user,
+        groups: raw.groups,
+        at,
+        request: request?,
+        expect,
+    })
+}
+
+/// One failed test, printed as `FILE:LINE:COL: test "name": expected …, got …`.
+#[derive(Debug, Clone)]
+pub struct TestFailure {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for TestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+/// Runs every test of the policy; returns the failures.
+pub fn run_tests(policy: &Policy) -> Vec<TestFailure> {
+    let mut failures = Vec::new();
+    for t in &policy.tests {
+        let verdict =
+            crate::verdict::evaluate_test_request(policy, &t.user, &t.groups, &t.request, t.at);
+        let d = &verdict.decision;
+        let mut wrong = Vec::new();
+        if d.action != t.expect.action {
+            wrong.push(format!("action {}", t.expect.action.as_str()));
+        }
+        if let Some(r) = &t.expect.rule {
+            if &d.rule != r {
+                wrong.push(format!("rule {r}"));
+            }
+        }
+        if let Some(s) = &t.expect.site {
+            if &d.site != s {
+                wrong.push(format!("site {s}"));
+            }
+        }
+        if let Some(a) = &t.expect.activity {
+            if &d.activity != a {
+                wrong.push(format!("activity {a}"));
+            }
+        }
+        for det in &t.expect.dlp {
+            if !verdict.findings.iter().any(|f| &f.detector == det) {
+                wrong.push(format!("a DLP finding of {det}"));
+            }
+        }
+        if !wrong.is_empty() {
+            let found: Vec<&str> = verdict
+                .findings
+                .iter()
+                .map(|f| f.detector.as_str())
+                .collect();
+            let dlp = if found.is_empty() {
+                String::new()
+            } else {
+                format!(", DLP findings: {}", found.join(", "))
+            };
+            failures.push(TestFailure {
+                file: t.file.clone(),
+                line: t.line,
+                col: t.col,
+                message: format!(
+                    "test \"{}\" failed: expected {}; got {} by rule {} (site {}, activity {}{dlp})",
+                    t.name,
+                    wrong.join(", "),
+                    d.action.as_str(),
+                    d.rule,
+                    d.site,
+                    d.activity
+                ),
+            });
+        }
+    }
+    failures
+}

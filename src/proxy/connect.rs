@@ -1,0 +1,266 @@
+//! CONNECT: tunnels decided at the host level (activity `connect`).
+//!
+//! Identity, port, policy and destination are checked before the `200`; the
+//! upstream is dialled first so that a failure is a 502 rather than a dead tunnel.
+//! Then the gateway reads the client's TLS ClientHello (up to 16 KiB, 10 s) and
+//! closes the tunnel when its SNI differs from the CONNECT host or names an
+//! intercepted site, or when traffic to port 443 is not TLS. Only then are bytes
+//! copied both ways.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::respond::{self, BlockInfo};
+use super::upstream::DialError;
+use super::{Gateway, ProxyBody};
+use crate::policy::{normalize_host, Action, Facts, NormalHost, Policy, RequestView};
+
+/// What the first bytes of a tunnel showed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstFlight {
+    /// A TLS ClientHello, with its SNI if any.
+    Tls(Option<String>),
+    NotTls,
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+    reference: String,
+) -> Response<ProxyBody> {
+    let html = respond::wants_html(req.headers());
+    let principal = match gw.admit(peer.ip(), req.headers(), &reference).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let Some(authority) = req.uri().authority().cloned() else {
+        return respond::plain(
+            StatusCode::BAD_REQUEST,
+            "CONNECT needs host:port.",
+            &reference,
+        );
+    };
+    let (Some(host), Some(port)) = (normalize_host(authority.host()), authority.port_u16()) else {
+        return respond::plain(
+            StatusCode::BAD_REQUEST,
+            "CONNECT needs a valid host:port.",
+            &reference,
+        );
+    };
+    if let Err(d) = gw.dialer.guard.check_port(port) {
+        return respond::destination_denied(
+            &format!("port {port} is not allowed ({})", d.label()),
+            html,
+            &gw.settings.support_contact,
+            &reference,
+        );
+    }
+    let policy = gw.policy();
+    if policy.site_for(&host).is_some_and(|s| s.intercept) && host.as_domain().is_some() {
+        // Accepted once identity, port and destination pass; each inner request is
+        // then decided on its own.
+        if let Err(e) = super::intercept::check_destination(&gw, &host, port).await {
+            return dial_error_response(&gw, e, &host, html, &reference);
+        }
+        tokio::spawn(async move {
+            match hyper::upgrade::on(req).await {
+                Ok(upgraded) => {
+                    if let Err(why) = super::intercept::serve(
+                        gw,
+                        principal,
+                        host.clone(),
+                        port,
+                        TokioIo::new(upgraded),
+                    )
+                    .await
+                    {
+                        tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        return Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    }
+    let decision = policy.decide(&Facts {
+        user: &principal.user,
+        groups: &principal.groups,
+        request: RequestView {
+            method: "CONNECT",
+            host: &host,
+            path: "",
+            query: None,
+            headers: req.headers(),
+            body: None,
+            websocket: false,
+            connect: true,
+        },
+        at: Some(Utc::now()),
+    });
+    if decision.action != Action::Allow {
+        tracing::info!(user = %principal.user, site = %decision.site, rule = %decision.rule, "tunnel refused");
+        if principal.challenge_on_deny {
+            return gw.refuse_identity(&reference);
+        }
+        let info = BlockInfo {
+            rule: &decision.rule,
+            site: &decision.site,
+            activity: &decision.activity,
+            detectors: &[],
+            support_contact: &gw.settings.support_contact,
+        };
+        return respond::blocked(&info, html, &reference);
+    }
+    let upstream = match gw.dialer.dial(&host, port).await {
+        Ok((s, _)) => s,
+        Err(DialError::Denied(d)) => {
+            return respond::destination_denied(
+                &format!(
+                    "{host} resolves to an address the gateway does not reach ({})",
+                    d.label()
+                ),
+                html,
+                &gw.settings.support_contact,
+                &reference,
+            )
+        }
+        Err(DialError::Failed(kind, detail)) => {
+            return respond::upstream_failed(kind, &detail, html, &reference)
+        }
+    };
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                if let Err(why) =
+                    run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy).await
+                {
+                    tracing::info!(host = %host, reason = %why, "tunnel closed");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    Response::new(Empty::new().map_err(|never| match never {}).boxed())
+}
+
+fn dial_error_response(
+    gw: &Gateway,
+    e: DialError,
+    host: &NormalHost,
+    html: bool,
+    reference: &str,
+) -> Response<ProxyBody> {
+    match e {
+        DialError::Denied(d) => respond::destination_denied(
+            &format!(
+                "{host} resolves to an address the gateway does not reach ({})",
+                d.label()
+            ),
+            html,
+            &gw.settings.support_contact,
+            reference,
+        ),
+        DialError::Failed(kind, detail) => respond::upstream_failed(kind, &detail, html, reference),
+    }
+}
+
+async fn run_tunnel<C>(
+    mut client: C,
+    mut upstream: TcpStream,
+    host: &NormalHost,
+    port: u16,
+    policy: &Policy,
+) -> Result<(), String>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (first, buffered) =
+        tokio::time::timeout(Duration::from_secs(10), read_first_flight(&mut client))
+            .await
+            .map_err(|_| "the client sent no ClientHello in time".to_string())??;
+    check_first_flight(&first, host, port, policy)?;
+    upstream
+        .write_all(&buffered)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Is this first flight acceptable for a tunnel to `host:port`?
+pub fn check_first_flight(
+    first: &FirstFlight,
+    host: &NormalHost,
+    port: u16,
+    policy: &Policy,
+) -> Result<(), String> {
+    match first {
+        FirstFlight::NotTls if port == 443 => Err("traffic to port 443 is not TLS".into()),
+        FirstFlight::NotTls => Ok(()),
+        FirstFlight::Tls(sni) => {
+            let sni_host = sni.as_deref().and_then(normalize_host);
+            match (&sni_host, host) {
+                (None, NormalHost::Ip(_)) => Ok(()),
+                (None, NormalHost::Domain(_)) => {
+                    Err("the ClientHello names no server (SNI)".into())
+                }
+                (Some(s), h) if s != h => Err(format!("the ClientHello names {s}, not {h}")),
+                (Some(s), _) => match policy.site_for(s) {
+                    Some(site) if site.intercept => {
+                        Err(format!("{s} is an inspected site and cannot be tunnelled"))
+                    }
+                    _ => Ok(()),
+                },
+            }
+        }
+    }
+}
+
+/// Reads until a whole ClientHello has arrived (or it is clearly not TLS).
+/// Returns what it saw and every byte read, to be forwarded unchanged.
+pub async fn read_first_flight<C: tokio::io::AsyncRead + Unpin>(
+    client: &mut C,
+) -> Result<(FirstFlight, Vec<u8>), String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = client.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the client closed the tunnel before sending anything".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf[0] != 0x16 {
+            return Ok((FirstFlight::NotTls, buf));
+        }
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            if acceptor.read_tls(&mut rest).is_err() {
+                return Ok((FirstFlight::NotTls, buf));
+            }
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => {
+                let sni = accepted.client_hello().server_name().map(str::to_string);
+                return Ok((FirstFlight::Tls(sni), buf));
+            }
+            Ok(None) => {}
+            Err(_) => return Ok((FirstFlight::NotTls, buf)),
+        }
+        if buf.len() > 16 * 1024 {
+            return Err("the ClientHello is larger than 16 KiB".into());
+        }
+    }
+}

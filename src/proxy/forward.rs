@@ -1,0 +1,407 @@
+//! Absolute-form HTTP requests (`GET http://host/path`): identify, decide, scan
+//! under a `dlp` rule, then re-serialise the request through hyper to the site.
+//! The body is buffered only where a matcher or a scan needs it; otherwise it
+//! streams. Nothing is retried once sent (a retried POST could post twice).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::rt::TokioIo;
+
+use super::headers::{clean_request_headers, strip_hop_by_hop};
+use super::respond::{self, BlockInfo, UpstreamFailure};
+use super::server::ClientConn;
+use super::upstream::DialError;
+use super::{warn, Gateway, ProxyBody};
+use crate::identity::Principal;
+use crate::policy::{normalize_host, Action, Facts, NormalHost, RequestView};
+use crate::verdict::{apply_dlp, Content, ScanRefusal, Verdict};
+
+/// A body as the proxy holds it: still streaming, or read whole for a scan.
+pub enum HeldBody {
+    Streaming(Incoming),
+    Buffered(Bytes),
+}
+
+impl HeldBody {
+    pub fn into_proxy_body(self) -> ProxyBody {
+        match self {
+            HeldBody::Streaming(b) => b.map_err(|e| Box::new(e) as super::BoxError).boxed(),
+            HeldBody::Buffered(b) => Full::new(b).map_err(|never| match never {}).boxed(),
+        }
+    }
+}
+
+/// Reads a whole body up to `max` bytes. `Err(true)` when it is larger.
+pub async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, bool> {
+    match Limited::new(body, max).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => Err(e
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()),
+    }
+}
+
+pub async fn handle(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    conn: Arc<ClientConn>,
+    req: Request<Incoming>,
+    reference: String,
+) -> Response<ProxyBody> {
+    let html = respond::wants_html(req.headers());
+    let principal = match gw.admit(peer.ip(), req.headers(), &reference).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let uri = req.uri().clone();
+    if uri.scheme_str() != Some("http") {
+        return respond::plain(
+            StatusCode::BAD_REQUEST,
+            "Only http:// URLs are forwarded; https goes through CONNECT.",
+            &reference,
+        );
+    }
+    let Some(host) = uri.host().and_then(normalize_host) else {
+        return respond::plain(
+            StatusCode::BAD_REQUEST,
+            "The request names no valid host.",
+            &reference,
+        );
+    };
+    let port = uri.port_u16().unwrap_or(80);
+    if let Err(d) = gw.dialer.guard.check_port(port) {
+        return respond::destination_denied(
+            &format!("port {port} is not allowed ({})", d.label()),
+            html,
+            &gw.settings.support_contact,
+            &reference,
+        );
+    }
+    let (parts, body) = req.into_parts();
+    if parts.method == http::Method::POST && parts.uri.path() == warn::CONTINUE_PATH {
+        return acknowledge(&gw, &principal, &host, body, &reference).await;
+    }
+    let outcome = decide_request(&gw, &principal, &parts, &host, body, &reference).await;
+    let (verdict, body) = match outcome {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    if let Some(resp) = respond_to_verdict(&gw, &principal, &verdict, &parts, html, &reference) {
+        return resp;
+    }
+    let authority = if port == 80 {
+        host.to_authority_host()
+    } else {
+        format!("{}:{port}", host.to_authority_host())
+    };
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
+    let mut headers = parts.headers;
+    clean_request_headers(&mut headers, &gw.identity.identity_headers());
+    if let Ok(v) = HeaderValue::from_str(&authority) {
+        headers.insert(header::HOST, v);
+    }
+    let mut up = Request::new(body.into_proxy_body());
+    *up.method_mut() = parts.method;
+    *up.uri_mut() = match path.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            return respond::plain(
+                StatusCode::BAD_REQUEST,
+                "The request path is not valid.",
+                &reference,
+            )
+        }
+    };
+    *up.headers_mut() = headers;
+    send_upstream(&gw, &conn, &host, port, up, html, &reference).await
+}
+
+/// Identifies the activity (buffering the body if a matcher needs it), decides,
+/// and scans under a `dlp` rule. Returns the verdict and the body to forward.
+pub async fn decide_request(
+    gw: &Gateway,
+    principal: &Principal,
+    parts: &http::request::Parts,
+    host: &NormalHost,
+    body: Incoming,
+    reference: &str,
+) -> Result<(Verdict, HeldBody), Response<ProxyBody>> {
+    let policy = gw.policy();
+    let max = gw.settings.limits.max_scan_bytes;
+    let has_body = !body.is_end_stream();
+    let site = policy.site_for(host);
+    let mut held = HeldBody::Streaming(body);
+    let too_large = |reference: &str| {
+        respond::plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is larger than the gateway may check, so it was not sent.",
+            reference,
+        )
+    };
+    if has_body && site.is_some_and(|s| s.needs_body) {
+        held = buffer(held, max).await.map_err(|_| too_large(reference))?;
+    }
+    let websocket = parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let decision = {
+        let buffered = match &held {
+            HeldBody::Buffered(b) => Some(b.as_ref()),
+            HeldBody::Streaming(_) => None,
+        };
+        let facts = Facts {
+            user: &principal.user,
+            groups: &principal.groups,
+            request: RequestView {
+                method: parts.method.as_str(),
+                host,
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                body: buffered,
+                websocket,
+                connect: false,
+            },
+            at: Some(Utc::now()),
+        };
+        policy.decide(&facts)
+    };
+    if decision.dlp.is_some() && decision.action != Action::Deny && has_body {
+        // Fail closed: what cannot be scanned whole is not sent.
+        held = buffer(held, max).await.map_err(|_| too_large(reference))?;
+    }
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let body_bytes: &[u8] = match &held {
+        HeldBody::Buffered(b) => b,
+        HeldBody::Streaming(_) => &[],
+    };
+    let content = Content {
+        content_type: header(header::CONTENT_TYPE),
+        content_encoding: header(header::CONTENT_ENCODING),
+        body: body_bytes,
+        query: parts.uri.query(),
+    };
+    let verdict = apply_dlp(&policy, decision, Some(content), max);
+    Ok((verdict, held))
+}
+
+async fn buffer(held: HeldBody, max: usize) -> Result<HeldBody, ()> {
+    match held {
+        HeldBody::Buffered(b) => Ok(HeldBody::Buffered(b)),
+        HeldBody::Streaming(body) => read_limited(body, max)
+            .await
+            .map(HeldBody::Buffered)
+            .map_err(|_| ()),
+    }
+}
+
+/// The response for anything but an allow (deny, warn not yet acknowledged,
+/// refusal); `None` when the request goes on.
+pub fn respond_to_verdict(
+    gw: &Gateway,
+    principal: &Principal,
+    verdict: &Verdict,
+    parts: &http::request::Parts,
+    html: bool,
+    reference: &str,
+) -> Option<Response<ProxyBody>> {
+    let d = &verdict.decision;
+    let detectors: Vec<String> = verdict
+        .findings
+        .iter()
+        .filter(|f| f.on_finding == "block")
+        .map(|f| f.detector.clone())
+        .collect();
+    let info = BlockInfo {
+        rule: &d.rule,
+        site: &d.site,
+        activity: &d.activity,
+        detectors: &detectors,
+        support_contact: &gw.settings.support_contact,
+    };
+    match d.action {
+        Action::Allow => None,
+        Action::Deny => {
+            match &verdict.refusal {
+                Some(ScanRefusal::TooLarge) => {
+                    return Some(respond::plain(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "The request body is larger than the gateway may check, so it was not sent.",
+                        reference,
+                    ))
+                }
+                Some(ScanRefusal::Undecodable(_)) => {
+                    return Some(respond::plain(
+                        StatusCode::FORBIDDEN,
+                        "The request body could not be checked (unknown or broken encoding), so it was not sent.",
+                        reference,
+                    ))
+                }
+                None => {}
+            }
+            if principal.challenge_on_deny && detectors.is_empty() {
+                return Some(gw.refuse_identity(reference));
+            }
+            Some(respond::blocked(&info, html, reference))
+        }
+        Action::Warn => {
+            if gw.warn.acknowledged(&principal.user, &d.site, &d.rule) {
+                return None;
+            }
+            if warn::is_navigation(&parts.method, &parts.headers) {
+                let path = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let token = gw.warn.token(&principal.user, &d.site, &d.rule, path);
+                Some(respond::interstitial(
+                    &info,
+                    d.message.as_deref(),
+                    &token,
+                    true,
+                    reference,
+                ))
+            } else {
+                Some(respond::interstitial(
+                    &info,
+                    d.message.as_deref(),
+                    "",
+                    false,
+                    reference,
+                ))
+            }
+        }
+    }
+}
+
+/// `POST /.socialgate/continue` on a site's host: verify the signed token, record
+/// the acknowledgement, redirect to the original path on the same host.
+pub async fn acknowledge(
+    gw: &Gateway,
+    principal: &Principal,
+    host: &NormalHost,
+    body: Incoming,
+    reference: &str,
+) -> Response<ProxyBody> {
+    let refuse = |why: &str| respond::plain(StatusCode::FORBIDDEN, why, reference);
+    let Ok(body) = read_limited(body, 8192).await else {
+        return refuse("The acknowledgement could not be read.");
+    };
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let Some(ack) = gw.warn.verify(&token) else {
+        return refuse(
+            "This acknowledgement is not valid or has expired. Go back and load the page again.",
+        );
+    };
+    let policy = gw.policy();
+    let site = policy
+        .site_for(host)
+        .map(|s| s.name.as_str())
+        .unwrap_or("unlisted");
+    if ack.user != principal.user || ack.site != site {
+        return refuse("This acknowledgement was made for another user or site.");
+    }
+    let Some(rule) = policy.rules.iter().find(|r| r.name == ack.rule) else {
+        return refuse(
+            "The rule that asked for this acknowledgement no longer exists. Load the page again.",
+        );
+    };
+    gw.warn
+        .record(&principal.user, site, &rule.name, rule.warn_for);
+    tracing::info!(user = %principal.user, site, rule = %rule.name, "warning acknowledged");
+    let mut resp = respond::plain(StatusCode::SEE_OTHER, "Continuing.", reference);
+    if let Ok(v) = HeaderValue::from_str(warn::safe_path(&ack.path)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Sends `req` over this client's own connection to `host:port`, dialling one
+/// through the destination guard when there is none.
+pub async fn send_upstream(
+    gw: &Gateway,
+    conn: &ClientConn,
+    host: &NormalHost,
+    port: u16,
+    req: Request<ProxyBody>,
+    html: bool,
+    reference: &str,
+) -> Response<ProxyBody> {
+    let key = (host.to_authority_host(), port);
+    let mut pooled = conn.upstreams.lock().await.remove(&key);
+    if let Some(s) = pooled.as_mut() {
+        if s.is_closed() || s.ready().await.is_err() {
+            pooled = None;
+        }
+    }
+    let mut sender = match pooled {
+        Some(s) => s,
+        None => match gw.dialer.dial(host, port).await {
+            Ok((tcp, _addr)) => {
+                match hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await {
+                    Ok((sender, connection)) => {
+                        tokio::spawn(async move {
+                            let _ = connection.await;
+                        });
+                        sender
+                    }
+                    Err(e) => {
+                        return respond::upstream_failed(
+                            UpstreamFailure::Protocol,
+                            &format!("{host}: {e}"),
+                            html,
+                            reference,
+                        )
+                    }
+                }
+            }
+            Err(DialError::Denied(d)) => {
+                return respond::destination_denied(
+                    &format!(
+                        "{host} resolves to an address the gateway does not reach ({})",
+                        d.label()
+                    ),
+                    html,
+                    &gw.settings.support_contact,
+                    reference,
+                )
+            }
+            Err(DialError::Failed(kind, detail)) => {
+                return respond::upstream_failed(kind, &detail, html, reference)
+            }
+        },
+    };
+    match sender.send_request(req).await {
+        Ok(resp) => {
+            conn.upstreams.lock().await.insert(key, sender);
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(
+                parts,
+                body.map_err(|e| Box::new(e) as super::BoxError).boxed(),
+            )
+        }
+        Err(e) => respond::upstream_failed(
+            UpstreamFailure::Protocol,
+            &format!("{host} closed the connection before answering ({e})"),
+            html,
+            reference,
+        ),
+    }
+}

@@ -1,0 +1,60 @@
+//! Header hygiene between the legs: hop-by-hop headers and the headers named in
+//! `Connection` are removed, `Proxy-Authorization` and trusted identity headers
+//! never travel upstream, and no `Via` or `X-Forwarded-For` is added.
+
+use http::header::{self, HeaderMap, HeaderName};
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers (and those `Connection` names) in place.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+/// Prepares request headers for the upstream: hop-by-hop and identity headers out.
+pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[HeaderName]) {
+    strip_hop_by_hop(headers);
+    for h in identity_headers {
+        headers.remove(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("proxy-authorization", "Basic abc".parse().unwrap());
+        h.insert("x-authenticated-user", "alice".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        clean_request_headers(&mut h, &[HeaderName::from_static("x-authenticated-user")]);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+}

@@ -1,0 +1,383 @@
+//! The one place that turns a decision or an error into a response the gateway
+//! makes itself: block pages, JSON errors, 407/421/431/502/504.
+//!
+//! Every such response carries `X-Socialgate-Reference` (the audit record id), a
+//! strict `Content-Security-Policy` and `Cache-Control: no-store`. Pages never echo
+//! request headers, credentials or matched values: only names from the policy
+//! (rule, site, activity, detector ids) and the support contact.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use super::ProxyBody;
+
+/// The CSP on every page the gateway makes.
+pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
+/// Does the client want a page rather than JSON?
+pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-dest")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("document"))
+    {
+        return true;
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// Escapes text for HTML.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn finish(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+    reference: &str,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(reference) {
+        h.insert("x-socialgate-reference", v);
+    }
+    resp
+}
+
+fn json(status: StatusCode, value: serde_json::Value, reference: &str) -> Response<ProxyBody> {
+    finish(status, "application/json", value.to_string(), reference)
+}
+
+/// A page in the gateway's style.
+pub fn page(
+    title: &str,
+    lead: &str,
+    details: &[(&str, String)],
+    footer: &str,
+    extra_html: &str,
+) -> String {
+    let mut rows = String::new();
+    for (k, v) in details {
+        rows.push_str(&format!(
+            "<tr><th>{}</th><td>{}</td></tr>",
+            html_escape(k),
+            html_escape(v)
+        ));
+    }
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;background:#f3f2f1;color:#0b0c0c}}
+header{{background:#1d3557;color:#fff;padding:14px 24px;font-weight:600;letter-spacing:.02em}}
+main{{max-width:640px;margin:40px auto;background:#fff;border-top:6px solid #1d70b8;padding:28px 32px;box-shadow:0 1px 3px rgba(0,0,0,.12)}}
+h1{{font-size:1.6rem;margin:0 0 12px}}
+p{{line-height:1.5}}
+table{{border-collapse:collapse;margin:18px 0;width:100%}}
+th{{text-align:left;font-weight:600;padding:6px 12px 6px 0;width:34%;vertical-align:top;color:#505a5f}}
+td{{padding:6px 0;font-family:ui-monospace,Consolas,monospace;word-break:break-all}}
+.foot{{color:#505a5f;font-size:.9rem;border-top:1px solid #b1b4b6;padding-top:12px;margin-top:20px}}
+button{{background:#00703c;color:#fff;border:0;padding:10px 18px;font-size:1rem;cursor:pointer;box-shadow:0 2px 0 #002d18}}
+</style></head>
+<body><header>Web gateway</header><main>
+<h1>{title}</h1>
+<p>{lead}</p>
+<table>{rows}</table>
+{extra_html}
+<p class="foot">{footer}</p>
+</main></body></html>
+"#,
+        title = html_escape(title),
+        lead = html_escape(lead),
+    )
+}
+
+/// What a denial names.
+pub struct BlockInfo<'a> {
+    pub rule: &'a str,
+    pub site: &'a str,
+    pub activity: &'a str,
+    pub detectors: &'a [String],
+    pub support_contact: &'a str,
+}
+
+/// 403: denied by policy or DLP. HTML for page loads, JSON otherwise.
+pub fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<ProxyBody> {
+    if !html {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "blocked",
+                "rule": info.rule,
+                "site": info.site,
+                "activity": info.activity,
+                "detectors": info.detectors,
+                "reference": reference,
+            }),
+            reference,
+        );
+    }
+    let lead = if info.detectors.is_empty() {
+        format!(
+            "This {} on {} is not allowed for you by the organisation's social media policy.",
+            activity_phrase(info.activity),
+            site_phrase(info.site)
+        )
+    } else {
+        "Your post was stopped because it appears to contain sensitive information. Nothing was sent. Remove it and try again.".to_string()
+    };
+    let mut details = vec![
+        ("Rule", info.rule.to_string()),
+        ("Site", info.site.to_string()),
+        ("Activity", info.activity.to_string()),
+    ];
+    if !info.detectors.is_empty() {
+        details.push(("Found", info.detectors.join(", ")));
+    }
+    details.push(("Reference", reference.to_string()));
+    let footer = format!(
+        "If you need this for your work, contact {} and quote the reference.",
+        info.support_contact
+    );
+    finish(
+        StatusCode::FORBIDDEN,
+        "text/html; charset=utf-8",
+        page("Blocked by the web gateway", &lead, &details, &footer, ""),
+        reference,
+    )
+}
+
+fn activity_phrase(activity: &str) -> String {
+    match activity {
+        "read" => "reading".into(),
+        "connect" => "connection".into(),
+        "write" => "change".into(),
+        other => other.to_string(),
+    }
+}
+
+fn site_phrase(site: &str) -> String {
+    if site == "unlisted" {
+        "this website".into()
+    } else {
+        site.to_string()
+    }
+}
+
+/// 407: credentials needed or wrong. `schemes` lists the offered challenges.
+pub fn auth_required(realm: &str, reference: &str) -> Response<ProxyBody> {
+    let mut resp = finish(
+        StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        "text/plain; charset=utf-8",
+        "Sign in to the web gateway to continue.\n".into(),
+        reference,
+    );
+    let realm = realm.replace(['"', '\\'], "");
+    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
+        resp.headers_mut().insert(header::PROXY_AUTHENTICATE, v);
+    }
+    resp
+}
+
+/// 403 for a client with no identity where no sign-in is offered.
+pub fn unknown_client(reference: &str) -> Response<ProxyBody> {
+    finish(
+        StatusCode::FORBIDDEN,
+        "text/plain; charset=utf-8",
+        format!("The web gateway does not know this computer. Ask your IT service desk to set it up (reference {reference}).\n"),
+        reference,
+    )
+}
+
+/// 403 by the destination guard (port, private address, the gateway itself).
+pub fn destination_denied(
+    reason: &str,
+    html: bool,
+    support_contact: &str,
+    reference: &str,
+) -> Response<ProxyBody> {
+    if !html {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "blocked",
+                "rule": "destination-guard",
+                "reason": reason,
+                "reference": reference,
+            }),
+            reference,
+        );
+    }
+    let details = [
+        ("Rule", "destination-guard".to_string()),
+        ("Reason", reason.to_string()),
+        ("Reference", reference.to_string()),
+    ];
+    finish(
+        StatusCode::FORBIDDEN,
+        "text/html; charset=utf-8",
+        page(
+            "Blocked by the web gateway",
+            "The gateway does not connect to this address or port.",
+            &details,
+            &format!("If you need this for your work, contact {support_contact} and quote the reference."),
+            "",
+        ),
+        reference,
+    )
+}
+
+/// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    Dns,
+    Refused,
+    Timeout,
+    Tls,
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamFailure::Dns => "dns",
+            UpstreamFailure::Refused => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
+
+/// 502 / 504: the site could not be reached; distinct from a policy denial.
+pub fn upstream_failed(
+    kind: UpstreamFailure,
+    detail: &str,
+    html: bool,
+    reference: &str,
+) -> Response<ProxyBody> {
+    let status = if kind == UpstreamFailure::Timeout {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    let what = match kind {
+        UpstreamFailure::Dns => "The site's name could not be found.",
+        UpstreamFailure::Refused => "The site could not be reached.",
+        UpstreamFailure::Timeout => "The site took too long to answer.",
+        UpstreamFailure::Tls => "The site's security certificate is not valid, so the connection was stopped. There is no way to continue to this site.",
+        UpstreamFailure::Protocol => "The site sent an answer the gateway could not understand.",
+    };
+    if !html {
+        return json(
+            status,
+            serde_json::json!({"error": "upstream", "kind": kind.label(), "detail": detail, "reference": reference}),
+            reference,
+        );
+    }
+    let details = [
+        ("Problem", detail.to_string()),
+        ("Reference", reference.to_string()),
+    ];
+    finish(
+        status,
+        "text/html; charset=utf-8",
+        page(
+            "The site could not be reached",
+            what,
+            &details,
+            "This is not a policy decision. Try again later.",
+            "",
+        ),
+        reference,
+    )
+}
+
+/// A plain error status with a short text (400, 405, 413, 421, 431, 503).
+pub fn plain(status: StatusCode, text: &str, reference: &str) -> Response<ProxyBody> {
+    finish(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{text}\n"),
+        reference,
+    )
+}
+
+/// The warn interstitial, with a Continue button that POSTs a signed token.
+pub fn interstitial(
+    info: &BlockInfo<'_>,
+    message: Option<&str>,
+    token: &str,
+    html: bool,
+    reference: &str,
+) -> Response<ProxyBody> {
+    if !html {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({
+                "error": "acknowledgement_required",
+                "rule": info.rule,
+                "site": info.site,
+                "activity": info.activity,
+                "message": message,
+                "reference": reference,
+            }),
+            reference,
+        );
+    }
+    let form = format!(
+        r#"<form method="post" action="/.socialgate/continue"><input type="hidden" name="token" value="{}"><button type="submit">Continue</button></form>"#,
+        html_escape(token)
+    );
+    let details = [
+        ("Rule", info.rule.to_string()),
+        ("Site", info.site.to_string()),
+        ("Reference", reference.to_string()),
+    ];
+    finish(
+        StatusCode::FORBIDDEN,
+        "text/html; charset=utf-8",
+        page(
+            "Before you continue",
+            message.unwrap_or(
+                "Use of this site is recorded. Follow the organisation's social media guidance.",
+            ),
+            &details,
+            &format!("Questions: {}.", info.support_contact),
+            &form,
+        ),
+        reference,
+    )
+}

@@ -1,0 +1,133 @@
+//! Listeners: the accept loop and the HTTP/1.1 connection setup for the proxy
+//! port. Each connection is capped (`limits.max_connections`), gets a header read
+//! timeout and the `max_header_bytes` limit (hyper answers 431 beyond it), and
+//! keeps its own upstream connections, never shared with another client.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use super::{connect, forward, respond, Gateway, ProxyBody};
+
+/// Per client connection: its upstream HTTP/1.1 connections by host and port.
+#[derive(Default)]
+pub struct ClientConn {
+    pub upstreams: tokio::sync::Mutex<HashMap<(String, u16), SendRequest<ProxyBody>>>,
+}
+
+/// Serves the proxy port until `shutdown` turns true.
+pub async fn serve_proxy(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(gw.settings.limits.max_connections.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; continuing");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached (limits.max_connections); closing the new connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            serve_connection(gw, stream, peer).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(gw: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let conn = Arc::new(ClientConn::default());
+    let service = {
+        let gw = gw.clone();
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let gw = gw.clone();
+            let conn = conn.clone();
+            async move { Ok::<_, Infallible>(handle(gw, peer, conn, req).await) }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(gw.settings.limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let served = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = served.await {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+}
+
+async fn handle(
+    gw: Arc<Gateway>,
+    peer: SocketAddr,
+    conn: Arc<ClientConn>,
+    req: Request<Incoming>,
+) -> http::Response<ProxyBody> {
+    let reference = gw.reference();
+    // hyper's read buffer bounds the head only roughly; this is the exact limit.
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri().to_string().len();
+    if head_bytes > gw.settings.limits.max_header_bytes {
+        return respond::plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request head is larger than the gateway accepts.",
+            &reference,
+        );
+    }
+    if req.method() == Method::TRACE {
+        return respond::plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "TRACE is not allowed through the gateway.",
+            &reference,
+        );
+    }
+    if req.method() == Method::CONNECT {
+        return connect::handle(gw, peer, req, reference).await;
+    }
+    if req.uri().authority().is_none() {
+        return origin_form(&gw, &req, &reference);
+    }
+    forward::handle(gw, peer, conn, req, reference).await
+}
+
+/// A request addressed to the gateway itself (origin-form).
+fn origin_form(
+    _gw: &Gateway,
+    _req: &Request<Incoming>,
+    reference: &str,
+) -> http::Response<ProxyBody> {
+    respond::plain(
+        StatusCode::BAD_REQUEST,
+        "This is the web gateway's proxy port. Set it as your browser's proxy instead of opening pages on it.",
+        reference,
+    )
+}

@@ -1,0 +1,564 @@
+//! Gateway settings (`socialgate.yaml`): listeners, CA, identity sources, upstream,
+//! limits, audit. Every key is optional and has a safe default; unknown keys are
+//! errors with their position. `Settings::default()` is the built-in configuration
+//! `socialgate run` uses when no file is given.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::policy::raw::OneOrMany;
+use crate::yaml_source::{child, index, ConfigError, ConfigErrors, YamlDoc};
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen: Option<OneOrMany<String>>,
+    admin_listen: Option<String>,
+    policy: Option<String>,
+    ca: Option<RawCa>,
+    support_contact: Option<String>,
+    identity: Option<RawIdentity>,
+    upstream: Option<RawUpstream>,
+    limits: Option<RawLimits>,
+    audit: Option<RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    cert: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    basic: Option<RawBasic>,
+    #[serde(default)]
+    group_members: IndexMap<String, Vec<String>>,
+    #[serde(default)]
+    networks: Vec<RawNetwork>,
+    trusted_header: Option<RawTrustedHeader>,
+    kerberos: Option<RawKerberos>,
+    ldap: Option<RawLdap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasic {
+    realm: Option<String>,
+    htpasswd: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    cidr: String,
+    user: String,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    challenge: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrustedHeader {
+    user: String,
+    groups: Option<String>,
+    from: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawKerberos {
+    keytab: String,
+    principal: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawLdap {
+    url: String,
+    bind_dn: Option<String>,
+    bind_password_file: Option<String>,
+    user_base: String,
+    user_filter: Option<String>,
+    groups_from: Option<String>,
+    group_filter: Option<String>,
+    group_name: Option<String>,
+    cache_for: Option<String>,
+    verify_basic_passwords: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    #[serde(default)]
+    extra_roots: Vec<String>,
+    #[serde(default)]
+    resolve: IndexMap<String, String>,
+    #[serde(default)]
+    allow_destinations: Vec<String>,
+    allowed_ports: Option<Vec<u16>>,
+    proxy: Option<String>,
+    #[serde(default)]
+    no_proxy: Vec<String>,
+    connect_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_bytes: Option<Value>,
+    max_scan_bytes: Option<Value>,
+    max_buffered_bytes: Option<Value>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    path: String,
+}
+
+/// Basic proxy authentication.
+#[derive(Debug, Clone)]
+pub struct BasicSettings {
+    pub realm: String,
+    pub htpasswd: PathBuf,
+}
+
+/// An identity by source network.
+#[derive(Debug, Clone)]
+pub struct NetworkIdentity {
+    pub cidr: IpNet,
+    pub user: String,
+    pub groups: Vec<String>,
+    /// Answer a denial with 407, so a person with more rights can sign in.
+    pub challenge: bool,
+}
+
+/// Identity from a header set by an authenticating proxy in front.
+#[derive(Debug, Clone)]
+pub struct TrustedHeaderSettings {
+    pub user: http::HeaderName,
+    pub groups: Option<http::HeaderName>,
+    pub from: Vec<IpNet>,
+}
+
+/// Identity sources.
+#[derive(Debug, Clone, Default)]
+pub struct IdentitySettings {
+    pub basic: Option<BasicSettings>,
+    pub group_members: HashMap<String, Vec<String>>,
+    pub networks: Vec<NetworkIdentity>,
+    pub trusted_header: Option<TrustedHeaderSettings>,
+}
+
+/// Upstream connections.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    pub extra_roots: Vec<PathBuf>,
+    pub resolve: HashMap<String, IpAddr>,
+    pub allow_destinations: Vec<IpNet>,
+    pub allowed_ports: Vec<u16>,
+    pub connect_timeout: Duration,
+}
+
+/// Resource limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_scan_bytes: usize,
+    pub max_buffered_bytes: usize,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    /// `None`: the built-in policy (or `policies/default.yaml` when present).
+    pub policy: Option<PathBuf>,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub support_contact: String,
+    pub identity: IdentitySettings,
+    pub upstream: UpstreamSettings,
+    pub limits: Limits,
+    /// Audit log path; `-` for stdout.
+    pub audit_path: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 3128))],
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9128))),
+            policy: None,
+            ca_cert: PathBuf::from("certs/ca.crt"),
+            ca_key: PathBuf::from("certs/ca.key"),
+            support_contact: "your IT service desk".into(),
+            identity: IdentitySettings {
+                networks: vec![NetworkIdentity {
+                    cidr: IpNet::from(IpAddr::from([127, 0, 0, 0])).supernet_for(8),
+                    user: "local".into(),
+                    groups: vec!["all-staff".into()],
+                    challenge: false,
+                }],
+                ..Default::default()
+            },
+            upstream: UpstreamSettings {
+                extra_roots: Vec::new(),
+                resolve: HashMap::new(),
+                allow_destinations: Vec::new(),
+                allowed_ports: vec![80, 443],
+                connect_timeout: Duration::from_secs(10),
+            },
+            limits: Limits {
+                max_header_bytes: 65536,
+                max_scan_bytes: 10 << 20,
+                max_buffered_bytes: 256 << 20,
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 10_000,
+            },
+            audit_path: "audit.jsonl".into(),
+        }
+    }
+}
+
+trait Supernet {
+    fn supernet_for(self, prefix: u8) -> IpNet;
+}
+
+impl Supernet for IpNet {
+    fn supernet_for(self, prefix: u8) -> IpNet {
+        IpNet::new(self.addr(), prefix)
+            .map(|n| n.trunc())
+            .unwrap_or(self)
+    }
+}
+
+/// Parses `10MiB`, `64KiB`, `1GiB`, `500kB`, `65536`.
+pub fn parse_size(v: &Value) -> Result<usize, String> {
+    if let Some(n) = v.as_u64() {
+        return usize::try_from(n).map_err(|_| "too large".into());
+    }
+    let s = v.as_str().ok_or("a size such as 10MiB or 65536")?.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size such as 10MiB"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB, GiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .and_then(|x| usize::try_from(x).ok())
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|_| format!("`{s}` is not a duration such as 10s, 5m or 1h"))
+}
+
+/// Parses a listen address: `127.0.0.1:3128`, `[::1]:3128`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not an address:port such as 127.0.0.1:3128 or [::1]:3128"))
+}
+
+fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    if let Ok(net) = s.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    s.parse::<IpAddr>()
+        .map(IpNet::from)
+        .map_err(|_| format!("`{s}` is not a CIDR such as 10.20.0.0/16"))
+}
+
+impl Settings {
+    /// Loads settings from YAML text (`file` names it in errors), collecting every error.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Settings, ConfigErrors> {
+        let doc = YamlDoc::parse(file, text)?;
+        let mut errors = Vec::new();
+        let raw: RawSettings = match doc.typed(&doc.root, "", "the settings", &mut errors) {
+            Some(r) => r,
+            None => return Err(ConfigErrors(errors)),
+        };
+        let mut s = Settings::default();
+        let mut err = |path: &str, msg: String| errors.push(doc.error_at(path, msg));
+
+        if let Some(listen) = raw.listen {
+            s.listen.clear();
+            let list = listen.to_vec();
+            for (i, l) in list.iter().enumerate() {
+                let p = if list.len() == 1 {
+                    "listen".to_string()
+                } else {
+                    index("listen", i)
+                };
+                match parse_listen(l) {
+                    Ok(a) => s.listen.push(a),
+                    Err(e) => err(&p, format!("`listen`: {e}")),
+                }
+            }
+        }
+        if let Some(a) = raw.admin_listen {
+            match parse_listen(&a) {
+                Ok(a) => s.admin_listen = Some(a),
+                Err(e) => err("admin_listen", format!("`admin_listen`: {e}")),
+            }
+        }
+        s.policy = raw.policy.map(PathBuf::from);
+        if let Some(ca) = raw.ca {
+            s.ca_cert = ca.cert.into();
+            s.ca_key = ca.key.into();
+        }
+        if let Some(c) = raw.support_contact {
+            s.support_contact = c;
+        }
+        if let Some(id) = raw.identity {
+            let mut identity = IdentitySettings::default();
+            if let Some(b) = id.basic {
+                identity.basic = Some(BasicSettings {
+                    realm: b.realm.unwrap_or_else(|| "socialgate".into()),
+                    htpasswd: b.htpasswd.into(),
+                });
+            }
+            identity.group_members = id.group_members.into_iter().collect();
+            for (i, n) in id.networks.into_iter().enumerate() {
+                let p = index("identity.networks", i);
+                match parse_cidr(&n.cidr) {
+                    Ok(cidr) => identity.networks.push(NetworkIdentity {
+                        cidr,
+                        user: n.user,
+                        groups: n.groups,
+                        challenge: n.challenge,
+                    }),
+                    Err(e) => err(&child(&p, "cidr"), format!("`cidr`: {e}")),
+                }
+            }
+            if let Some(t) = id.trusted_header {
+                let p = "identity.trusted_header";
+                let user = http::HeaderName::from_bytes(t.user.as_bytes());
+                let groups = t
+                    .groups
+                    .as_ref()
+                    .map(|g| http::HeaderName::from_bytes(g.as_bytes()));
+                let mut from = Vec::new();
+                for (i, f) in t.from.iter().enumerate() {
+                    match parse_cidr(f) {
+                        Ok(n) => from.push(n),
+                        Err(e) => err(&index(&child(p, "from"), i), format!("`from`: {e}")),
+                    }
+                }
+                if from.is_empty() {
+                    err(&child(p, "from"), "`from` must list the peers allowed to set the header; an empty list would trust no one".into());
+                }
+                match (user, groups) {
+                    (Ok(user), None) => {
+                        identity.trusted_header = Some(TrustedHeaderSettings {
+                            user,
+                            groups: None,
+                            from,
+                        })
+                    }
+                    (Ok(user), Some(Ok(g))) => {
+                        identity.trusted_header = Some(TrustedHeaderSettings {
+                            user,
+                            groups: Some(g),
+                            from,
+                        })
+                    }
+                    _ => err(
+                        p,
+                        "`trusted_header`: `user` and `groups` must be header names".into(),
+                    ),
+                }
+            }
+            if id.kerberos.is_some() {
+                err("identity.kerberos", "`kerberos`: Negotiate sign-in is not available in this version yet (see issue 8); remove the key or use `basic`".into());
+            }
+            if id.ldap.is_some() {
+                err("identity.ldap", "`ldap`: directory groups are not available in this version yet (see issue 8); use `group_members`".into());
+            }
+            s.identity = identity;
+        }
+        if let Some(u) = raw.upstream {
+            s.upstream.extra_roots = u.extra_roots.into_iter().map(PathBuf::from).collect();
+            for (host, ip) in u.resolve {
+                match ip.parse::<IpAddr>() {
+                    Ok(ip) => {
+                        s.upstream
+                            .resolve
+                            .insert(host.trim_end_matches('.').to_ascii_lowercase(), ip);
+                    }
+                    Err(_) => err(
+                        &child("upstream.resolve", &host),
+                        format!("`resolve`: `{ip}` is not an IP address"),
+                    ),
+                }
+            }
+            for (i, d) in u.allow_destinations.iter().enumerate() {
+                match parse_cidr(d) {
+                    Ok(n) => s.upstream.allow_destinations.push(n),
+                    Err(e) => err(
+                        &index("upstream.allow_destinations", i),
+                        format!("`allow_destinations`: {e}"),
+                    ),
+                }
+            }
+            if let Some(p) = u.allowed_ports {
+                if p.is_empty() {
+                    err(
+                        "upstream.allowed_ports",
+                        "`allowed_ports` is empty: nothing could be reached".into(),
+                    );
+                }
+                s.upstream.allowed_ports = p;
+            }
+            if u.proxy.is_some() || !u.no_proxy.is_empty() {
+                err("upstream.proxy", "`proxy`: chaining through a parent proxy is not available in this version yet; remove the key".into());
+            }
+            if let Some(t) = u.connect_timeout {
+                match parse_duration(&t) {
+                    Ok(d) => s.upstream.connect_timeout = d,
+                    Err(e) => err(
+                        "upstream.connect_timeout",
+                        format!("`connect_timeout`: {e}"),
+                    ),
+                }
+            }
+        }
+        if let Some(l) = raw.limits {
+            let mut size = |v: Option<Value>, key: &str, target: &mut usize| {
+                if let Some(v) = v {
+                    match parse_size(&v) {
+                        Ok(n) => *target = n,
+                        Err(e) => err(&child("limits", key), format!("`{key}`: {e}")),
+                    }
+                }
+            };
+            size(
+                l.max_header_bytes,
+                "max_header_bytes",
+                &mut s.limits.max_header_bytes,
+            );
+            size(
+                l.max_scan_bytes,
+                "max_scan_bytes",
+                &mut s.limits.max_scan_bytes,
+            );
+            size(
+                l.max_buffered_bytes,
+                "max_buffered_bytes",
+                &mut s.limits.max_buffered_bytes,
+            );
+            if s.limits.max_header_bytes < 8192 {
+                err(
+                    "limits.max_header_bytes",
+                    "`max_header_bytes` must be at least 8192".into(),
+                );
+            }
+            if let Some(t) = l.idle_timeout {
+                match parse_duration(&t) {
+                    Ok(d) => s.limits.idle_timeout = d,
+                    Err(e) => err("limits.idle_timeout", format!("`idle_timeout`: {e}")),
+                }
+            }
+            if let Some(m) = l.max_connections {
+                s.limits.max_connections = m;
+            }
+        }
+        if let Some(a) = raw.audit {
+            s.audit_path = a.path;
+        }
+        if errors.is_empty() {
+            Ok(s)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Reads and parses a settings file.
+    pub fn load(path: &std::path::Path) -> Result<Settings, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the settings: {e}"),
+            }])
+        })?;
+        Settings::from_yaml(&name, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_yaml("s.yaml", "").unwrap();
+        assert_eq!(s.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
+        assert_eq!(s.limits.max_scan_bytes, 10 << 20);
+        assert_eq!(s.identity.networks[0].cidr.to_string(), "127.0.0.0/8");
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let text = "listen: nowhere\nlimits:\n  max_scan_bytes: 10 parsecs\nupstreem: {}\n";
+        let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "s.yaml:4:1: unknown key `upstreem` in the settings; did you mean `upstream`?"
+            ),
+            "{err}"
+        );
+        let text = "listen: nowhere\nlimits:\n  max_scan_bytes: 10 parsecs\n";
+        let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.contains("s.yaml:1:9: `listen`: `nowhere` is not an address:port"),
+            "{err}"
+        );
+        assert!(
+            err.contains("s.yaml:3:19: `max_scan_bytes`: unknown size unit `parsecs`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size(&Value::from("10MiB")), Ok(10 << 20));
+        assert_eq!(parse_size(&Value::from(65536u64)), Ok(65536));
+        assert!(parse_size(&Value::from("ten")).is_err());
+    }
+}
