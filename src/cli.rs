@@ -61,10 +61,41 @@ enum Command {
         method: String,
         url: String,
     },
+    /// Run DLP detectors over a text or a raw request body. Exit 0 when clean, 3 when something was found.
+    Scan {
+        /// A policy whose profile to use (default: as `run` would choose).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// A DLP profile of the policy; without one, every built-in detector.
+        #[arg(long, value_name = "P")]
+        profile: Option<String>,
+        #[arg(long, value_name = "T")]
+        content_type: Option<String>,
+        #[arg(long, value_name = "E")]
+        content_encoding: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// The file to scan; stdin when absent.
+        file: Option<PathBuf>,
+    },
+    /// Manage the interception CA.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
     /// Read a password on stdin and print a bcrypt hash for the htpasswd file.
     HashPassword {
         #[arg(long, default_value_t = 10)]
         cost: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create a CA (ECDSA P-256, name-constrained; key file mode 0600). Refuses to overwrite.
+    Init {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
     },
 }
 
@@ -98,6 +129,17 @@ pub fn main() -> ExitCode {
             url,
         }),
         Command::HashPassword { cost } => cmd_hash_password(cost),
+        Command::Scan {
+            policy,
+            profile,
+            content_type,
+            content_encoding,
+            json,
+            file,
+        } => cmd_scan(policy, profile, content_type, content_encoding, json, file),
+        Command::Ca {
+            command: CaCommand::Init { dir },
+        } => cmd_ca_init(&dir),
     }
 }
 
@@ -311,6 +353,122 @@ fn cmd_hash_password(cost: u32) -> ExitCode {
     match bcrypt::hash(password, cost) {
         Ok(h) => {
             println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("socialgate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn cmd_scan(
+    policy: Option<PathBuf>,
+    profile: Option<String>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    json: bool,
+    file: Option<PathBuf>,
+) -> ExitCode {
+    let scanner = match &profile {
+        None => std::sync::Arc::new(crate::dlp::Scanner::all_builtins()),
+        Some(name) => {
+            let source = match policy {
+                Some(p) => PolicySource::File(p),
+                None => PolicySource::for_settings(&Settings::default()),
+            };
+            let policy = match load_checked_policy(&source) {
+                Ok(p) => p,
+                Err(errs) => {
+                    for e in errs {
+                        eprintln!("{e}");
+                    }
+                    return ExitCode::from(1);
+                }
+            };
+            match policy
+                .dlp
+                .profiles
+                .get(name)
+                .and_then(|p| p.scanner.clone())
+            {
+                Some(s) => s,
+                None => {
+                    let known: Vec<&str> = policy.dlp.profiles.keys().map(String::as_str).collect();
+                    eprintln!(
+                        "socialgate: the policy has no DLP profile `{name}` (it has: {})",
+                        known.join(", ")
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
+    let mut body = Vec::new();
+    let read = match &file {
+        Some(f) => std::fs::read(f).map(|b| body = b),
+        None => std::io::stdin().read_to_end(&mut body).map(|_| ()),
+    };
+    if let Err(e) = read {
+        eprintln!("socialgate: cannot read the input: {e}");
+        return ExitCode::from(1);
+    }
+    let input = crate::dlp::ScanInput {
+        content_type: content_type.as_deref(),
+        content_encoding: content_encoding.as_deref(),
+        body: &body,
+        query: None,
+    };
+    let findings = match scanner.scan_request(&input, &crate::dlp::ScanLimits::default()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("socialgate: the input cannot be scanned: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if json {
+        let list: Vec<serde_json::Value> = findings
+            .iter()
+            .map(|f| serde_json::json!({"detector": f.detector, "count": f.count, "sample": f.sample}))
+            .collect();
+        println!("{}", serde_json::json!({ "findings": list }));
+    } else if findings.is_empty() {
+        println!("no findings");
+    } else {
+        for f in &findings {
+            println!("{}\t{}\t{}", f.detector, f.count, f.sample);
+        }
+    }
+    if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
+}
+
+fn cmd_ca_init(dir: &std::path::Path) -> ExitCode {
+    let cert = dir.join("ca.crt");
+    let key = dir.join("ca.key");
+    if cert.exists() || key.exists() {
+        eprintln!(
+            "socialgate: {} or {} already exists; remove both first if you really want a new CA (every client must then trust the new one)",
+            cert.display(),
+            key.display()
+        );
+        return ExitCode::from(1);
+    }
+    match crate::tls::CertificateAuthority::load_or_create(&cert, &key) {
+        Ok((ca, _)) => {
+            println!(
+                "created {} and {} (key mode 0600)",
+                cert.display(),
+                key.display()
+            );
+            println!("SHA-256 fingerprint: {}", ca.sha256_fingerprint());
+            println!(
+                "Distribute {} to staff browsers as a trusted root; see docs/operations.md.",
+                cert.display()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

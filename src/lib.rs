@@ -4,9 +4,12 @@
 //! touches the network lives in `proxy`. See DESIGN.md in the project docs for the
 //! contracts: CLI verbs, YAML keys, status codes, metric names.
 
+pub mod audit;
 pub mod cli;
+pub mod dlp;
 pub mod dlp_bridge;
 pub mod identity;
+pub mod metrics;
 pub mod net_guard;
 pub mod policy;
 pub mod proxy;

@@ -19,21 +19,7 @@ use super::{
 };
 use crate::yaml_source::{child, index, suggest, ConfigError, ConfigErrors, YamlDoc};
 
-/// Built-in DLP detector ids (the contract in DLP.md).
-pub const BUILTIN_DETECTORS: &[&str] = &[
-    "payment-card",
-    "uk-nino",
-    "nhs-number",
-    "uk-passport",
-    "uk-driving-licence",
-    "uk-bank-account",
-    "iban",
-    "protective-marking",
-    "secrets",
-    "email-address",
-    "uk-phone",
-    "uk-postcode",
-];
+use crate::dlp::BUILTIN_DETECTORS;
 
 const TOP_KEYS: &[&str] = &[
     "version", "timezone", "roles", "include", "sites", "dlp", "rules", "tests",
@@ -596,12 +582,36 @@ impl Compiler {
             if prof.detectors.is_empty() {
                 errors.push(doc.error_at(&p, format!("profile `{name}` lists no detectors")));
             }
+            let specs: Vec<crate::dlp::CustomDetectorSpec> = custom
+                .iter()
+                .filter(|c| prof.detectors.contains(&c.name))
+                .map(|c| crate::dlp::CustomDetectorSpec {
+                    name: c.name.clone(),
+                    keywords: c.keywords.clone(),
+                    pattern: c.pattern.clone(),
+                    near: c.near.clone(),
+                    within: c.within,
+                })
+                .collect();
+            let scanner = match crate::dlp::Scanner::new(&prof.detectors, &specs) {
+                Ok(s) => Some(std::sync::Arc::new(s)),
+                Err(e) => {
+                    if errors
+                        .iter()
+                        .all(|x| !x.message.starts_with(&format!("profile `{name}`")))
+                    {
+                        errors.push(doc.error_at(&p, format!("profile `{name}`: {e}")));
+                    }
+                    None
+                }
+            };
             profiles.insert(
                 name.clone(),
                 DlpProfile {
                     name: name.clone(),
                     detectors: prof.detectors.clone(),
                     on_finding: prof.on_finding,
+                    scanner,
                 },
             );
         }

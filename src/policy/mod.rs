@@ -149,6 +149,8 @@ pub struct DlpProfile {
     pub name: String,
     pub detectors: Vec<String>,
     pub on_finding: OnFinding,
+    /// The compiled scanner (absent only in a policy that failed to load).
+    pub scanner: Option<std::sync::Arc<crate::dlp::Scanner>>,
 }
 
 impl Policy {

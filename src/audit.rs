@@ -1,0 +1,182 @@
+//! The audit trail: one JSON object per line, one line per request, written by a
+//! single task behind a bounded queue. serde_json escapes every string, so a user
+//! name with CR/LF or quotes is still one record. DLP samples arrive masked.
+//! SIGUSR1 reopens the file (log rotation); `-` writes to stdout.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::policy::DryRun;
+use crate::verdict::DlpFinding;
+
+/// How many records may wait for the writer.
+pub const QUEUE_CAPACITY: usize = 8192;
+
+/// One request, as the security team sees it.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct AuditRecord {
+    pub ts: String,
+    pub reference: String,
+    pub client_ip: String,
+    pub user: Option<String>,
+    pub roles: Vec<String>,
+    pub method: String,
+    pub host: String,
+    /// Without the query string.
+    pub path: String,
+    pub site: String,
+    pub activity: String,
+    pub action: String,
+    pub rule: String,
+    pub dry_run: Vec<DryRun>,
+    pub dlp: Vec<DlpFinding>,
+    pub status: u16,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub duration_ms: u64,
+}
+
+enum Msg {
+    Record(String),
+    Reopen,
+}
+
+/// The sending side; cheap to share.
+#[derive(Clone, Debug)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("audit message")
+    }
+}
+
+enum Sink {
+    Stdout,
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+fn open(path: &str) -> std::io::Result<Sink> {
+    if path == "-" {
+        return Ok(Sink::Stdout);
+    }
+    let p = PathBuf::from(path);
+    if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)?;
+    Ok(Sink::File(std::io::BufWriter::new(f)))
+}
+
+impl Sink {
+    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")
+            }
+            Sink::File(f) => {
+                f.write_all(line.as_bytes())?;
+                f.write_all(b"\n")
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout => std::io::stdout().flush(),
+            Sink::File(f) => f.flush(),
+        }
+    }
+}
+
+impl AuditLog {
+    /// Opens `path` and starts the writer; the handle ends when every sender is
+    /// dropped and the queue is written out.
+    pub fn start(path: &str) -> Result<(AuditLog, tokio::task::JoinHandle<()>), String> {
+        let mut sink = open(path).map_err(|e| format!("cannot open the audit log {path}: {e}"))?;
+        let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_CAPACITY);
+        let path = path.to_string();
+        let handle = tokio::task::spawn_blocking(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    Msg::Record(line) => {
+                        if let Err(e) = sink.write_line(&line) {
+                            tracing::error!(error = %e, path = %path, "cannot write the audit log; check the disk");
+                        }
+                    }
+                    Msg::Reopen => {
+                        let _ = sink.flush();
+                        match open(&path) {
+                            Ok(s) => {
+                                sink = s;
+                                tracing::info!(path = %path, "audit log reopened");
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, path = %path, "cannot reopen the audit log; still writing to the old file")
+                            }
+                        }
+                    }
+                }
+                if rx.is_empty() {
+                    let _ = sink.flush();
+                }
+            }
+            let _ = sink.flush();
+        });
+        Ok((AuditLog { tx }, handle))
+    }
+
+    /// Can the queue take a record right now?
+    pub fn has_room(&self) -> bool {
+        self.tx.capacity() > 0
+    }
+
+    /// Queues a record; false when the queue is full (the caller counts it).
+    pub fn write(&self, record: &AuditRecord) -> bool {
+        match serde_json::to_string(record) {
+            Ok(line) => self.tx.try_send(Msg::Record(line)).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Asks the writer to reopen the file (SIGUSR1).
+    pub fn reopen(&self) {
+        let _ = self.tx.try_send(Msg::Reopen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_line_per_record_whatever_the_user_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let (log, handle) = AuditLog::start(&path.display().to_string()).unwrap();
+        let rec = AuditRecord {
+            user: Some("mallory\r\n{\"user\":\"admin\"}".into()),
+            path: "/a\"b".into(),
+            ..Default::default()
+        };
+        assert!(log.write(&rec));
+        assert!(log.write(&AuditRecord::default()));
+        drop(log);
+        handle.await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["user"], "mallory\r\n{\"user\":\"admin\"}");
+    }
+}

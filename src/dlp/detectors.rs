@@ -1,0 +1,1644 @@
+//! Detectors: the built-in ones of `shared/DLP.md` and the custom ones of a policy.
+//!
+//! Job: over one normalised text, report every candidate value that passes its
+//! detector's validator, as `(slot, canonical value)` to a sink. The work is
+//! staged so that ordinary prose costs little: one byte pass finds digit
+//! clusters (groups of ASCII digits joined by single spaces, dashes or dots) and
+//! validates cards, NHS numbers, passports and bank details straight from them;
+//! only "interesting" clusters (six digits or more, or touching a capital) open a
+//! small window where the alphanumeric regexes run (NI number, IBAN, driving
+//! licence, postcode, phone, letter-prefixed passport). Secrets and protective
+//! markings come from one case-sensitive Aho-Corasick pass over their literal
+//! prefixes, e-mail addresses from `memchr('@')`, custom keywords from one
+//! ASCII-case-insensitive Aho-Corasick automaton over all keywords.
+//!
+//! Limits: text must already be normalised (ASCII digits, no invisibles).
+//! Postcodes match in capitals only. Card numbers are 13–19 digits in one run
+//! or groups separated by single spaces/dashes; a longer run of digits is not a
+//! card. The canonical value is the candidate with separators stripped (and
+//! upper-cased where the detector is case-insensitive); it never leaves the scan.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use base64::Engine;
+use regex::Regex;
+
+use super::normalize::normalize;
+use super::DlpError;
+
+/// Built-in detector ids, a public contract (policy files name them).
+pub const BUILTIN_DETECTORS: &[&str] = &[
+    "payment-card",
+    "uk-nino",
+    "nhs-number",
+    "uk-passport",
+    "uk-driving-licence",
+    "uk-bank-account",
+    "iban",
+    "protective-marking",
+    "secrets",
+    "email-address",
+    "uk-phone",
+    "uk-postcode",
+];
+
+/// A custom detector as written in the policy's `dlp.detectors` map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomDetectorSpec {
+    /// The detector's name (the key in the policy map); must not be a built-in id.
+    pub name: String,
+    /// Whole words or phrases, matched case-insensitively.
+    pub keywords: Vec<String>,
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: Option<String>,
+    /// Context words: a match counts only with one of them within `within` chars.
+    pub near: Vec<String>,
+    /// Distance for `near`, in characters (bytes of normalised text); default 100.
+    pub within: Option<usize>,
+}
+
+/// Default `within` for custom `near` words.
+pub const DEFAULT_NEAR_WITHIN: usize = 100;
+const PASSPORT_KEYWORD_WITHIN: usize = 100;
+const BANK_PAIR_WITHIN: usize = 50;
+const WINDOW_PAD: usize = 48;
+
+/// One built-in detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    PaymentCard,
+    UkNino,
+    NhsNumber,
+    UkPassport,
+    UkDrivingLicence,
+    UkBankAccount,
+    Iban,
+    ProtectiveMarking,
+    Secrets,
+    EmailAddress,
+    UkPhone,
+    UkPostcode,
+}
+
+impl Builtin {
+    pub(crate) const ALL: [Builtin; 12] = [
+        Builtin::PaymentCard,
+        Builtin::UkNino,
+        Builtin::NhsNumber,
+        Builtin::UkPassport,
+        Builtin::UkDrivingLicence,
+        Builtin::UkBankAccount,
+        Builtin::Iban,
+        Builtin::ProtectiveMarking,
+        Builtin::Secrets,
+        Builtin::EmailAddress,
+        Builtin::UkPhone,
+        Builtin::UkPostcode,
+    ];
+
+    pub(crate) fn id(self) -> &'static str {
+        BUILTIN_DETECTORS[self as usize]
+    }
+
+    pub(crate) fn from_id(id: &str) -> Option<Builtin> {
+        Builtin::ALL.into_iter().find(|b| b.id() == id)
+    }
+}
+
+/// Receives `(slot, canonical value)` for every validated match.
+pub(crate) type Sink<'s> = dyn FnMut(usize, &str) + 's;
+
+/// Literal prefixes found by the one case-sensitive automaton.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Literal {
+    Aws,
+    GitHub,
+    GitHubPat,
+    Slack,
+    PrivateKey,
+    Jwt,
+    Official,
+    Secret,
+    UkEyesOnly,
+    /// RESTRICTED, CONFIDENTIAL, PROTECT: only at the start or end of a line.
+    LineMarking,
+}
+
+const SECRET_LITERALS: &[(&str, Literal)] = &[
+    ("AKIA", Literal::Aws),
+    ("ASIA", Literal::Aws),
+    ("ghp_", Literal::GitHub),
+    ("gho_", Literal::GitHub),
+    ("ghs_", Literal::GitHub),
+    ("github_pat_", Literal::GitHubPat),
+    ("xoxa-", Literal::Slack),
+    ("xoxb-", Literal::Slack),
+    ("xoxp-", Literal::Slack),
+    ("xoxr-", Literal::Slack),
+    ("xoxs-", Literal::Slack),
+    ("-----BEGIN", Literal::PrivateKey),
+    ("eyJ", Literal::Jwt),
+];
+
+const MARKING_LITERALS: &[(&str, Literal)] = &[
+    ("OFFICIAL", Literal::Official),
+    ("SECRET", Literal::Secret),
+    ("UK EYES ONLY", Literal::UkEyesOnly),
+    ("RESTRICTED", Literal::LineMarking),
+    ("CONFIDENTIAL", Literal::LineMarking),
+    ("PROTECT", Literal::LineMarking),
+];
+
+/// IBAN length per country (ISO 13616 registry, Europe complete plus common others).
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AD", 24),
+    ("AE", 23),
+    ("AL", 28),
+    ("AT", 20),
+    ("AZ", 28),
+    ("BA", 20),
+    ("BE", 16),
+    ("BG", 22),
+    ("BH", 22),
+    ("BR", 29),
+    ("BY", 28),
+    ("CH", 21),
+    ("CR", 22),
+    ("CY", 28),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("DO", 28),
+    ("EE", 20),
+    ("EG", 29),
+    ("ES", 24),
+    ("FI", 18),
+    ("FO", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("GE", 22),
+    ("GI", 23),
+    ("GL", 18),
+    ("GR", 27),
+    ("GT", 28),
+    ("HR", 21),
+    ("HU", 28),
+    ("IE", 22),
+    ("IL", 23),
+    ("IQ", 23),
+    ("IS", 26),
+    ("IT", 27),
+    ("JO", 30),
+    ("KW", 30),
+    ("KZ", 20),
+    ("LB", 28),
+    ("LC", 32),
+    ("LI", 21),
+    ("LT", 20),
+    ("LU", 20),
+    ("LV", 21),
+    ("MC", 27),
+    ("MD", 24),
+    ("ME", 22),
+    ("MK", 19),
+    ("MR", 27),
+    ("MT", 31),
+    ("MU", 30),
+    ("NL", 18),
+    ("NO", 15),
+    ("PK", 24),
+    ("PL", 28),
+    ("PS", 29),
+    ("PT", 25),
+    ("QA", 29),
+    ("RO", 24),
+    ("RS", 22),
+    ("SA", 24),
+    ("SC", 31),
+    ("SE", 24),
+    ("SI", 19),
+    ("SK", 24),
+    ("SM", 27),
+    ("ST", 25),
+    ("SV", 28),
+    ("TL", 23),
+    ("TN", 24),
+    ("TR", 26),
+    ("UA", 29),
+    ("VA", 22),
+    ("VG", 24),
+    ("XK", 20),
+];
+
+/// The window regexes of the built-ins (compiled once per scanner).
+#[derive(Debug)]
+struct WindowRegexes {
+    nino: Regex,
+    iban: Regex,
+    driving_licence: Regex,
+    postcode: Regex,
+    phone: Regex,
+    passport_letter: Regex,
+    email: Regex,
+}
+
+impl WindowRegexes {
+    fn compile() -> Result<WindowRegexes, DlpError> {
+        let re = |id: &str, p: &str| {
+            Regex::new(p).map_err(|e| DlpError::BadPattern {
+                detector: id.to_string(),
+                error: e.to_string(),
+            })
+        };
+        Ok(WindowRegexes {
+            nino: re(
+                "uk-nino",
+                r"(?i)(?-u:\b)[A-Z]{2}[ -]?[0-9]{2}[ -]?[0-9]{2}[ -]?[0-9]{2}[ -]?[A-D](?-u:\b)",
+            )?,
+            iban: re(
+                "iban",
+                r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){10,32}",
+            )?,
+            driving_licence: re(
+                "uk-driving-licence",
+                r"(?i)(?-u:\b)[A-Z][A-Z9]{4} ?[0-9]{6} ?[A-Z][A-Z9][0-9][A-Z0-9]{2}(?-u:\b)",
+            )?,
+            postcode: re(
+                "uk-postcode",
+                r"(?-u:\b)(?:GIR ?0AA|[A-PR-UWYZ](?:[0-9][0-9A-HJKPSTUW]?|[A-HK-Y][0-9][0-9ABEHMNPRVWXY]?) ?[0-9][ABD-HJLNP-UW-Z]{2})(?-u:\b)",
+            )?,
+            phone: re(
+                "uk-phone",
+                r"(?:\+44[ ]?(?:\(0\)[ ]?)?|\(?0)[1-9](?:[ \-)]{0,2}[0-9]){8,9}(?-u:\b)",
+            )?,
+            passport_letter: re("uk-passport", r"(?i)(?-u:\b)[A-Z][0-9]{8}(?-u:\b)")?,
+            email: re(
+                "email-address",
+                r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?-u:\b)",
+            )?,
+        })
+    }
+}
+
+/// The enabled built-ins of one profile, compiled.
+#[derive(Debug)]
+pub(crate) struct BuiltinDetectors {
+    /// Output slot of each built-in, `None` when the profile does not enable it.
+    slots: [Option<usize>; 12],
+    literals: Option<(AhoCorasick, Vec<Literal>)>,
+    regexes: WindowRegexes,
+}
+
+/// A group of ASCII digits inside a cluster.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    start: usize,
+    end: usize,
+}
+
+impl Group {
+    fn len(self) -> usize {
+        self.end - self.start
+    }
+}
+
+impl BuiltinDetectors {
+    pub(crate) fn new(slots: [Option<usize>; 12]) -> Result<BuiltinDetectors, DlpError> {
+        let on = |b: Builtin| slots[b as usize].is_some();
+        let mut table: Vec<(&str, Literal)> = Vec::new();
+        if on(Builtin::Secrets) {
+            table.extend_from_slice(SECRET_LITERALS);
+        }
+        if on(Builtin::ProtectiveMarking) {
+            table.extend_from_slice(MARKING_LITERALS);
+        }
+        let literals = if table.is_empty() {
+            None
+        } else {
+            let ac = AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(table.iter().map(|(p, _)| p))
+                .map_err(|e| DlpError::Keywords(e.to_string()))?;
+            Some((ac, table.iter().map(|(_, k)| *k).collect()))
+        };
+        Ok(BuiltinDetectors {
+            slots,
+            literals,
+            regexes: WindowRegexes::compile()?,
+        })
+    }
+
+    fn slot(&self, b: Builtin) -> Option<usize> {
+        self.slots[b as usize]
+    }
+
+    /// Runs every enabled built-in over one normalised text.
+    pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
+        if let Some((ac, kinds)) = &self.literals {
+            self.detect_literals(text, ac, kinds, sink);
+        }
+        if let Some(slot) = self.slot(Builtin::EmailAddress) {
+            self.detect_email(text, slot, sink);
+        }
+        if self
+            .slots
+            .iter()
+            .enumerate()
+            .any(|(i, s)| s.is_some() && uses_digits(i))
+        {
+            self.detect_numeric(text, sink);
+        }
+    }
+
+    /// Only the literal detectors (secrets, markings): for fields concatenated
+    /// without a separator, where a token split mid-way is whole again.
+    pub(crate) fn detect_literals_only(&self, text: &str, sink: &mut Sink<'_>) {
+        if let Some((ac, kinds)) = &self.literals {
+            self.detect_literals(text, ac, kinds, sink);
+        }
+    }
+
+    fn detect_literals(
+        &self,
+        text: &str,
+        ac: &AhoCorasick,
+        kinds: &[Literal],
+        sink: &mut Sink<'_>,
+    ) {
+        let bytes = text.as_bytes();
+        let secrets = self.slot(Builtin::Secrets);
+        let marking = self.slot(Builtin::ProtectiveMarking);
+        for m in ac.find_iter(text) {
+            let (s, e) = (m.start(), m.end());
+            let Some(kind) = kinds.get(m.pattern().as_usize()).copied() else {
+                continue;
+            };
+            match kind {
+                Literal::Aws => {
+                    if let (Some(slot), true) = (secrets, !is_alnum_at(bytes, s.wrapping_sub(1))) {
+                        let tail =
+                            run_len(bytes, e, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
+                        if tail == 16 && !is_alnum_at(bytes, e + 16) {
+                            sink(slot, &text[s..e + 16]);
+                        }
+                    }
+                }
+                Literal::GitHub | Literal::GitHubPat | Literal::Slack => {
+                    let Some(slot) = secrets else { continue };
+                    if is_alnum_at(bytes, s.wrapping_sub(1)) {
+                        continue;
+                    }
+                    let (tail, min) = match kind {
+                        Literal::GitHub => (run_len(bytes, e, |b| b.is_ascii_alphanumeric()), 30),
+                        Literal::GitHubPat => (
+                            run_len(bytes, e, |b| b.is_ascii_alphanumeric() || b == b'_'),
+                            22,
+                        ),
+                        _ => (
+                            run_len(bytes, e, |b| b.is_ascii_alphanumeric() || b == b'-'),
+                            10,
+                        ),
+                    };
+                    if tail >= min {
+                        sink(slot, &text[s..e + tail]);
+                    }
+                }
+                Literal::PrivateKey => {
+                    if let Some(slot) = secrets {
+                        if let Some(value) = private_key_block(text, s, e) {
+                            sink(slot, &value);
+                        }
+                    }
+                }
+                Literal::Jwt => {
+                    if let Some(slot) = secrets {
+                        if let Some(end) = jwt_end(bytes, s) {
+                            sink(slot, &text[s..end]);
+                        }
+                    }
+                }
+                Literal::Official
+                | Literal::Secret
+                | Literal::UkEyesOnly
+                | Literal::LineMarking => {
+                    if let Some(slot) = marking {
+                        if let Some(value) = marking_at(bytes, s, e, kind) {
+                            sink(slot, value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn detect_email(&self, text: &str, slot: usize, sink: &mut Sink<'_>) {
+        let bytes = text.as_bytes();
+        let mut done_until = 0;
+        for at in memchr::memchr_iter(b'@', bytes) {
+            if at < done_until || at == 0 {
+                continue;
+            }
+            let before = bytes[at - 1];
+            let after = bytes.get(at + 1).copied().unwrap_or(b' ');
+            if !(before.is_ascii_alphanumeric() || b"._%+-".contains(&before))
+                || !after.is_ascii_alphanumeric()
+            {
+                continue;
+            }
+            let (ws, we) = char_window(text, at.saturating_sub(64), at + 256);
+            for m in self.regexes.email.find_iter(&text[ws..we]) {
+                let (ms, me) = (ws + m.start(), ws + m.end());
+                if ms <= at && at < me {
+                    sink(slot, &m.as_str().to_ascii_lowercase());
+                    done_until = me;
+                }
+            }
+        }
+    }
+
+    fn detect_numeric(&self, text: &str, sink: &mut Sink<'_>) {
+        let bytes = text.as_bytes();
+        let mut groups: Vec<Group> = Vec::new();
+        let mut seps: Vec<u8> = Vec::new();
+        let mut windows: Vec<Window> = Vec::new();
+        let mut bank = BankCandidates::default();
+        let mut i = 0;
+        while let Some(offset) = find_digit(&bytes[i..]) {
+            i += offset;
+            groups.clear();
+            seps.clear();
+            loop {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                groups.push(Group { start, end: i });
+                match (bytes.get(i), bytes.get(i + 1)) {
+                    (Some(&sep @ (b' ' | b'-' | b'.')), Some(next)) if next.is_ascii_digit() => {
+                        seps.push(sep);
+                        i += 1;
+                    }
+                    _ => break,
+                }
+            }
+            self.on_cluster(text, &groups, &seps, &mut bank, sink);
+            let digits: usize = groups.iter().map(|g| g.len()).sum();
+            let first = groups[0].start;
+            let last = groups[groups.len() - 1].end;
+            let touches_capital = first > 0 && bytes[first - 1].is_ascii_uppercase()
+                || bytes.get(last).is_some_and(u8::is_ascii_uppercase);
+            if digits >= 6 || touches_capital {
+                push_window(
+                    &mut windows,
+                    text,
+                    first,
+                    last,
+                    digits >= 6,
+                    touches_capital,
+                );
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::UkBankAccount) {
+            bank.report(text, slot, sink);
+        }
+        for window in &windows {
+            self.on_window(text, window, sink);
+        }
+    }
+
+    /// Validators that work straight from digit groups.
+    fn on_cluster(
+        &self,
+        text: &str,
+        groups: &[Group],
+        seps: &[u8],
+        bank: &mut BankCandidates,
+        sink: &mut Sink<'_>,
+    ) {
+        let bytes = text.as_bytes();
+        if let Some(slot) = self.slot(Builtin::PaymentCard) {
+            let mut i = 0;
+            while i < groups.len() {
+                let mut best = None;
+                let mut buf = DigitBuf::default();
+                for j in i..groups.len() {
+                    if j > i && seps[j - 1] == b'.' {
+                        break;
+                    }
+                    if !buf.push(&bytes[groups[j].start..groups[j].end]) {
+                        break;
+                    }
+                    if buf.len() >= 13 && is_card(buf.digits()) {
+                        best = Some((j, buf));
+                    }
+                }
+                match best {
+                    Some((j, found)) => {
+                        sink(slot, found.as_str());
+                        i = j + 1;
+                    }
+                    None => i += 1,
+                }
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::NhsNumber) {
+            for i in 0..groups.len() {
+                let mut buf = DigitBuf::default();
+                let shaped = if groups[i].len() == 10 {
+                    buf.push(&bytes[groups[i].start..groups[i].end])
+                } else if i + 2 < groups.len()
+                    && groups[i].len() == 3
+                    && groups[i + 1].len() == 3
+                    && groups[i + 2].len() == 4
+                    && seps[i] != b'.'
+                    && seps[i] == seps[i + 1]
+                {
+                    groups[i..i + 3]
+                        .iter()
+                        .all(|g| buf.push(&bytes[g.start..g.end]))
+                } else {
+                    false
+                };
+                if shaped && is_nhs_number(buf.digits()) {
+                    sink(slot, buf.as_str());
+                }
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::UkPassport) {
+            for g in groups.iter().filter(|g| g.len() == 9) {
+                let letter_before = g.start > 0 && bytes[g.start - 1].is_ascii_alphabetic();
+                if !letter_before
+                    && !is_alnum_at(bytes, g.end)
+                    && keyword_near(text, g.start, g.end, "passport", PASSPORT_KEYWORD_WITHIN)
+                {
+                    sink(slot, &text[g.start..g.end]);
+                }
+            }
+        }
+        if self.slot(Builtin::UkBankAccount).is_some() {
+            for (i, g) in groups.iter().enumerate() {
+                if g.len() == 8
+                    && !is_alnum_at(bytes, g.end)
+                    && !is_alnum_at(bytes, g.start.wrapping_sub(1))
+                {
+                    bank.accounts.push((g.start, g.end));
+                }
+                if i + 2 < groups.len()
+                    && groups[i..i + 3].iter().all(|g| g.len() == 2)
+                    && seps[i] == seps[i + 1]
+                    && seps[i] != b'.'
+                    && (i + 3 == groups.len() || seps[i + 2] == b' ')
+                    && (i == 0 || seps[i - 1] == b' ')
+                {
+                    bank.sort_codes
+                        .push((groups[i].start, groups[i + 2].end, seps[i] == b'-'));
+                }
+            }
+        }
+    }
+
+    /// The alphanumeric detectors, over one window around interesting digits.
+    /// Postcodes need a digit touching a capital; the others six digits or more.
+    fn on_window(&self, text: &str, w: &Window, sink: &mut Sink<'_>) {
+        let (ws, we) = (w.start, w.end);
+        let window = &text[ws..we];
+        let re = &self.regexes;
+        if w.capital {
+            if let Some(slot) = self.slot(Builtin::UkPostcode) {
+                for m in re.postcode.find_iter(window) {
+                    sink(slot, &strip_upper(m.as_str()));
+                }
+            }
+        }
+        if !w.many_digits {
+            return;
+        }
+        if let Some(slot) = self.slot(Builtin::UkNino) {
+            for m in re.nino.find_iter(window) {
+                let value = strip_upper(m.as_str());
+                if is_nino(&value) {
+                    sink(slot, &value);
+                }
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::Iban) {
+            let mut at = 0;
+            while let Some(m) = re.iban.find_at(window, at) {
+                match iban_prefix(m.as_str()) {
+                    Some((value, used)) => {
+                        sink(slot, &value);
+                        at = m.start() + used;
+                    }
+                    None => at = m.start() + 4,
+                }
+                if at >= window.len() {
+                    break;
+                }
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::UkDrivingLicence) {
+            for m in re.driving_licence.find_iter(window) {
+                let value = strip_upper(m.as_str());
+                if is_driving_licence(&value) {
+                    sink(slot, &value);
+                }
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::UkPhone) {
+            for m in re.phone.find_iter(window) {
+                if let Some(national) = uk_phone(m.as_str()) {
+                    sink(slot, &national);
+                }
+            }
+        }
+        if let Some(slot) = self.slot(Builtin::UkPassport) {
+            for m in re.passport_letter.find_iter(window) {
+                if keyword_near(
+                    text,
+                    ws + m.start(),
+                    ws + m.end(),
+                    "passport",
+                    PASSPORT_KEYWORD_WITHIN,
+                ) {
+                    sink(slot, &m.as_str().to_ascii_uppercase());
+                }
+            }
+        }
+    }
+}
+
+/// Whether built-in number `index` needs the digit-cluster pass.
+fn uses_digits(index: usize) -> bool {
+    !matches!(
+        Builtin::ALL.get(index),
+        Some(Builtin::ProtectiveMarking | Builtin::Secrets | Builtin::EmailAddress) | None
+    )
+}
+
+/// Position of the first ASCII digit, eight bytes at a time.
+fn find_digit(bytes: &[u8]) -> Option<usize> {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Per 7-bit lane: adding 0x50 sets bit 7 iff b >= 0x30; adding 0x46 iff b >= 0x3A.
+    const GE_0: u64 = 0x5050_5050_5050_5050;
+    const GE_COLON: u64 = 0x4646_4646_4646_4646;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let low = x & LOW7;
+        let digit_lanes = (low + GE_0) & !(low + GE_COLON) & !x & HI;
+        if digit_lanes != 0 {
+            return Some(base + (digit_lanes.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(u8::is_ascii_digit)
+        .map(|p| base + p)
+}
+
+/// A stretch of text around interesting digit clusters.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: usize,
+    end: usize,
+    /// Some cluster inside has six digits or more.
+    many_digits: bool,
+    /// Some cluster inside touches a capital letter.
+    capital: bool,
+}
+
+/// Adds `[first-PAD, last+PAD]`, widened to whitespace and char boundaries, merging overlaps.
+fn push_window(
+    windows: &mut Vec<Window>,
+    text: &str,
+    first: usize,
+    last: usize,
+    many_digits: bool,
+    capital: bool,
+) {
+    let bytes = text.as_bytes();
+    let mut start = first.saturating_sub(WINDOW_PAD);
+    let mut end = (last + WINDOW_PAD).min(bytes.len());
+    for _ in 0..64 {
+        if start == 0 || bytes[start - 1].is_ascii_whitespace() {
+            break;
+        }
+        start -= 1;
+    }
+    for _ in 0..64 {
+        if end >= bytes.len() || bytes[end].is_ascii_whitespace() {
+            break;
+        }
+        end += 1;
+    }
+    let (start, end) = char_window(text, start, end);
+    match windows.last_mut() {
+        Some(prev) if start <= prev.end => {
+            prev.end = prev.end.max(end);
+            prev.many_digits |= many_digits;
+            prev.capital |= capital;
+        }
+        _ => windows.push(Window {
+            start,
+            end,
+            many_digits,
+            capital,
+        }),
+    }
+}
+
+/// `[start, end)` clamped to the text and moved outwards to char boundaries.
+fn char_window(text: &str, mut start: usize, end: usize) -> (usize, usize) {
+    let mut end = end.min(text.len());
+    while start > 0 && !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    while end < text.len() && !text.is_char_boundary(end) {
+        end += 1;
+    }
+    (start.min(end), end)
+}
+
+fn is_alnum_at(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i).is_some_and(u8::is_ascii_alphanumeric)
+}
+
+fn run_len(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
+    bytes
+        .get(from..)
+        .map_or(0, |rest| rest.iter().take_while(|&&b| pred(b)).count())
+}
+
+fn strip_upper(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// Whether `word` (lower-case ASCII) occurs, case-insensitively, within `within`
+/// bytes before `start` or after `end`.
+fn keyword_near(text: &str, start: usize, end: usize, word: &str, within: usize) -> bool {
+    let (ws, we) = char_window(
+        text,
+        start.saturating_sub(within + word.len()),
+        end + within + word.len(),
+    );
+    let hay = text[ws..we].to_ascii_lowercase();
+    memchr::memmem::find(hay.as_bytes(), word.as_bytes()).is_some()
+}
+
+/// Up to 19 ASCII digits on the stack.
+#[derive(Debug, Clone, Copy, Default)]
+struct DigitBuf {
+    buf: [u8; 19],
+    len: usize,
+}
+
+impl DigitBuf {
+    fn push(&mut self, digits: &[u8]) -> bool {
+        let Some(dest) = self.buf.get_mut(self.len..self.len + digits.len()) else {
+            return false;
+        };
+        dest.copy_from_slice(digits);
+        self.len += digits.len();
+        true
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn digits(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.digits()).unwrap_or_default()
+    }
+}
+
+/// Issuer prefix (4, 51–55, 2221–2720, 34/37, 6011/65, 35) and Luhn over 13–19 digits.
+pub(crate) fn is_card(d: &[u8]) -> bool {
+    if !(13..=19).contains(&d.len()) || !d.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let prefix = |n: usize| -> u32 {
+        d[..n]
+            .iter()
+            .fold(0, |acc, &b| acc * 10 + u32::from(b - b'0'))
+    };
+    let issuer = d[0] == b'4'
+        || (51..=55).contains(&prefix(2))
+        || (2221..=2720).contains(&prefix(4))
+        || matches!(prefix(2), 34 | 37 | 65 | 35)
+        || prefix(4) == 6011;
+    issuer && luhn(d)
+}
+
+pub(crate) fn luhn(d: &[u8]) -> bool {
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &b)| {
+            let v = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let dbl = v * 2;
+                if dbl > 9 {
+                    dbl - 9
+                } else {
+                    dbl
+                }
+            } else {
+                v
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// Mod-11 over ten digits; all-same-digit dummies (0000000000, 1111111111) excluded.
+pub(crate) fn is_nhs_number(d: &[u8]) -> bool {
+    if d.len() != 10 || !d.iter().all(u8::is_ascii_digit) || d.iter().all(|&b| b == d[0]) {
+        return false;
+    }
+    let sum: u32 = d[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| u32::from(b - b'0') * (10 - i as u32))
+        .sum();
+    let check = match 11 - sum % 11 {
+        11 => 0,
+        10 => return false,
+        c => c,
+    };
+    check == u32::from(d[9] - b'0')
+}
+
+/// Nine upper-case chars, separators stripped: prefix rules, six digits, suffix A–D.
+pub(crate) fn is_nino(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() != 9 {
+        return false;
+    }
+    let (first, second) = (b[0], b[1]);
+    first.is_ascii_uppercase()
+        && second.is_ascii_uppercase()
+        && !b"DFIQUV".contains(&first)
+        && !b"DFIOQUV".contains(&second)
+        && !matches!(
+            &b[..2],
+            b"BG" | b"GB" | b"KN" | b"NK" | b"NT" | b"TN" | b"ZZ"
+        )
+        && b[2..8].iter().all(u8::is_ascii_digit)
+        && (b'A'..=b'D').contains(&b[8])
+}
+
+/// The validated IBAN at the start of a regex candidate and how many bytes of the
+/// candidate it used: country length from the table, then mod-97 = 1.
+fn iban_prefix(candidate: &str) -> Option<(String, usize)> {
+    let upper = candidate.to_ascii_uppercase();
+    let country = upper.get(..2)?;
+    let length = IBAN_LENGTHS.iter().find(|(c, _)| *c == country)?.1;
+    let mut value = String::with_capacity(length);
+    let mut used = 0;
+    for (i, c) in upper.char_indices() {
+        if value.len() == length {
+            break;
+        }
+        used = i + c.len_utf8();
+        if c.is_ascii_alphanumeric() {
+            value.push(c);
+        }
+    }
+    // The IBAN must end at a word boundary, or where a separator starts the next group.
+    let next = candidate.as_bytes().get(used).copied();
+    let tail_ok = !next.is_some_and(|b| b.is_ascii_alphanumeric());
+    (value.len() == length && tail_ok && is_iban(&value)).then_some((value, used))
+}
+
+pub(crate) fn is_iban(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() < 15
+        || !b[..2].iter().all(u8::is_ascii_uppercase)
+        || !b[2..4].iter().all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    let mut rem: u32 = 0;
+    for &c in b[4..].iter().chain(&b[..4]) {
+        let v = match c {
+            b'0'..=b'9' => u32::from(c - b'0'),
+            b'A'..=b'Z' => u32::from(c - b'A') + 10,
+            _ => return false,
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+/// 16 chars: surname (letters, padded with 9), decade, month (+50), day, year
+/// digit, initials, a digit, two check chars; the birth date must exist.
+pub(crate) fn is_driving_licence(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() != 16 {
+        return false;
+    }
+    let surname = &b[..5];
+    let pad = surname.iter().position(|&c| c == b'9').unwrap_or(5);
+    if pad == 0
+        || !surname[..pad].iter().all(u8::is_ascii_uppercase)
+        || !surname[pad..].iter().all(|&c| c == b'9')
+    {
+        return false;
+    }
+    if !b[5..11].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let num =
+        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, &c| a * 10 + u32::from(c - b'0'));
+    let decade = num(5..6);
+    let mut month = num(6..8);
+    if month > 50 {
+        month -= 50;
+    }
+    let day = num(8..10);
+    let year = decade * 10 + num(10..11);
+    if !(1..=12).contains(&month) || day == 0 {
+        return false;
+    }
+    let leap = |y: u32| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let max_day = match month {
+        2 if leap(1900 + year) || leap(2000 + year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    day <= max_day
+}
+
+/// The national form (leading 0) of a UK number if its length is valid.
+fn uk_phone(candidate: &str) -> Option<String> {
+    let digits: String = candidate.chars().filter(char::is_ascii_digit).collect();
+    let national = match digits.strip_prefix("44") {
+        Some(rest) if candidate.starts_with('+') => {
+            if rest.starts_with('0') {
+                rest.to_string()
+            } else {
+                format!("0{rest}")
+            }
+        }
+        _ => digits,
+    };
+    let second = national.as_bytes().get(1).copied()?;
+    let ok = match national.len() {
+        11 => matches!(second, b'1' | b'2' | b'3' | b'5' | b'7' | b'8' | b'9'),
+        10 => national.starts_with("01") || national.starts_with("0800"),
+        _ => false,
+    };
+    ok.then_some(national)
+}
+
+/// A `-----BEGIN ... PRIVATE KEY-----` header; the value is the block (bounded).
+fn private_key_block(text: &str, start: usize, after_begin: usize) -> Option<String> {
+    let bytes = text.as_bytes();
+    let line_end = after_begin + run_len(bytes, after_begin, |b| b != b'\n').min(80);
+    let header = text.get(after_begin..line_end)?;
+    let label_end = header.find("PRIVATE KEY-----")?;
+    if !header[..label_end]
+        .bytes()
+        .all(|b| b == b' ' || b.is_ascii_uppercase() || b.is_ascii_digit())
+    {
+        return None;
+    }
+    let limit = (start + 16 * 1024).min(text.len());
+    let (_, limit) = char_window(text, limit, limit);
+    let block = &text[start..limit];
+    let end = block.find("-----END").map_or(block.len(), |e| e);
+    Some(
+        block[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect(),
+    )
+}
+
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// End of a JWT starting at `s` (`eyJ...`): three base64url parts, header JSON with `alg`.
+fn jwt_end(bytes: &[u8], s: usize) -> Option<usize> {
+    if s > 0 && (is_base64url(bytes[s - 1]) || bytes[s - 1] == b'.') {
+        return None;
+    }
+    let header_len = run_len(bytes, s, is_base64url);
+    let dot1 = s + header_len;
+    if bytes.get(dot1) != Some(&b'.') {
+        return None;
+    }
+    let payload_len = run_len(bytes, dot1 + 1, is_base64url);
+    let dot2 = dot1 + 1 + payload_len;
+    if payload_len == 0 || bytes.get(dot2) != Some(&b'.') {
+        return None;
+    }
+    let sig_len = run_len(bytes, dot2 + 1, is_base64url);
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&bytes[s..dot1])
+        .ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    json.get("alg")?;
+    Some(dot2 + 1 + sig_len)
+}
+
+/// A protective marking at `[s, e)` in capitals as a whole word; the marking's canonical name.
+fn marking_at(bytes: &[u8], s: usize, e: usize, kind: Literal) -> Option<&'static str> {
+    if is_alnum_at(bytes, s.wrapping_sub(1)) {
+        return None;
+    }
+    match kind {
+        Literal::Official => {
+            let rest = bytes.get(e..)?;
+            let tail = rest.get(..10)?;
+            if (tail[0] == b'-' || tail[0] == b' ' || tail[0] == b'_')
+                && &tail[1..] == b"SENSITIVE"
+                && !is_alnum_at(bytes, e + 10)
+            {
+                Some("OFFICIAL-SENSITIVE")
+            } else {
+                None
+            }
+        }
+        Literal::Secret => {
+            if is_alnum_at(bytes, e) {
+                return None;
+            }
+            let top = s >= 4
+                && &bytes[s - 4..s] == b"TOP "
+                && !is_alnum_at(bytes, (s - 4).wrapping_sub(1));
+            Some(if top { "TOP SECRET" } else { "SECRET" })
+        }
+        Literal::UkEyesOnly => (!is_alnum_at(bytes, e)).then_some("UK EYES ONLY"),
+        Literal::LineMarking => {
+            if is_alnum_at(bytes, e) {
+                return None;
+            }
+            let line_start = only_punctuation(bytes[..s].iter().rev());
+            let line_end = only_punctuation(bytes[e..].iter());
+            if !(line_start || line_end) {
+                return None;
+            }
+            match &bytes[s..e] {
+                b"RESTRICTED" => Some("RESTRICTED"),
+                b"CONFIDENTIAL" => Some("CONFIDENTIAL"),
+                _ => Some("PROTECT"),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Whether the bytes up to the next line break (or the end of the text, within
+/// 200 bytes) hold no letter or digit.
+fn only_punctuation<'a>(mut bytes: impl Iterator<Item = &'a u8>) -> bool {
+    for _ in 0..200 {
+        match bytes.next() {
+            None | Some(b'\n' | b'\r') => return true,
+            Some(b) if b.is_ascii_alphanumeric() => return false,
+            Some(_) => {}
+        }
+    }
+    false
+}
+
+/// Sort codes and 8-digit accounts of one text, paired once all clusters are seen.
+#[derive(Debug, Default)]
+struct BankCandidates {
+    /// `(start, end, dashed)`: `NN-NN-NN` or `NN NN NN`.
+    sort_codes: Vec<(usize, usize, bool)>,
+    accounts: Vec<(usize, usize)>,
+}
+
+impl BankCandidates {
+    fn report(&self, text: &str, slot: usize, sink: &mut Sink<'_>) {
+        for &(ss, se, dashed) in &self.sort_codes {
+            let sort_code: String = text[ss..se]
+                .bytes()
+                .filter(u8::is_ascii_digit)
+                .map(char::from)
+                .collect();
+            let paired = self.accounts.iter().find(|&&(a_s, a_e)| {
+                let gap = if a_s >= se {
+                    a_s - se
+                } else {
+                    ss.saturating_sub(a_e)
+                };
+                gap <= BANK_PAIR_WITHIN && (a_s >= se || a_e <= ss)
+            });
+            if let Some(&(a_s, a_e)) = paired {
+                if dashed || keyword_near(text, ss, se, "sort code", BANK_PAIR_WITHIN) {
+                    sink(slot, &format!("{sort_code}{}", &text[a_s..a_e]));
+                    continue;
+                }
+            }
+            let keyword = keyword_near(text, ss, se, "sort code", BANK_PAIR_WITHIN)
+                || (dashed && keyword_near(text, ss, se, "account", BANK_PAIR_WITHIN));
+            if keyword {
+                sink(slot, &sort_code);
+            }
+        }
+    }
+}
+
+/// The custom detectors of one profile, compiled.
+#[derive(Debug)]
+pub(crate) struct CustomDetectors {
+    keywords: Option<AhoCorasick>,
+    /// For each keyword pattern: the custom detectors that own it.
+    owners: Vec<Vec<usize>>,
+    detectors: Vec<CompiledCustom>,
+}
+
+#[derive(Debug)]
+struct CompiledCustom {
+    slot: usize,
+    pattern: Option<Regex>,
+    near: Vec<String>,
+    within: usize,
+}
+
+impl CustomDetectors {
+    /// Compiles `specs`, `slots[i]` being the output slot of `specs[i]`.
+    pub(crate) fn new(specs: &[(&CustomDetectorSpec, usize)]) -> Result<CustomDetectors, DlpError> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut detectors = Vec::new();
+        for (index, (spec, slot)) in specs.iter().enumerate() {
+            let pattern = match &spec.pattern {
+                Some(p) => Some(
+                    regex::RegexBuilder::new(p)
+                        .size_limit(10 * 1024 * 1024)
+                        .build()
+                        .map_err(|e| DlpError::BadPattern {
+                            detector: spec.name.clone(),
+                            error: e.to_string(),
+                        })?,
+                ),
+                None => None,
+            };
+            if pattern.is_none() && spec.keywords.is_empty() {
+                return Err(DlpError::EmptyDetector(spec.name.clone()));
+            }
+            for keyword in &spec.keywords {
+                let normal = normalize(keyword.trim()).into_owned();
+                if normal.is_empty() {
+                    return Err(DlpError::EmptyDetector(spec.name.clone()));
+                }
+                let variants = [normal.to_lowercase(), normal.to_uppercase(), normal];
+                for v in variants {
+                    match patterns.iter().position(|p| p.eq_ignore_ascii_case(&v)) {
+                        Some(existing) => {
+                            if !owners[existing].contains(&index) {
+                                owners[existing].push(index);
+                            }
+                        }
+                        None => {
+                            patterns.push(v);
+                            owners.push(vec![index]);
+                        }
+                    }
+                }
+            }
+            detectors.push(CompiledCustom {
+                slot: *slot,
+                pattern,
+                near: spec
+                    .near
+                    .iter()
+                    .map(|w| normalize(w.trim()).to_lowercase())
+                    .filter(|w| !w.is_empty())
+                    .collect(),
+                within: spec.within.unwrap_or(DEFAULT_NEAR_WITHIN),
+            });
+        }
+        let keywords = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .prefilter(false)
+                    .build(&patterns)
+                    .or_else(|_| {
+                        AhoCorasickBuilder::new()
+                            .ascii_case_insensitive(true)
+                            .match_kind(MatchKind::LeftmostLongest)
+                            .build(&patterns)
+                    })
+                    .map_err(|e| DlpError::Keywords(e.to_string()))?,
+            )
+        };
+        Ok(CustomDetectors {
+            keywords,
+            owners,
+            detectors,
+        })
+    }
+
+    pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_iter(text) {
+                let (s, e) = (m.start(), m.end());
+                if !is_word_edge(text, s, e) {
+                    continue;
+                }
+                let Some(owners) = self.owners.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                for &owner in owners {
+                    if let Some(d) = self.detectors.get(owner) {
+                        if d.near_ok(text, s, e) {
+                            sink(d.slot, &text[s..e].to_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+        for d in &self.detectors {
+            if let Some(re) = &d.pattern {
+                for m in re.find_iter(text) {
+                    if !m.is_empty() && d.near_ok(text, m.start(), m.end()) {
+                        sink(d.slot, m.as_str());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl CompiledCustom {
+    fn near_ok(&self, text: &str, s: usize, e: usize) -> bool {
+        if self.near.is_empty() {
+            return true;
+        }
+        let (ws, we) = char_window(text, s.saturating_sub(self.within), e + self.within);
+        let hay = text[ws..we].to_lowercase();
+        self.near.iter().any(|word| {
+            hay.match_indices(word.as_str())
+                .any(|(i, w)| is_word_edge(&hay, i, i + w.len()))
+        })
+    }
+}
+
+/// No letter or digit right before `s` nor right after `e`.
+fn is_word_edge(text: &str, s: usize, e: usize) -> bool {
+    let before = text.get(..s).and_then(|t| t.chars().next_back());
+    let after = text.get(e..).and_then(|t| t.chars().next());
+    !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs every built-in over `text`, returning `(detector id, value)` pairs.
+    fn run(text: &str) -> Vec<(&'static str, String)> {
+        let mut slots = [None; 12];
+        for (i, s) in slots.iter_mut().enumerate() {
+            *s = Some(i);
+        }
+        let det = BuiltinDetectors::new(slots).unwrap();
+        let mut out = Vec::new();
+        det.detect(text, &mut |slot, value| {
+            out.push((BUILTIN_DETECTORS[slot], value.to_string()))
+        });
+        out
+    }
+
+    fn found(text: &str, id: &str) -> Vec<String> {
+        run(text)
+            .into_iter()
+            .filter(|(d, _)| *d == id)
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    #[test]
+    fn payment_cards() {
+        assert_eq!(
+            found("card 4111 1111 1111 1111 exp", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        assert_eq!(
+            found("4111-1111-1111-1111", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        assert_eq!(
+            found("x 5555555555554444.", "payment-card"),
+            vec!["5555555555554444"]
+        );
+        assert_eq!(
+            found("amex 3782 822463 10005", "payment-card"),
+            vec!["378282246310005"]
+        );
+        assert_eq!(
+            found("2221 0000 0000 0009", "payment-card"),
+            vec!["2221000000000009"]
+        );
+        assert_eq!(
+            found("6011 1111 1111 1117", "payment-card"),
+            vec!["6011111111111117"]
+        );
+        // Leading other numbers do not hide the card.
+        assert_eq!(
+            found("order 2024 4111 1111 1111 1111", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        // Bad Luhn, wrong issuer prefix, an order number, a dotted number, too long.
+        assert!(found("4111 1111 1111 1112", "payment-card").is_empty());
+        assert!(found("9111 1111 1111 1111 (order)", "payment-card").is_empty());
+        assert!(found("Order number 1234 5678 9012 3456 shipped", "payment-card").is_empty());
+        assert!(found("4111.1111.1111.1111", "payment-card").is_empty());
+        assert!(found("41111111111111111111111", "payment-card").is_empty());
+    }
+
+    #[test]
+    fn luhn_and_prefix_helpers() {
+        assert!(luhn(b"79927398713"));
+        assert!(!luhn(b"79927398710"));
+        assert!(is_card(b"4012888888881881"));
+        assert!(!is_card(b"1234567812345670"));
+    }
+
+    #[test]
+    fn nino() {
+        assert_eq!(found("NI: JG 10 37 82 B", "uk-nino"), vec!["JG103782B"]);
+        assert_eq!(found("jg103782b", "uk-nino"), vec!["JG103782B"]);
+        assert_eq!(found("AB-12-34-56-C", "uk-nino"), vec!["AB123456C"]);
+        assert!(found("QQ 12 34 56 C", "uk-nino").is_empty());
+        assert!(found("DA123456A", "uk-nino").is_empty());
+        assert!(found("AO123456A", "uk-nino").is_empty());
+        for p in ["BG", "GB", "KN", "NK", "NT", "TN", "ZZ"] {
+            assert!(found(&format!("{p}123456A"), "uk-nino").is_empty(), "{p}");
+        }
+        assert!(found("JG103782E", "uk-nino").is_empty());
+        assert!(found("JG1037821B", "uk-nino").is_empty());
+    }
+
+    #[test]
+    fn nhs_numbers() {
+        assert_eq!(found("NHS 943 476 5919.", "nhs-number"), vec!["9434765919"]);
+        assert_eq!(found("nhs no 9434765919", "nhs-number"), vec!["9434765919"]);
+        assert_eq!(found("401-023-2137", "nhs-number"), vec!["4010232137"]);
+        assert!(found("943 476 5918", "nhs-number").is_empty());
+        assert!(found("0000000000 1111111111", "nhs-number").is_empty());
+        // A check value of 10 is never valid.
+        assert!(!is_nhs_number(b"1000000010"));
+        assert!(found("call 0300 123 4567", "nhs-number").is_empty());
+    }
+
+    #[test]
+    fn passports() {
+        assert_eq!(
+            found("passport no 123456789", "uk-passport"),
+            vec!["123456789"]
+        );
+        assert_eq!(
+            found("Passport: A12345678 thanks", "uk-passport"),
+            vec!["A12345678"]
+        );
+        assert!(found("ticket 123456789", "uk-passport").is_empty());
+        let far = format!("passport {} 123456789", "x".repeat(150));
+        assert!(found(&far, "uk-passport").is_empty());
+    }
+
+    #[test]
+    fn driving_licences() {
+        assert_eq!(
+            found("licence MORGA657054SM9IJ ok", "uk-driving-licence"),
+            vec!["MORGA657054SM9IJ"]
+        );
+        assert_eq!(
+            found("LI999 802120 L99AB", "uk-driving-licence"),
+            vec!["LI999802120L99AB"]
+        );
+        // Female month (+50) and a leap day.
+        assert!(is_driving_licence("SMITH562290JJ9AB"));
+        assert!(is_driving_licence("SMITH502292JJ9AB"));
+        assert!(!is_driving_licence("SMITH502293JJ9AB"));
+        // 31 April and month 13 do not exist.
+        assert!(found("MORGA604314SM9IJ", "uk-driving-licence").is_empty());
+        assert!(found("MORGA613014SM9IJ", "uk-driving-licence").is_empty());
+        assert!(!is_driving_licence("MO9GA657054SM9IJ"));
+    }
+
+    #[test]
+    fn bank_accounts() {
+        assert_eq!(
+            found("sort code 12-34-56 account 12345678", "uk-bank-account"),
+            vec!["12345612345678"]
+        );
+        assert_eq!(
+            found("12-34-56 / 87654321", "uk-bank-account"),
+            vec!["12345687654321"]
+        );
+        assert_eq!(
+            found("Sort Code: 20 00 00", "uk-bank-account"),
+            vec!["200000"]
+        );
+        // A date-like pair alone, or an 8-digit number alone, is not a bank account.
+        assert!(found("on 12-03-24 at the hall", "uk-bank-account").is_empty());
+        assert!(found("reference 12345678", "uk-bank-account").is_empty());
+        let far = format!("12-34-56 {} 12345678", "word ".repeat(20));
+        assert!(found(&far, "uk-bank-account").is_empty());
+    }
+
+    #[test]
+    fn ibans() {
+        assert_eq!(
+            found("IBAN GB82 WEST 1234 5698 7654 32 thanks", "iban"),
+            vec!["GB82WEST12345698765432"]
+        );
+        assert_eq!(
+            found("de89370400440532013000", "iban"),
+            vec!["DE89370400440532013000"]
+        );
+        assert_eq!(found("NO9386011117947", "iban"), vec!["NO9386011117947"]);
+        assert!(found("GB83 WEST 1234 5698 7654 32", "iban").is_empty());
+        assert!(found("GB82 WEST 1234 5698 7654 3", "iban").is_empty());
+        assert!(found("ZZ82 WEST 1234 5698 7654 32", "iban").is_empty());
+        assert!(is_iban("FR1420041010050500013M02606"));
+    }
+
+    #[test]
+    fn protective_markings() {
+        assert_eq!(
+            found("OFFICIAL-SENSITIVE: draft", "protective-marking"),
+            vec!["OFFICIAL-SENSITIVE"]
+        );
+        assert_eq!(
+            found("marked OFFICIAL SENSITIVE here", "protective-marking"),
+            vec!["OFFICIAL-SENSITIVE"]
+        );
+        assert_eq!(
+            found("this is TOP SECRET stuff", "protective-marking"),
+            vec!["TOP SECRET"]
+        );
+        assert_eq!(found("SECRET", "protective-marking"), vec!["SECRET"]);
+        assert_eq!(
+            found("UK EYES ONLY", "protective-marking"),
+            vec!["UK EYES ONLY"]
+        );
+        assert_eq!(
+            found("RESTRICTED\nminutes", "protective-marking"),
+            vec!["RESTRICTED"]
+        );
+        assert_eq!(
+            found("notes - CONFIDENTIAL", "protective-marking"),
+            vec!["CONFIDENTIAL"]
+        );
+        assert_eq!(
+            found("[PROTECT] budget", "protective-marking"),
+            vec!["PROTECT"]
+        );
+        for benign in [
+            "Join us for the official opening of the library",
+            "Official figures show a rise",
+            "Grandma's secret recipe wins",
+            "OFFICIAL opening today",
+            "Access is RESTRICTED to the car park during works",
+            "We PROTECT our parks",
+            "SECRETARY of the club",
+            "The Secret Garden matinee",
+        ] {
+            assert!(found(benign, "protective-marking").is_empty(), "{benign}");
+        }
+    }
+
+    #[test]
+    fn secrets() {
+        assert_eq!(
+            found("key AKIAIOSFODNN7EXAMPLE here", "secrets"),
+            vec!["AKIAIOSFODNN7EXAMPLE"]
+        );
+        assert_eq!(found("ASIAY34FZKBOKMUTVV7A", "secrets").len(), 1);
+        assert!(found("AKIAIOSFODNN7EXAMPL", "secrets").is_empty());
+        assert!(found("XAKIAIOSFODNN7EXAMPLE", "secrets").is_empty());
+        let gh = format!("token ghp_{}", "a1B2c3D4e5".repeat(4));
+        assert_eq!(found(&gh, "secrets").len(), 1);
+        assert!(found("ghp_short", "secrets").is_empty());
+        let pat = format!("github_pat_11ABCDEFG0{}", "x_Y1".repeat(15));
+        assert_eq!(found(&pat, "secrets").len(), 1);
+        assert_eq!(found("xoxb-123456789012-abcdefghijkl", "secrets").len(), 1);
+        assert!(found("xoxz-123456789012-abcdefghijkl", "secrets").is_empty());
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+        assert_eq!(found(pem, "secrets").len(), 1);
+        assert_eq!(
+            found("-----BEGIN PRIVATE KEY-----\nMIIE", "secrets").len(),
+            1
+        );
+        assert!(found("-----BEGIN CERTIFICATE-----\nMIIE", "secrets").is_empty());
+        // {"alg":"HS256","typ":"JWT"} . {"sub":"1"} . sig
+        let jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        assert_eq!(found(&format!("Bearer {jwt}"), "secrets").len(), 1);
+        // Header without alg: {"typ":"JWT"}
+        assert!(found("eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiIxIn0.c2ln", "secrets").is_empty());
+    }
+
+    #[test]
+    fn emails_phones_postcodes() {
+        assert_eq!(
+            found("mail Jo.Bloggs+x@Example.gov.uk now", "email-address"),
+            vec!["jo.bloggs+x@example.gov.uk"]
+        );
+        assert!(found("follow @council and @ home", "email-address").is_empty());
+        assert_eq!(found("call 020 7946 0000", "uk-phone"), vec!["02079460000"]);
+        assert_eq!(
+            found("+44 (0)20 7946 0000", "uk-phone"),
+            vec!["02079460000"]
+        );
+        assert_eq!(found("+447700900123", "uk-phone"), vec!["07700900123"]);
+        assert_eq!(found("(01632) 960001", "uk-phone"), vec!["01632960001"]);
+        assert!(found("0000 123 4567", "uk-phone").is_empty());
+        assert_eq!(found("at SW1A 1AA today", "uk-postcode"), vec!["SW1A1AA"]);
+        assert_eq!(found("B1 1AA", "uk-postcode"), vec!["B11AA"]);
+        assert!(found("the A38 and M5", "uk-postcode").is_empty());
+        assert!(found("QA1 1AA", "uk-postcode").is_empty());
+    }
+
+    #[test]
+    fn digit_search_finds_every_digit() {
+        let text = b"abcdefghijklmnopqrstuvwxyz:/9";
+        assert_eq!(find_digit(text), Some(28));
+        for i in 0..40 {
+            let mut v = vec![b'x'; 40];
+            v[i] = b'0' + (i % 10) as u8;
+            assert_eq!(find_digit(&v), Some(i));
+        }
+        assert_eq!(find_digit("é£€/:;".as_bytes()), None);
+    }
+
+    #[test]
+    fn custom_keywords_patterns_near() {
+        let specs = [
+            CustomDetectorSpec {
+                name: "codenames".into(),
+                keywords: vec!["Nightjar".into(), "Operation Kestrel".into()],
+                ..Default::default()
+            },
+            CustomDetectorSpec {
+                name: "staff-number".into(),
+                pattern: Some(r"\bEMP-[0-9]{6}\b".into()),
+                near: vec!["staff".into(), "employee".into()],
+                within: Some(30),
+                ..Default::default()
+            },
+        ];
+        let det = CustomDetectors::new(&[(&specs[0], 0), (&specs[1], 1)]).unwrap();
+        let run = |t: &str| {
+            let mut out = Vec::new();
+            det.detect(t, &mut |slot, v| out.push((slot, v.to_string())));
+            out
+        };
+        assert_eq!(
+            run("the NIGHTJAR plan and operation kestrel"),
+            vec![(0, "nightjar".into()), (0, "operation kestrel".into())]
+        );
+        assert!(run("nightjars and xnightjar").is_empty());
+        assert_eq!(run("staff id EMP-123456"), vec![(1, "EMP-123456".into())]);
+        assert!(run("id EMP-123456").is_empty());
+        assert!(run(&format!("staff {} EMP-123456", "z".repeat(40))).is_empty());
+        assert!(run("staffroom EMP-123456").is_empty());
+    }
+
+    #[test]
+    fn custom_errors() {
+        let empty = CustomDetectorSpec {
+            name: "e".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            CustomDetectors::new(&[(&empty, 0)]).unwrap_err(),
+            DlpError::EmptyDetector("e".into())
+        );
+        let bad = CustomDetectorSpec {
+            name: "b".into(),
+            pattern: Some("(".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            CustomDetectors::new(&[(&bad, 0)]),
+            Err(DlpError::BadPattern { .. })
+        ));
+    }
+}

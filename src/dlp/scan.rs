@@ -1,0 +1,648 @@
+//! The scanner: one compiled DLP profile, and the pure scan of a request.
+//!
+//! Job: compile a profile's detector list (built-in ids and custom specs) once;
+//! then, per request, decode and extract the body ([`super::extract`]), normalise
+//! every field ([`super::normalize`]), run the detectors over each field and over
+//! all fields joined by a space (a value split across two fields is still one
+//! value), over the values alone joined (keys would sit between the halves), and,
+//! for the literal detectors (secrets, markings), over the values concatenated
+//! with no separator; count distinct values per detector and mask one sample.
+//!
+//! Limits: findings hold only a masked sample (first two and last one characters
+//! at most, fewer for short values); distinct values are remembered as 64-bit
+//! hashes for the duration of one call. With several fields the detectors run
+//! up to three times over the text (each field, all joined, values joined), so
+//! many-field bodies cost up to three times more; a single text field is scanned
+//! once.
+
+use std::borrow::Cow;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use super::detectors::{
+    Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, BUILTIN_DETECTORS,
+};
+use super::extract::{decode_content, extract, Field, ScanInput, ScanLimits};
+use super::normalize::normalize;
+use super::{DlpError, ScanError};
+
+/// What one detector found in one request. `sample` is masked (e.g. `JG******B`),
+/// so the derived `Debug` is safe to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Detector id: a built-in id or a custom detector's name.
+    pub detector: String,
+    /// Number of distinct values found.
+    pub count: usize,
+    /// The first value found, masked; never the raw value.
+    pub sample: String,
+}
+
+/// Findings plus what could not be scanned.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScanReport {
+    /// Sorted by detector id, one entry per detector that found something.
+    pub findings: Vec<Finding>,
+    /// Multipart parts skipped as binary (images, archives).
+    pub binary_parts_skipped: usize,
+}
+
+/// A compiled DLP profile. `Send + Sync`; share it in an `Arc`.
+#[derive(Debug)]
+pub struct Scanner {
+    /// Output slot → detector id.
+    names: Vec<String>,
+    builtins: Option<BuiltinDetectors>,
+    custom: Option<CustomDetectors>,
+}
+
+impl Scanner {
+    /// Compiles a profile. `detectors` names built-ins and/or entries of `custom`
+    /// (custom specs not named are not enabled). An unknown name, a custom name
+    /// reused or shadowing a built-in, an empty custom detector or a bad pattern is
+    /// an error naming the detector.
+    pub fn new(detectors: &[String], custom: &[CustomDetectorSpec]) -> Result<Scanner, DlpError> {
+        for (i, spec) in custom.iter().enumerate() {
+            if Builtin::from_id(&spec.name).is_some()
+                || custom[..i].iter().any(|c| c.name == spec.name)
+            {
+                return Err(DlpError::DuplicateDetector(spec.name.clone()));
+            }
+        }
+        let mut names: Vec<String> = Vec::new();
+        let mut builtin_slots = [None; 12];
+        let mut custom_slots: Vec<(&CustomDetectorSpec, usize)> = Vec::new();
+        for name in detectors {
+            if names.contains(name) {
+                continue;
+            }
+            let slot = names.len();
+            if let Some(b) = Builtin::from_id(name) {
+                builtin_slots[b as usize] = Some(slot);
+            } else if let Some(spec) = custom.iter().find(|c| &c.name == name) {
+                custom_slots.push((spec, slot));
+            } else {
+                return Err(DlpError::UnknownDetector(name.clone()));
+            }
+            names.push(name.clone());
+        }
+        let builtins = if builtin_slots.iter().any(Option::is_some) {
+            Some(BuiltinDetectors::new(builtin_slots)?)
+        } else {
+            None
+        };
+        let custom = if custom_slots.is_empty() {
+            None
+        } else {
+            Some(CustomDetectors::new(&custom_slots)?)
+        };
+        Ok(Scanner {
+            names,
+            builtins,
+            custom,
+        })
+    }
+
+    /// Every built-in detector (what `socialgate scan` uses with no profile).
+    #[allow(clippy::expect_used)] // Constant patterns, compiled by every test of this module.
+    pub fn all_builtins() -> Scanner {
+        let ids: Vec<String> = BUILTIN_DETECTORS
+            .iter()
+            .map(|id| (*id).to_string())
+            .collect();
+        Scanner::new(&ids, &[]).expect("built-in DLP patterns compile")
+    }
+
+    /// The enabled detector ids, in profile order.
+    pub fn detector_ids(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Decodes the Content-Encoding, extracts fields by Content-Type (and the
+    /// query string), normalises and detects. Pure: no I/O, no clock.
+    pub fn scan_request(
+        &self,
+        req: &ScanInput<'_>,
+        limits: &ScanLimits,
+    ) -> Result<Vec<Finding>, ScanError> {
+        self.scan_request_report(req, limits).map(|r| r.findings)
+    }
+
+    /// As [`Scanner::scan_request`], also counting skipped binary parts.
+    pub fn scan_request_report(
+        &self,
+        req: &ScanInput<'_>,
+        limits: &ScanLimits,
+    ) -> Result<ScanReport, ScanError> {
+        let decoded = decode_content(req.body, req.content_encoding, limits)?;
+        let extracted = extract(&decoded, req.content_type, req.query);
+        Ok(ScanReport {
+            findings: self.scan_fields(&extracted.fields),
+            binary_parts_skipped: extracted.binary_parts_skipped,
+        })
+    }
+
+    /// Scans one plain text.
+    pub fn scan_text(&self, text: &str) -> Vec<Finding> {
+        self.scan_fields(&[Field {
+            text: Cow::Borrowed(text),
+            is_key: false,
+        }])
+    }
+
+    fn scan_fields(&self, fields: &[Field<'_>]) -> Vec<Finding> {
+        let mut tally = Tally::new(self.names.len());
+        let normal: Vec<(Cow<'_, str>, bool)> = fields
+            .iter()
+            .map(|f| (normalize(&f.text), f.is_key))
+            .collect();
+        for (text, _) in &normal {
+            self.detect(text, &mut tally);
+        }
+        if normal.len() > 1 {
+            let all: Vec<&str> = normal.iter().map(|(t, _)| t.as_ref()).collect();
+            let values: Vec<&str> = normal
+                .iter()
+                .filter(|(_, key)| !key)
+                .map(|(t, _)| t.as_ref())
+                .collect();
+            self.detect(&all.join(" "), &mut tally);
+            if values.len() > 1 && values.len() < all.len() {
+                self.detect(&values.join(" "), &mut tally);
+            }
+            if let Some(b) = &self.builtins {
+                // A token cut mid-way (AKIA… split in two fields) is whole only without a separator.
+                let mut sink = |slot: usize, value: &str| tally.add(slot, value);
+                b.detect_literals_only(&values.concat(), &mut sink);
+            }
+        }
+        tally.into_findings(&self.names)
+    }
+
+    fn detect(&self, text: &str, tally: &mut Tally) {
+        if text.is_empty() {
+            return;
+        }
+        let mut sink = |slot: usize, value: &str| tally.add(slot, value);
+        if let Some(b) = &self.builtins {
+            b.detect(text, &mut sink);
+        }
+        if let Some(c) = &self.custom {
+            c.detect(text, &mut sink);
+        }
+    }
+}
+
+/// Distinct values per slot, as hashes, and one masked sample each.
+struct Tally {
+    seen: HashSet<(usize, u64)>,
+    slots: Vec<(usize, Option<String>)>,
+}
+
+impl Tally {
+    fn new(n: usize) -> Tally {
+        Tally {
+            seen: HashSet::new(),
+            slots: vec![(0, None); n],
+        }
+    }
+
+    fn add(&mut self, slot: usize, value: &str) {
+        let mut h = DefaultHasher::new();
+        value.hash(&mut h);
+        if !self.seen.insert((slot, h.finish())) {
+            return;
+        }
+        if let Some((count, sample)) = self.slots.get_mut(slot) {
+            *count += 1;
+            if sample.is_none() {
+                *sample = Some(mask(value));
+            }
+        }
+    }
+
+    fn into_findings(self, names: &[String]) -> Vec<Finding> {
+        let mut out: Vec<Finding> = self
+            .slots
+            .into_iter()
+            .zip(names)
+            .filter(|((count, _), _)| *count > 0)
+            .map(|((count, sample), name)| Finding {
+                detector: name.clone(),
+                count,
+                sample: sample.unwrap_or_default(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.detector.cmp(&b.detector));
+        out
+    }
+}
+
+/// Masks a value: separators stripped, then at most the first two and the last
+/// character visible (one and one under six characters, none under four), at
+/// least one `*`, at most 16.
+pub fn mask(value: &str) -> String {
+    let chars: Vec<char> = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '.'))
+        .collect();
+    let n = chars.len();
+    let (head, tail) = match n {
+        0..=3 => (0, 0),
+        4..=5 => (1, 1),
+        _ => (2, 1),
+    };
+    let stars = (n - head - tail).clamp(1, 16);
+    let mut out: String = chars[..head].iter().collect();
+    out.extend(std::iter::repeat_n('*', stars));
+    out.extend(&chars[n - tail..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const BLOCK_PROFILE: &[&str] = &[
+        "payment-card",
+        "uk-nino",
+        "nhs-number",
+        "protective-marking",
+        "secrets",
+        "iban",
+        "uk-bank-account",
+        "uk-passport",
+        "uk-driving-licence",
+    ];
+
+    /// One canary per block detector, as DLP.md's evasion suite names them.
+    const CANARIES: &[(&str, &str)] = &[
+        ("payment-card", "4111 1111 1111 1111"),
+        ("uk-nino", "JG 10 37 82 B"),
+        ("nhs-number", "943 476 5919"),
+        ("protective-marking", "OFFICIAL-SENSITIVE"),
+        ("secrets", "AKIAIOSFODNN7EXAMPLE"),
+        ("iban", "GB82 WEST 1234 5698 7654 32"),
+        ("uk-bank-account", "sort code 12-34-56 account 12345678"),
+    ];
+
+    fn block_scanner() -> Scanner {
+        let ids: Vec<String> = BLOCK_PROFILE.iter().map(|s| s.to_string()).collect();
+        Scanner::new(&ids, &[]).unwrap()
+    }
+
+    fn scan(ct: Option<&str>, ce: Option<&str>, body: &[u8], query: Option<&str>) -> Vec<Finding> {
+        let req = ScanInput {
+            content_type: ct,
+            content_encoding: ce,
+            body,
+            query,
+        };
+        block_scanner()
+            .scan_request(&req, &ScanLimits::default())
+            .unwrap()
+    }
+
+    fn assert_found(findings: &[Finding], id: &str, how: &str) {
+        assert!(
+            findings.iter().any(|f| f.detector == id),
+            "{id} not found {how}: {findings:?}"
+        );
+    }
+
+    fn percent_encode_all(s: &str) -> String {
+        s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    fn json_u_escape(s: &str) -> String {
+        s.encode_utf16().map(|u| format!("\\u{u:04x}")).collect()
+    }
+
+    fn fullwidth_digits(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '0'..='9' => char::from_u32(0xFF10 + (c as u32 - '0' as u32)).unwrap(),
+                other => other,
+            })
+            .collect()
+    }
+
+    fn zero_width(s: &str) -> String {
+        s.chars().flat_map(|c| [c, '\u{200B}']).collect()
+    }
+
+    fn split_half(s: &str) -> (String, String) {
+        let mid = s.len() / 2;
+        let cut = (mid..s.len())
+            .find(|&i| s.as_bytes()[i] == b' ')
+            .unwrap_or(mid);
+        (s[..cut].to_string(), s[cut..].trim_start().to_string())
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn brotli(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        {
+            let mut w = ::brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(data).unwrap();
+        }
+        out
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    #[test]
+    fn evasion_suite_every_canary_every_way() {
+        for &(id, canary) in CANARIES {
+            let text = format!("please post this {canary} thanks");
+            let form_ct = Some("application/x-www-form-urlencoded");
+            let text_ct = Some("text/plain");
+            assert_found(&scan(text_ct, None, text.as_bytes(), None), id, "plain");
+            assert_found(
+                &scan(None, None, text.as_bytes(), None),
+                id,
+                "plain, no content-type",
+            );
+            let pct = format!("status={}", percent_encode_all(&text));
+            assert_found(
+                &scan(form_ct, None, pct.as_bytes(), None),
+                id,
+                "percent-encoded form",
+            );
+            assert_found(
+                &scan(text_ct, None, percent_encode_all(&text).as_bytes(), None),
+                id,
+                "percent-encoded text",
+            );
+            assert_found(
+                &scan(Some("text/plain"), None, b"", Some(&pct)),
+                id,
+                "query string",
+            );
+            let json = format!(r#"{{"status":"{}"}}"#, json_u_escape(&text));
+            assert_found(
+                &scan(Some("application/json"), None, json.as_bytes(), None),
+                id,
+                "JSON \\u",
+            );
+            let gql = format!(
+                r#"{{"query":"mutation P($t:String!){{post(text:$t)}}","variables":{{"t":"{}"}}}}"#,
+                json_u_escape(canary)
+            );
+            assert_found(
+                &scan(Some("application/json"), None, gql.as_bytes(), None),
+                id,
+                "GraphQL variables",
+            );
+            let (a, b) = split_half(canary);
+            let split = format!("a={}&b={}", a.replace(' ', "+"), b.replace(' ', "+"));
+            if !b.is_empty() {
+                assert_found(
+                    &scan(form_ct, None, split.as_bytes(), None),
+                    id,
+                    "split across form fields",
+                );
+                let split_json = format!(r#"{{"z":"{a}","a":"{b}"}}"#);
+                assert_found(
+                    &scan(Some("application/json"), None, split_json.as_bytes(), None),
+                    id,
+                    "split JSON",
+                );
+            }
+            let multipart = format!(
+                "--b0undary\r\nContent-Disposition: form-data; name=\"status\"\r\n\r\n{text}\r\n--b0undary--\r\n"
+            );
+            let mp_ct = Some("multipart/form-data; boundary=b0undary");
+            assert_found(
+                &scan(mp_ct, None, multipart.as_bytes(), None),
+                id,
+                "multipart",
+            );
+            let b64 =
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text.as_bytes());
+            let multipart64 = format!(
+                "--b0undary\r\nContent-Disposition: form-data; name=\"status\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--b0undary--\r\n"
+            );
+            assert_found(
+                &scan(mp_ct, None, multipart64.as_bytes(), None),
+                id,
+                "multipart base64",
+            );
+            assert_found(
+                &scan(text_ct, Some("gzip"), &gzip(text.as_bytes()), None),
+                id,
+                "gzip",
+            );
+            assert_found(
+                &scan(text_ct, Some("br"), &brotli(text.as_bytes()), None),
+                id,
+                "br",
+            );
+            assert_found(
+                &scan(text_ct, Some("zstd"), &zstd(text.as_bytes()), None),
+                id,
+                "zstd",
+            );
+            assert_found(
+                &scan(
+                    form_ct,
+                    Some("gzip, br"),
+                    &brotli(&gzip(pct.as_bytes())),
+                    None,
+                ),
+                id,
+                "gzip, br form",
+            );
+            assert_found(
+                &scan(text_ct, None, zero_width(&text).as_bytes(), None),
+                id,
+                "zero-width",
+            );
+            let soft = text.replace(' ', " \u{00AD}");
+            assert_found(
+                &scan(text_ct, None, soft.as_bytes(), None),
+                id,
+                "soft hyphens",
+            );
+            assert_found(
+                &scan(text_ct, None, fullwidth_digits(&text).as_bytes(), None),
+                id,
+                "full-width digits",
+            );
+            let entities: String = text.chars().map(|c| format!("&#{};", c as u32)).collect();
+            assert_found(
+                &scan(text_ct, None, entities.as_bytes(), None),
+                id,
+                "HTML entities",
+            );
+        }
+    }
+
+    #[test]
+    fn errors_fail_closed() {
+        let s = Scanner::all_builtins();
+        let req = |ce, body| ScanInput {
+            content_type: Some("text/plain"),
+            content_encoding: Some(ce),
+            body,
+            query: None,
+        };
+        let limits = ScanLimits::default();
+        assert_eq!(
+            s.scan_request(&req("compress", b"x"), &limits),
+            Err(ScanError::UnknownEncoding("compress".into()))
+        );
+        assert!(matches!(
+            s.scan_request(&req("gzip", b"\x1f\x8b\x08junk"), &limits),
+            Err(ScanError::Undecodable(_))
+        ));
+        let bomb = gzip(&vec![b'a'; 4 * 1024 * 1024]);
+        let small = ScanLimits {
+            max_decoded_bytes: 1024 * 1024,
+        };
+        assert_eq!(
+            s.scan_request(&req("gzip", &bomb), &small),
+            Err(ScanError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn findings_sorted_distinct_and_masked() {
+        let s = Scanner::all_builtins();
+        let text = "JG 10 37 82 B and again JG103782B, card 4111-1111-1111-1111, AB123456C";
+        let f = s.scan_text(text);
+        let ids: Vec<&str> = f.iter().map(|f| f.detector.as_str()).collect();
+        assert_eq!(ids, vec!["payment-card", "uk-nino"]);
+        assert_eq!(f[1].count, 2);
+        assert_eq!(f[1].sample, "JG******B");
+        assert_eq!(f[0].sample, "41*************1");
+    }
+
+    #[test]
+    fn masking_never_reveals_a_canary() {
+        let s = Scanner::all_builtins();
+        for &(id, canary) in CANARIES {
+            let f = s.scan_text(canary);
+            assert_found(&f, id, "masking");
+            let stripped: String = canary
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '-')
+                .collect();
+            for finding in &f {
+                assert!(
+                    !finding.sample.contains(canary) && !finding.sample.contains(&stripped),
+                    "{finding:?}"
+                );
+                assert!(finding.sample.contains('*'));
+                let debug = format!("{finding:?}");
+                assert!(!debug.contains(canary) && !debug.contains(&stripped));
+            }
+        }
+        assert_eq!(mask("abc"), "***");
+        assert_eq!(mask("abcd"), "a**d");
+        assert_eq!(mask(&"x".repeat(100)).len(), 19);
+    }
+
+    #[test]
+    fn profile_errors_name_the_detector() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            Scanner::new(&ids(&["nope"]), &[]).unwrap_err(),
+            DlpError::UnknownDetector("nope".into())
+        );
+        let shadow = CustomDetectorSpec {
+            name: "iban".into(),
+            keywords: vec!["x".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            Scanner::new(&ids(&["iban"]), &[shadow]).unwrap_err(),
+            DlpError::DuplicateDetector("iban".into())
+        );
+        let bad = CustomDetectorSpec {
+            name: "b".into(),
+            pattern: Some("[".into()),
+            ..Default::default()
+        };
+        assert!(
+            matches!(Scanner::new(&ids(&["b"]), &[bad]), Err(DlpError::BadPattern { detector, .. }) if detector == "b")
+        );
+    }
+
+    #[test]
+    fn custom_and_builtin_together() {
+        let custom = vec![CustomDetectorSpec {
+            name: "project-codenames".into(),
+            keywords: vec!["Nightjar".into(), "Operation Kestrel".into()],
+            ..Default::default()
+        }];
+        let ids: Vec<String> = ["project-codenames", "uk-nino"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let s = Scanner::new(&ids, &custom).unwrap();
+        let f = s
+            .scan_text("News on OPERATION  KESTREL? no: Operation Kestrel and nightjar. JG103782B");
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].detector, "project-codenames");
+        assert_eq!(f[0].count, 2);
+        assert_eq!(s.detector_ids(), &ids[..]);
+    }
+
+    #[test]
+    fn thousand_keywords_compile_and_match() {
+        let keywords: Vec<String> = (0..1000).map(|i| format!("codename{i}x")).collect();
+        let custom = vec![CustomDetectorSpec {
+            name: "k".into(),
+            keywords,
+            ..Default::default()
+        }];
+        let s = Scanner::new(&["k".to_string()], &custom).unwrap();
+        let f = s.scan_text("leak: Codename999X and codename5x but not codename5xx");
+        assert_eq!(f[0].count, 2);
+    }
+
+    #[test]
+    fn scanner_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Scanner>();
+    }
+
+    #[test]
+    fn benign_corpus_is_clean() {
+        let corpus = include_str!("benign_corpus.txt");
+        let posts: Vec<&str> = corpus.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(posts.len() >= 200, "only {} posts", posts.len());
+        let s = block_scanner();
+        for post in &posts {
+            let f = s.scan_text(post);
+            assert!(f.is_empty(), "{post:?} -> {f:?}");
+        }
+        // And all of them at once, as one body.
+        assert!(s.scan_text(corpus).is_empty());
+        let form: String = posts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("p{i}={}&", p.replace(' ', "+").replace('&', "%26")))
+            .collect();
+        let req = ScanInput {
+            content_type: Some("application/x-www-form-urlencoded"),
+            content_encoding: None,
+            body: form.as_bytes(),
+            query: None,
+        };
+        assert!(s
+            .scan_request(&req, &ScanLimits::default())
+            .unwrap()
+            .is_empty());
+    }
+}

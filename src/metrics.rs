@@ -1,0 +1,143 @@
+//! Prometheus metrics: every name here is part of the contract (DESIGN.md).
+//! Labels take values only from the policy (role, site, activity, rule names) or
+//! from fixed sets; never a user name, a path, a host outside the catalogue or
+//! content. The struct is injected (no global registry).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The gateway's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    /// Decided requests: `role` (first role or `none`), `site`, `activity`, `action`.
+    pub requests: IntCounterVec,
+    /// Dry-run rules that matched: `rule`, `action`.
+    pub dry_run: IntCounterVec,
+    /// DLP findings: `detector`, `on_finding` (`block`, `log`).
+    pub dlp_findings: IntCounterVec,
+    /// Failed identification: `reason` (`missing`, `malformed`, `bad_credentials`, `unsupported_scheme`).
+    pub auth_failures: IntCounterVec,
+    /// Refused destinations: `reason` (`port`, `gateway`, or an address class).
+    pub destination_denied: IntCounterVec,
+    /// Upstream failures: `kind` (`dns`, `connect`, `timeout`, `tls`, `protocol`).
+    pub upstream_errors: IntCounterVec,
+    /// Time to the end of the response, by `site`.
+    pub duration: HistogramVec,
+    /// Body bytes by `direction` (`up` to the site, `down` to the client).
+    pub bytes: IntCounterVec,
+    pub connections_active: IntGauge,
+    pub tunnels_active: IntGauge,
+    pub certs_minted: IntCounter,
+    pub cert_cache_hits: IntCounter,
+    /// Policy reloads by `result` (`ok`, `error`).
+    pub policy_reloads: IntCounterVec,
+    /// 1 for the loaded policy's `version`.
+    pub policy_info: IntGaugeVec,
+    /// Audit records that could not be queued.
+    pub audit_dropped: IntCounter,
+    minted_seen: AtomicU64,
+    hits_seen: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounter> {
+    let c = IntCounter::new(name, help)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
+    let g = IntGauge::new(name, help)?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl Metrics {
+    pub fn new() -> prometheus::Result<Metrics> {
+        let r = Registry::new();
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "socialgate_request_duration_seconds",
+                "Time from the request head to the end of the response, by site.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["site"],
+        )?;
+        r.register(Box::new(duration.clone()))?;
+        let policy_info = IntGaugeVec::new(
+            Opts::new(
+                "socialgate_policy_info",
+                "1 for the version (hash) of the loaded policy.",
+            ),
+            &["version"],
+        )?;
+        r.register(Box::new(policy_info.clone()))?;
+        Ok(Metrics {
+            requests: counter_vec(&r, "socialgate_requests_total", "Decided requests by the user's first role, site, activity and action.", &["role", "site", "activity", "action"])?,
+            dry_run: counter_vec(&r, "socialgate_dry_run_matches_total", "Rules with enforce: false that matched (would <action>).", &["rule", "action"])?,
+            dlp_findings: counter_vec(&r, "socialgate_dlp_findings_total", "DLP findings by detector and what the profile does with them.", &["detector", "on_finding"])?,
+            auth_failures: counter_vec(&r, "socialgate_auth_failures_total", "Clients that could not be identified, by reason.", &["reason"])?,
+            destination_denied: counter_vec(&r, "socialgate_destination_denied_total", "Destinations refused by the guard, by reason.", &["reason"])?,
+            upstream_errors: counter_vec(&r, "socialgate_upstream_errors_total", "Failures reaching the real site, by kind.", &["kind"])?,
+            duration,
+            bytes: counter_vec(&r, "socialgate_bytes_total", "Body bytes relayed, up to sites and down to clients.", &["direction"])?,
+            connections_active: gauge(&r, "socialgate_connections_active", "Client connections open on the proxy port.")?,
+            tunnels_active: gauge(&r, "socialgate_tunnels_active", "CONNECT tunnels open (intercepted or not).")?,
+            certs_minted: counter(&r, "socialgate_certs_minted_total", "Leaf certificates minted.")?,
+            cert_cache_hits: counter(&r, "socialgate_cert_cache_hits_total", "Leaf certificates served from the cache.")?,
+            policy_reloads: counter_vec(&r, "socialgate_policy_reloads_total", "Policy reloads by result.", &["result"])?,
+            policy_info,
+            audit_dropped: counter(&r, "socialgate_audit_dropped_total", "Audit records that could not be queued (requests under a dlp rule get 503 instead).")?,
+            registry: r,
+            minted_seen: AtomicU64::new(0),
+            hits_seen: AtomicU64::new(0),
+        })
+    }
+
+    /// Brings the certificate counters up to the issuer's totals.
+    pub fn sync_cert_counters(&self, minted_total: u64, hits_total: u64) {
+        let m = self.minted_seen.swap(minted_total, Ordering::Relaxed);
+        self.certs_minted.inc_by(minted_total.saturating_sub(m));
+        let h = self.hits_seen.swap(hits_total, Ordering::Relaxed);
+        self.cert_cache_hits.inc_by(hits_total.saturating_sub(h));
+    }
+
+    /// Marks `version` as the loaded policy.
+    pub fn set_policy_version(&self, version: &str) {
+        self.policy_info.reset();
+        self.policy_info.with_label_values(&[version]).set(1);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// A histogram for one site (for callers that observe directly).
+    pub fn duration_for(&self, site: &str) -> Histogram {
+        self.duration.with_label_values(&[site])
+    }
+}
