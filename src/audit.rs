@@ -42,6 +42,7 @@ pub struct AuditRecord {
 enum Msg {
     Record(String),
     Reopen,
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The sending side; cheap to share.
@@ -114,6 +115,10 @@ impl AuditLog {
                             tracing::error!(error = %e, path = %path, "cannot write the audit log; check the disk");
                         }
                     }
+                    Msg::Flush(done) => {
+                        let _ = sink.flush();
+                        let _ = done.send(());
+                    }
                     Msg::Reopen => {
                         let _ = sink.flush();
                         match open(&path) {
@@ -146,6 +151,14 @@ impl AuditLog {
         match serde_json::to_string(record) {
             Ok(line) => self.tx.try_send(Msg::Record(line)).is_ok(),
             Err(_) => false,
+        }
+    }
+
+    /// Waits until every record queued so far is written and flushed.
+    pub async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
         }
     }
 

@@ -4,6 +4,7 @@
 //! touches the network lives in `proxy`. See DESIGN.md in the project docs for the
 //! contracts: CLI verbs, YAML keys, status codes, metric names.
 
+pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod dlp;

@@ -1,10 +1,12 @@
 //! Starting and stopping a gateway: load the policy, bind the listeners, serve,
-//! reload the policy on SIGHUP, stop on SIGTERM. Integration tests use `start`
-//! with port 0 to run a real gateway in-process.
+//! reload the policy on SIGHUP or when its files change, reopen the audit log on
+//! SIGUSR1, stop gracefully on SIGTERM. Integration tests use `start` with port 0
+//! to run a real gateway in-process.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -15,6 +17,9 @@ use crate::policy::{load_policy, Policy};
 use crate::proxy::server::serve_proxy;
 use crate::proxy::Gateway;
 use crate::settings::Settings;
+
+/// How long requests in flight may take to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Where the policy comes from.
 #[derive(Debug, Clone)]
@@ -61,7 +66,9 @@ pub fn load_checked_policy(source: &PolicySource) -> Result<Policy, Vec<String>>
 /// A gateway running in this process.
 pub struct RunningGateway {
     pub proxy_addrs: Vec<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
+    pub source: PolicySource,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -72,48 +79,31 @@ impl RunningGateway {
         self.proxy_addrs[0]
     }
 
-    /// Stops accepting and waits for the accept loops to end.
-    pub async fn stop(self) {
+    /// Stops accepting, lets requests in flight finish (up to `grace`), flushes the
+    /// audit log.
+    pub async fn stop_within(self, grace: Duration) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.gateway.metrics.connections_active.get() > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.gateway.audit.flush().await;
     }
-}
 
-/// Binds the listeners and starts serving with `policy`.
-pub async fn start(settings: Settings, policy: Policy) -> Result<RunningGateway, String> {
-    let mut listeners = Vec::new();
-    for addr in &settings.listen {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e} (is another proxy running there? change `listen` in socialgate.yaml)"))?;
-        listeners.push(l);
+    /// `stop_within(SHUTDOWN_GRACE)`.
+    pub async fn stop(self) {
+        self.stop_within(SHUTDOWN_GRACE).await;
     }
-    let mut own: Vec<SocketAddr> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect();
-    let proxy_addrs = own.clone();
-    if let Some(a) = settings.admin_listen {
-        own.push(a);
+
+    /// Reloads the policy and the htpasswd file; on any error the old ones stay.
+    pub fn reload(&self) -> bool {
+        reload(&self.gateway, &self.source)
     }
-    let issuer = Arc::new(crate::tls::LeafIssuer::new(
-        Arc::new(load_ca(&settings)?),
-        crate::tls::issuer::DEFAULT_CAPACITY,
-    ));
-    let gateway = Arc::new(Gateway::new(settings, policy, own, issuer)?);
-    let (tx, rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for l in listeners {
-        tasks.push(tokio::spawn(serve_proxy(gateway.clone(), l, rx.clone())));
-    }
-    Ok(RunningGateway {
-        proxy_addrs,
-        gateway,
-        shutdown: tx,
-        tasks,
-    })
 }
 
 /// Loads the CA, creating it when both of its files are missing.
@@ -134,7 +124,75 @@ pub fn load_ca(settings: &Settings) -> Result<crate::tls::CertificateAuthority, 
     Ok(ca)
 }
 
-/// `socialgate run`: serve until SIGTERM or Ctrl-C; reload on SIGHUP.
+/// Binds the listeners and starts serving with `policy` (loaded from `source`).
+pub async fn start_with_source(
+    settings: Settings,
+    policy: Policy,
+    source: PolicySource,
+) -> Result<RunningGateway, String> {
+    let mut listeners = Vec::new();
+    for addr in &settings.listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e} (is another proxy running there? change `listen` in socialgate.yaml)"))?;
+        listeners.push(l);
+    }
+    let admin = match settings.admin_listen {
+        Some(a) => Some(TcpListener::bind(a).await.map_err(|e| {
+            format!("cannot listen on {a} for the admin port: {e} (change `admin_listen`)")
+        })?),
+        None => None,
+    };
+    let proxy_addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+    let mut own = proxy_addrs.clone();
+    own.extend(admin_addr);
+    let issuer = Arc::new(crate::tls::LeafIssuer::new(
+        Arc::new(load_ca(&settings)?),
+        crate::tls::issuer::DEFAULT_CAPACITY,
+    ));
+    let (audit, _writer) = crate::audit::AuditLog::start(&settings.audit_path)?;
+    let gateway = Arc::new(Gateway::new(settings, policy, own, issuer, audit)?);
+    gateway.set_proxy_addrs(proxy_addrs.clone());
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for l in listeners {
+        tasks.push(tokio::spawn(serve_proxy(gateway.clone(), l, rx.clone())));
+    }
+    if let Some(l) = admin {
+        tasks.push(tokio::spawn(crate::admin::serve_admin(
+            gateway.clone(),
+            l,
+            rx.clone(),
+        )));
+    }
+    if let PolicySource::File(_) = &source {
+        tokio::spawn(watch_policy_files(
+            gateway.clone(),
+            source.clone(),
+            rx.clone(),
+        ));
+    }
+    Ok(RunningGateway {
+        proxy_addrs,
+        admin_addr,
+        gateway,
+        source,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+/// Binds the listeners and starts serving with `policy` (from `settings.policy`).
+pub async fn start(settings: Settings, policy: Policy) -> Result<RunningGateway, String> {
+    let source = PolicySource::for_settings(&settings);
+    start_with_source(settings, policy, source).await
+}
+
+/// `socialgate run`: serve until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> Result<(), String> {
     let source = PolicySource::for_settings(&settings);
     let policy = load_checked_policy(&source).map_err(|errs| {
@@ -145,29 +203,38 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         )
     })?;
     tracing::info!(policy = %source.describe(), version = %policy.version, rules = policy.rules.len(), sites = policy.sites.len(), "policy loaded");
-    let running = start(settings, policy).await?;
+    let running = start_with_source(settings, policy, source).await?;
     for a in &running.proxy_addrs {
         tracing::info!(address = %a, "proxy listening; point browsers at it, e.g. curl -x http://{a} http://example.com/");
     }
-    wait_for_signals(&running, &source).await;
-    tracing::info!("stopping: no new connections; requests in flight finish");
+    if let Some(a) = running.admin_addr {
+        tracing::info!(address = %a, "admin listening: /metrics /healthz /readyz /proxy.pac /ca.crt");
+    }
+    wait_for_signals(&running).await;
+    tracing::info!(
+        "stopping: no new connections; requests in flight have {}s to finish",
+        SHUTDOWN_GRACE.as_secs()
+    );
     running.stop().await;
+    tracing::info!("stopped; the audit log is flushed");
     Ok(())
 }
 
 #[cfg(unix)]
-async fn wait_for_signals(running: &RunningGateway, source: &PolicySource) {
+async fn wait_for_signals(running: &RunningGateway) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut term)) = (
+    let (Ok(mut hup), Ok(mut term), Ok(mut usr1)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::user_defined1()),
     ) else {
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(running, source),
+            _ = hup.recv() => { running.reload(); }
+            _ = usr1.recv() => running.gateway.audit.reopen(),
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
         }
@@ -175,25 +242,71 @@ async fn wait_for_signals(running: &RunningGateway, source: &PolicySource) {
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signals(_running: &RunningGateway, _source: &PolicySource) {
+async fn wait_for_signals(_running: &RunningGateway) {
     let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Reloads the policy and the htpasswd file; on any error the old ones stay.
-pub fn reload(running: &RunningGateway, source: &PolicySource) {
-    match load_checked_policy(source) {
+/// Returns whether a new policy is in force.
+pub fn reload(gw: &Gateway, source: &PolicySource) -> bool {
+    let ok = match load_checked_policy(source) {
         Ok(p) => {
             tracing::info!(version = %p.version, "policy reloaded");
-            running.gateway.set_policy(p);
+            gw.set_policy(p);
+            gw.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+            true
         }
         Err(errs) => {
             for e in errs {
                 tracing::error!("{e}");
             }
-            tracing::error!("the new policy was not loaded; the previous one stays in force. Fix the errors above and send SIGHUP again.");
+            tracing::error!("the new policy was not loaded; the previous one stays in force. Fix the errors above; the file is watched (or send SIGHUP).");
+            gw.metrics
+                .policy_reloads
+                .with_label_values(&["error"])
+                .inc();
+            false
         }
-    }
-    if let Err(e) = running.gateway.identity.reload_htpasswd() {
+    };
+    if let Err(e) = gw.identity.reload_htpasswd() {
         tracing::error!("{e}; the previous htpasswd file stays in force");
+    }
+    ok
+}
+
+/// The modification time and length of each file, to notice changes.
+fn fingerprint(files: &[String]) -> Vec<Option<(SystemTime, u64)>> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| m.modified().ok().map(|t| (t, m.len())))
+        })
+        .collect()
+}
+
+/// Polls the policy's files every second; reloads when one changes.
+async fn watch_policy_files(
+    gw: Arc<Gateway>,
+    source: PolicySource,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut files = gw.policy().files.clone();
+    let mut seen = fingerprint(&files);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = fingerprint(&files);
+        if now != seen {
+            tracing::info!("a policy file changed; reloading");
+            reload(&gw, &source);
+            // After a failed reload this is the broken state: nothing is retried
+            // until a file changes again.
+            files = gw.policy().files.clone();
+            seen = fingerprint(&files);
+        }
     }
 }

@@ -272,6 +272,7 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         rules,
         dlp,
         tests: Vec::new(),
+        files: docs.iter().map(|d| d.file.clone()).collect(),
     };
     let rule_names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
     let mut tests = Vec::new();

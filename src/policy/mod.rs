@@ -55,6 +55,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub dlp: DlpSettings,
     pub tests: Vec<selftest::PolicyTest>,
+    /// Every file read to build this policy (the main file first), for the watcher.
+    pub files: Vec<String>,
 }
 
 /// A site: its activities in file order.

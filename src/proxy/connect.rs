@@ -20,8 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::respond::{self, BlockInfo};
-use super::upstream::DialError;
-use super::{Gateway, ProxyBody};
+use super::{observe, Gateway, ProxyBody};
 use crate::policy::{normalize_host, Action, Facts, NormalHost, Policy, RequestView};
 
 /// What the first bytes of a tunnel showed.
@@ -37,9 +36,10 @@ pub async fn handle(
     peer: SocketAddr,
     req: Request<Incoming>,
     reference: String,
+    log: &observe::SharedLog,
 ) -> Response<ProxyBody> {
     let html = respond::wants_html(req.headers());
-    let principal = match gw.admit(peer.ip(), req.headers(), &reference).await {
+    let principal = match gw.admit(peer.ip(), req.headers(), &reference, log).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -58,6 +58,7 @@ pub async fn handle(
         );
     };
     if let Err(d) = gw.dialer.guard.check_port(port) {
+        gw.destination_refused(log, d.label());
         return respond::destination_denied(
             &format!("port {port} is not allowed ({})", d.label()),
             html,
@@ -68,22 +69,27 @@ pub async fn handle(
     let policy = gw.policy();
     if policy.site_for(&host).is_some_and(|s| s.intercept) && host.as_domain().is_some() {
         // Accepted once identity, port and destination pass; each inner request is
-        // then decided on its own.
+        // then decided (and audited) on its own.
         if let Err(e) = super::intercept::check_destination(&gw, &host, port).await {
-            return dial_error_response(&gw, e, &host, html, &reference);
+            return gw.dial_error(e, &host, html, &reference, log);
         }
+        observe::not_audited(log);
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
                 Ok(upgraded) => {
-                    if let Err(why) = super::intercept::serve(
+                    gw.metrics.tunnels_active.inc();
+                    let metrics = gw.metrics.clone();
+                    let served = super::intercept::serve(
                         gw,
                         principal,
+                        peer.ip(),
                         host.clone(),
                         port,
                         TokioIo::new(upgraded),
                     )
-                    .await
-                    {
+                    .await;
+                    metrics.tunnels_active.dec();
+                    if let Err(why) = served {
                         tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
                     }
                 }
@@ -92,21 +98,27 @@ pub async fn handle(
         });
         return Response::new(Empty::new().map_err(|never| match never {}).boxed());
     }
-    let decision = policy.decide(&Facts {
-        user: &principal.user,
-        groups: &principal.groups,
-        request: RequestView {
-            method: "CONNECT",
-            host: &host,
-            path: "",
-            query: None,
-            headers: req.headers(),
-            body: None,
-            websocket: false,
-            connect: true,
-        },
-        at: Some(Utc::now()),
-    });
+    let verdict = crate::verdict::Verdict {
+        decision: policy.decide(&Facts {
+            user: &principal.user,
+            groups: &principal.groups,
+            request: RequestView {
+                method: "CONNECT",
+                host: &host,
+                path: "",
+                query: None,
+                headers: req.headers(),
+                body: None,
+                websocket: false,
+                connect: true,
+            },
+            at: Some(Utc::now()),
+        }),
+        findings: Vec::new(),
+        refusal: None,
+    };
+    observe::decided(&gw, log, &verdict);
+    let decision = &verdict.decision;
     if decision.action != Action::Allow {
         tracing::info!(user = %principal.user, site = %decision.site, rule = %decision.rule, "tunnel refused");
         if principal.challenge_on_deny {
@@ -123,28 +135,21 @@ pub async fn handle(
     }
     let upstream = match gw.dialer.dial(&host, port).await {
         Ok((s, _)) => s,
-        Err(DialError::Denied(d)) => {
-            return respond::destination_denied(
-                &format!(
-                    "{host} resolves to an address the gateway does not reach ({})",
-                    d.label()
-                ),
-                html,
-                &gw.settings.support_contact,
-                &reference,
-            )
-        }
-        Err(DialError::Failed(kind, detail)) => {
-            return respond::upstream_failed(kind, &detail, html, &reference)
-        }
+        Err(e) => return gw.dial_error(e, &host, html, &reference, log),
     };
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                if let Err(why) =
-                    run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy).await
-                {
-                    tracing::info!(host = %host, reason = %why, "tunnel closed");
+                gw.metrics.tunnels_active.inc();
+                let result =
+                    run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy).await;
+                gw.metrics.tunnels_active.dec();
+                match result {
+                    Ok((up, down)) => {
+                        gw.metrics.bytes.with_label_values(&["up"]).inc_by(up);
+                        gw.metrics.bytes.with_label_values(&["down"]).inc_by(down);
+                    }
+                    Err(why) => tracing::info!(host = %host, reason = %why, "tunnel closed"),
                 }
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
@@ -153,34 +158,13 @@ pub async fn handle(
     Response::new(Empty::new().map_err(|never| match never {}).boxed())
 }
 
-fn dial_error_response(
-    gw: &Gateway,
-    e: DialError,
-    host: &NormalHost,
-    html: bool,
-    reference: &str,
-) -> Response<ProxyBody> {
-    match e {
-        DialError::Denied(d) => respond::destination_denied(
-            &format!(
-                "{host} resolves to an address the gateway does not reach ({})",
-                d.label()
-            ),
-            html,
-            &gw.settings.support_contact,
-            reference,
-        ),
-        DialError::Failed(kind, detail) => respond::upstream_failed(kind, &detail, html, reference),
-    }
-}
-
 async fn run_tunnel<C>(
     mut client: C,
     mut upstream: TcpStream,
     host: &NormalHost,
     port: u16,
     policy: &Policy,
-) -> Result<(), String>
+) -> Result<(u64, u64), String>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -195,7 +179,7 @@ where
         .map_err(|e| e.to_string())?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream)
         .await
-        .map(|_| ())
+        .map(|(up, down)| (up + buffered.len() as u64, down))
         .map_err(|e| e.to_string())
 }
 

@@ -16,8 +16,7 @@ use hyper_util::rt::TokioIo;
 use super::headers::{clean_request_headers, strip_hop_by_hop};
 use super::respond::{self, BlockInfo, UpstreamFailure};
 use super::server::ClientConn;
-use super::upstream::DialError;
-use super::{warn, Gateway, ProxyBody};
+use super::{observe, warn, Gateway, ProxyBody};
 use crate::identity::Principal;
 use crate::policy::{normalize_host, Action, Facts, NormalHost, RequestView};
 use crate::verdict::{apply_dlp, Content, ScanRefusal, Verdict};
@@ -53,9 +52,10 @@ pub async fn handle(
     conn: Arc<ClientConn>,
     req: Request<Incoming>,
     reference: String,
+    log: &observe::SharedLog,
 ) -> Response<ProxyBody> {
     let html = respond::wants_html(req.headers());
-    let principal = match gw.admit(peer.ip(), req.headers(), &reference).await {
+    let principal = match gw.admit(peer.ip(), req.headers(), &reference, log).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -76,6 +76,7 @@ pub async fn handle(
     };
     let port = uri.port_u16().unwrap_or(80);
     if let Err(d) = gw.dialer.guard.check_port(port) {
+        gw.destination_refused(log, d.label());
         return respond::destination_denied(
             &format!("port {port} is not allowed ({})", d.label()),
             html,
@@ -92,7 +93,9 @@ pub async fn handle(
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    if let Some(resp) = respond_to_verdict(&gw, &principal, &verdict, &parts, html, &reference) {
+    observe::decided(&gw, log, &verdict);
+    if let Some(resp) = respond_to_verdict(&gw, &principal, &verdict, &parts, html, &reference, log)
+    {
         return resp;
     }
     let authority = if port == 80 {
@@ -110,7 +113,7 @@ pub async fn handle(
     if let Ok(v) = HeaderValue::from_str(&authority) {
         headers.insert(header::HOST, v);
     }
-    let mut up = Request::new(body.into_proxy_body());
+    let mut up = Request::new(observe::count_up(body.into_proxy_body(), log.clone()));
     *up.method_mut() = parts.method;
     *up.uri_mut() = match path.parse() {
         Ok(u) => u,
@@ -123,7 +126,12 @@ pub async fn handle(
         }
     };
     *up.headers_mut() = headers;
-    send_upstream(&gw, &conn, &host, port, up, html, &reference).await
+    let answer = Answer {
+        html,
+        reference: &reference,
+        log,
+    };
+    send_upstream(&gw, &conn, &host, port, up, answer).await
 }
 
 /// Identifies the activity (buffering the body if a matcher needs it), decides,
@@ -216,8 +224,17 @@ pub fn respond_to_verdict(
     parts: &http::request::Parts,
     html: bool,
     reference: &str,
+    log: &observe::SharedLog,
 ) -> Option<Response<ProxyBody>> {
     let d = &verdict.decision;
+    if d.dlp.is_some() && d.action != Action::Deny && !gw.audit.has_room() {
+        gw.metrics.audit_dropped.inc();
+        return Some(respond::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway cannot record this request right now, and requests that are checked for sensitive data are never passed unrecorded. Try again shortly.",
+            reference,
+        ));
+    }
     let detectors: Vec<String> = verdict
         .findings
         .iter()
@@ -258,6 +275,7 @@ pub fn respond_to_verdict(
         }
         Action::Warn => {
             if gw.warn.acknowledged(&principal.user, &d.site, &d.rule) {
+                observe::set_action(log, Action::Allow);
                 return None;
             }
             if warn::is_navigation(&parts.method, &parts.headers) {
@@ -332,6 +350,15 @@ pub async fn acknowledge(
     resp
 }
 
+/// How to answer and record a request the gateway may have to refuse.
+#[derive(Clone, Copy)]
+pub struct Answer<'a> {
+    /// The client wants a page rather than JSON.
+    pub html: bool,
+    pub reference: &'a str,
+    pub log: &'a observe::SharedLog,
+}
+
 /// Sends `req` over this client's own connection to `host:port`, dialling one
 /// through the destination guard when there is none.
 pub async fn send_upstream(
@@ -340,9 +367,13 @@ pub async fn send_upstream(
     host: &NormalHost,
     port: u16,
     req: Request<ProxyBody>,
-    html: bool,
-    reference: &str,
+    answer: Answer<'_>,
 ) -> Response<ProxyBody> {
+    let Answer {
+        html,
+        reference,
+        log,
+    } = answer;
     let key = (host.to_authority_host(), port);
     let mut pooled = conn.upstreams.lock().await.remove(&key);
     if let Some(s) = pooled.as_mut() {
@@ -362,7 +393,7 @@ pub async fn send_upstream(
                         sender
                     }
                     Err(e) => {
-                        return respond::upstream_failed(
+                        return gw.upstream_error(
                             UpstreamFailure::Protocol,
                             &format!("{host}: {e}"),
                             html,
@@ -371,20 +402,7 @@ pub async fn send_upstream(
                     }
                 }
             }
-            Err(DialError::Denied(d)) => {
-                return respond::destination_denied(
-                    &format!(
-                        "{host} resolves to an address the gateway does not reach ({})",
-                        d.label()
-                    ),
-                    html,
-                    &gw.settings.support_contact,
-                    reference,
-                )
-            }
-            Err(DialError::Failed(kind, detail)) => {
-                return respond::upstream_failed(kind, &detail, html, reference)
-            }
+            Err(e) => return gw.dial_error(e, host, html, reference, log),
         },
     };
     match sender.send_request(req).await {
@@ -397,7 +415,7 @@ pub async fn send_upstream(
                 body.map_err(|e| Box::new(e) as super::BoxError).boxed(),
             )
         }
-        Err(e) => respond::upstream_failed(
+        Err(e) => gw.upstream_error(
             UpstreamFailure::Protocol,
             &format!("{host} closed the connection before answering ({e})"),
             html,

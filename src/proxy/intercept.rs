@@ -21,7 +21,7 @@ use super::forward::{acknowledge, decide_request, respond_to_verdict};
 use super::headers::{clean_request_headers, strip_hop_by_hop};
 use super::respond::{self, UpstreamFailure};
 use super::upstream::DialError;
-use super::{warn, BoxError, Gateway, ProxyBody};
+use super::{observe, warn, BoxError, Gateway, ProxyBody};
 use crate::identity::Principal;
 use crate::policy::{normalize_host, NormalHost};
 
@@ -29,6 +29,7 @@ use crate::policy::{normalize_host, NormalHost};
 pub struct Tunnel {
     gw: Arc<Gateway>,
     principal: Principal,
+    peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
     /// Did the ClientHello name the CONNECT host?
@@ -51,6 +52,7 @@ enum Sender {
 pub async fn serve<I>(
     gw: Arc<Gateway>,
     principal: Principal,
+    peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
     io: I,
@@ -88,6 +90,7 @@ where
     let tunnel = Arc::new(Tunnel {
         gw,
         principal,
+        peer_ip,
         host,
         port,
         sni_matches,
@@ -109,17 +112,26 @@ impl Tunnel {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
         let reference = self.gw.reference();
         let version = req.version();
-        let mut resp = self.handle_inner(req, &reference).await;
+        let log = observe::RequestLog::new(
+            &reference,
+            self.peer_ip,
+            req.method().as_str(),
+            &self.host.to_string(),
+            req.uri().path(),
+        );
+        observe::identified(&log, &self.principal);
+        let mut resp = self.handle_inner(req, &reference, &log).await;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             *resp.version_mut() = version;
         }
-        resp
+        observe::respond(&self.gw, log, resp)
     }
 
     async fn handle_inner(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
         reference: &str,
+        log: &observe::SharedLog,
     ) -> Response<ProxyBody> {
         let gw = &self.gw;
         let misdirected = || {
@@ -172,13 +184,14 @@ impl Tunnel {
                 Ok(v) => v,
                 Err(resp) => return resp,
             };
+        observe::decided(gw, log, &verdict);
         if let Some(resp) =
-            respond_to_verdict(gw, &self.principal, &verdict, &parts, html, reference)
+            respond_to_verdict(gw, &self.principal, &verdict, &parts, html, reference, log)
         {
             return resp;
         }
         let websocket = is_websocket(&parts.headers);
-        let mut up_req = Request::new(held.into_proxy_body());
+        let mut up_req = Request::new(observe::count_up(held.into_proxy_body(), log.clone()));
         *up_req.method_mut() = parts.method.clone();
         let mut headers = parts.headers.clone();
         let upgrade_headers = websocket.then(|| {
@@ -206,7 +219,7 @@ impl Tunnel {
         let result = self.send(up_req, &authority, path, websocket).await;
         let upstream_resp = match result {
             Ok(r) => r,
-            Err((kind, detail)) => return respond::upstream_failed(kind, &detail, html, reference),
+            Err((kind, detail)) => return gw.upstream_error(kind, &detail, html, reference),
         };
         if websocket && upstream_resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return relay_websocket(client_upgrade, upstream_resp);

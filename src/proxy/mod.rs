@@ -6,6 +6,7 @@ pub mod connect;
 pub mod forward;
 pub mod headers;
 pub mod intercept;
+pub mod observe;
 pub mod respond;
 pub mod server;
 pub mod upstream;
@@ -39,6 +40,13 @@ pub struct Gateway {
     /// rustls client settings for upstream TLS: system roots plus `extra_roots`.
     pub upstream_tls: Arc<rustls::ClientConfig>,
     pub warn: warn::WarnGate,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub audit: crate::audit::AuditLog,
+    /// When the policy in force was loaded (for the status page).
+    pub policy_loaded_at: RwLock<chrono::DateTime<chrono::Utc>>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The proxy listeners' bound addresses.
+    proxy_addrs: RwLock<Vec<std::net::SocketAddr>>,
     references: References,
 }
 
@@ -55,7 +63,11 @@ impl Gateway {
         policy: Policy,
         own: Vec<std::net::SocketAddr>,
         issuer: Arc<crate::tls::LeafIssuer>,
+        audit: crate::audit::AuditLog,
     ) -> Result<Gateway, String> {
+        let metrics =
+            Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+        metrics.set_policy_version(&policy.version);
         let upstream_tls = Arc::new(upstream::client_tls_config(&settings.upstream.extra_roots)?);
         let identity = IdentityResolver::new(settings.identity.clone())?;
         let dialer = Dialer {
@@ -75,6 +87,11 @@ impl Gateway {
             issuer,
             upstream_tls,
             warn: warn::WarnGate::new(),
+            metrics,
+            audit,
+            policy_loaded_at: RwLock::new(chrono::Utc::now()),
+            started_at: chrono::Utc::now(),
+            proxy_addrs: RwLock::new(Vec::new()),
             references: References::new(),
         })
     }
@@ -89,10 +106,28 @@ impl Gateway {
 
     /// Swaps in a new, already validated policy.
     pub fn set_policy(&self, policy: Policy) {
+        self.metrics.set_policy_version(&policy.version);
+        if let Ok(mut t) = self.policy_loaded_at.write() {
+            *t = chrono::Utc::now();
+        }
         let new = Arc::new(policy);
         match self.policy.write() {
             Ok(mut p) => *p = new,
             Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// The proxy listeners' addresses (set once they are bound).
+    pub fn proxy_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.proxy_addrs
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_proxy_addrs(&self, addrs: Vec<std::net::SocketAddr>) {
+        if let Ok(mut a) = self.proxy_addrs.write() {
+            *a = addrs;
         }
     }
 
@@ -107,16 +142,84 @@ impl Gateway {
         peer: IpAddr,
         headers: &http::HeaderMap,
         reference: &str,
+        log: &observe::SharedLog,
     ) -> Result<Principal, http::Response<ProxyBody>> {
         match self.identity.identify(peer, headers).await {
-            Ok(p) => Ok(p),
+            Ok(p) => {
+                observe::identified(log, &p);
+                Ok(p)
+            }
             Err(failure) => {
-                if !matches!(failure, AuthFailure::Missing) {
-                    tracing::info!(reason = failure.label(), %peer, "proxy authentication failed");
+                self.metrics
+                    .auth_failures
+                    .with_label_values(&[failure.label()])
+                    .inc();
+                match &failure {
+                    AuthFailure::Missing => observe::not_audited(log),
+                    AuthFailure::BadCredentials { known_user } => {
+                        tracing::info!(reason = failure.label(), %peer, "proxy authentication failed");
+                        observe::bad_credentials(log, known_user.as_deref());
+                    }
+                    _ => {
+                        tracing::info!(reason = failure.label(), %peer, "proxy authentication failed");
+                        observe::bad_credentials(log, None);
+                    }
                 }
                 Err(self.refuse_identity(reference))
             }
         }
+    }
+
+    /// The response for a failed dial: a guard refusal (403) or an upstream error.
+    pub fn dial_error(
+        &self,
+        e: upstream::DialError,
+        host: &crate::policy::NormalHost,
+        html: bool,
+        reference: &str,
+        log: &observe::SharedLog,
+    ) -> http::Response<ProxyBody> {
+        match e {
+            upstream::DialError::Denied(d) => {
+                self.destination_refused(log, d.label());
+                respond::destination_denied(
+                    &format!(
+                        "{host} resolves to an address the gateway does not reach ({})",
+                        d.label()
+                    ),
+                    html,
+                    &self.settings.support_contact,
+                    reference,
+                )
+            }
+            upstream::DialError::Failed(kind, detail) => {
+                self.upstream_error(kind, &detail, html, reference)
+            }
+        }
+    }
+
+    /// Counts an upstream failure and makes its 502/504.
+    pub fn upstream_error(
+        &self,
+        kind: respond::UpstreamFailure,
+        detail: &str,
+        html: bool,
+        reference: &str,
+    ) -> http::Response<ProxyBody> {
+        self.metrics
+            .upstream_errors
+            .with_label_values(&[kind.label()])
+            .inc();
+        respond::upstream_failed(kind, detail, html, reference)
+    }
+
+    /// Counts and records a destination refusal.
+    pub fn destination_refused(&self, log: &observe::SharedLog, reason: &str) {
+        self.metrics
+            .destination_denied
+            .with_label_values(&[reason])
+            .inc();
+        observe::refused(log, "destination-guard");
     }
 
     /// 407 when a sign-in is offered, else 403.

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use super::{connect, forward, respond, Gateway, ProxyBody};
+use super::{connect, forward, observe, respond, Gateway, ProxyBody};
 
 /// Per client connection: its upstream HTTP/1.1 connections by host and port.
 #[derive(Default)]
@@ -52,7 +52,9 @@ pub async fn serve_proxy(
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         tokio::spawn(async move {
-            serve_connection(gw, stream, peer).await;
+            gw.metrics.connections_active.inc();
+            serve_connection(gw.clone(), stream, peer).await;
+            gw.metrics.connections_active.dec();
             drop(permit);
         });
     }
@@ -89,6 +91,33 @@ async fn handle(
     req: Request<Incoming>,
 ) -> http::Response<ProxyBody> {
     let reference = gw.reference();
+    let host = req
+        .uri()
+        .host()
+        .and_then(crate::policy::normalize_host)
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    let log = observe::RequestLog::new(
+        &reference,
+        peer.ip(),
+        req.method().as_str(),
+        &host,
+        req.uri().path(),
+    );
+    let resp = route(&gw, peer, conn, req, &reference, &log).await;
+    observe::respond(&gw, log, resp)
+}
+
+async fn route(
+    gw: &Arc<Gateway>,
+    peer: SocketAddr,
+    conn: Arc<ClientConn>,
+    req: Request<Incoming>,
+    reference: &str,
+    log: &observe::SharedLog,
+) -> http::Response<ProxyBody> {
+    let reference = reference.to_string();
+    let gw = gw.clone();
     // hyper's read buffer bounds the head only roughly; this is the exact limit.
     let head_bytes: usize = req
         .headers()
@@ -111,23 +140,11 @@ async fn handle(
         );
     }
     if req.method() == Method::CONNECT {
-        return connect::handle(gw, peer, req, reference).await;
+        return connect::handle(gw, peer, req, reference, log).await;
     }
     if req.uri().authority().is_none() {
-        return origin_form(&gw, &req, &reference);
+        observe::not_audited(log);
+        return crate::admin::origin_form(&gw, &req, &reference);
     }
-    forward::handle(gw, peer, conn, req, reference).await
-}
-
-/// A request addressed to the gateway itself (origin-form).
-fn origin_form(
-    _gw: &Gateway,
-    _req: &Request<Incoming>,
-    reference: &str,
-) -> http::Response<ProxyBody> {
-    respond::plain(
-        StatusCode::BAD_REQUEST,
-        "This is the web gateway's proxy port. Set it as your browser's proxy instead of opening pages on it.",
-        reference,
-    )
+    forward::handle(gw, peer, conn, req, reference, log).await
 }

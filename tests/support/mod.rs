@@ -155,6 +155,9 @@ pub async fn gateway(fx: &Fixture, settings_yaml: &str, policy_yaml: &str) -> Ru
     settings.listen = vec!["127.0.0.1:0".parse().unwrap()];
     settings.admin_listen = None;
     settings.policy = Some(policy_path.clone());
+    if !text.contains("\naudit:") {
+        settings.audit_path = fx.dir.path().join("audit.jsonl").display().to_string();
+    }
     if !text.contains("\nca:") {
         settings.ca_cert = fx.dir.path().join("ca.crt");
         settings.ca_key = fx.dir.path().join("ca.key");

@@ -1,0 +1,279 @@
+//! Accounting for one request: the audit record and the metrics, filled in as the
+//! request is identified and decided, and completed once. A response the gateway
+//! makes itself is recorded before it is sent; a forwarded response is recorded
+//! when its body ends (or the client goes away), with the bytes counted on the way.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use super::{BoxError, Gateway, ProxyBody};
+use crate::audit::AuditRecord;
+use crate::identity::Principal;
+use crate::policy::Action;
+use crate::verdict::Verdict;
+
+/// The record of one request in progress.
+#[derive(Debug)]
+pub struct RequestLog {
+    start: Instant,
+    record: AuditRecord,
+    /// First role, for the metric label.
+    role: String,
+    decided: bool,
+    done: bool,
+    /// Missing credentials are counted, not audited.
+    skip_audit: bool,
+}
+
+/// Shared between the handler and the response body.
+pub type SharedLog = Arc<Mutex<RequestLog>>;
+
+impl RequestLog {
+    pub fn new(
+        reference: &str,
+        client_ip: IpAddr,
+        method: &str,
+        host: &str,
+        path: &str,
+    ) -> SharedLog {
+        Arc::new(Mutex::new(RequestLog {
+            start: Instant::now(),
+            record: AuditRecord {
+                ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                reference: reference.to_string(),
+                client_ip: crate::net_guard::canonical(client_ip).to_string(),
+                method: method.to_string(),
+                host: host.to_string(),
+                path: path.to_string(),
+                site: "unlisted".into(),
+                ..Default::default()
+            },
+            role: "none".into(),
+            decided: false,
+            done: false,
+            skip_audit: false,
+        }))
+    }
+}
+
+fn with<R>(log: &SharedLog, f: impl FnOnce(&mut RequestLog) -> R) -> R {
+    match log.lock() {
+        Ok(mut l) => f(&mut l),
+        Err(poisoned) => f(&mut poisoned.into_inner()),
+    }
+}
+
+/// The client was identified.
+pub fn identified(log: &SharedLog, principal: &Principal) {
+    with(log, |l| l.record.user = Some(principal.user.clone()));
+}
+
+/// The request was decided (and scanned): record it and count dry runs and findings.
+pub fn decided(gw: &Gateway, log: &SharedLog, verdict: &Verdict) {
+    let d = &verdict.decision;
+    for dr in &d.dry_run {
+        gw.metrics
+            .dry_run
+            .with_label_values(&[dr.rule.as_str(), dr.action])
+            .inc();
+    }
+    for f in &verdict.findings {
+        gw.metrics
+            .dlp_findings
+            .with_label_values(&[f.detector.as_str(), f.on_finding])
+            .inc();
+    }
+    with(log, |l| {
+        l.decided = true;
+        l.role = d.first_role().to_string();
+        l.record.roles = d.roles.clone();
+        l.record.site = d.site.clone();
+        l.record.activity = d.activity.clone();
+        l.record.action = d.action.as_str().to_string();
+        l.record.rule = d.rule.clone();
+        l.record.dry_run = d.dry_run.clone();
+        l.record.dlp = verdict.findings.clone();
+    });
+}
+
+/// Overrides the recorded action (a warn already acknowledged passes as allow).
+pub fn set_action(log: &SharedLog, action: Action) {
+    with(log, |l| l.record.action = action.as_str().to_string());
+}
+
+/// Records a refusal made before any policy decision (guard, bad request).
+pub fn refused(log: &SharedLog, rule: &str) {
+    with(log, |l| {
+        l.decided = true;
+        l.record.action = "deny".into();
+        l.record.rule = rule.to_string();
+    });
+}
+
+/// The client sent no credentials: count it, do not audit it.
+pub fn not_audited(log: &SharedLog) {
+    with(log, |l| l.skip_audit = true);
+}
+
+/// Wrong credentials: audited, with the user name only when that user exists.
+pub fn bad_credentials(log: &SharedLog, known_user: Option<&str>) {
+    with(log, |l| {
+        l.record.user = known_user.map(str::to_string);
+        l.record.action = "deny".into();
+        l.record.rule = "authentication".into();
+    });
+}
+
+/// Adds to the bytes sent up to the site.
+pub fn add_bytes_up(log: &SharedLog, n: u64) {
+    with(log, |l| l.record.bytes_up += n);
+}
+
+/// Completes the record (once): audit line, request counter, duration, bytes.
+pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
+    let record = with(log, |l| {
+        if l.done {
+            return None;
+        }
+        l.done = true;
+        l.record.status = status;
+        l.record.bytes_down = bytes_down;
+        l.record.duration_ms = l.start.elapsed().as_millis() as u64;
+        Some((
+            l.record.clone(),
+            l.role.clone(),
+            l.decided,
+            l.start.elapsed(),
+            l.skip_audit,
+        ))
+    });
+    let Some((record, role, decided, elapsed, skip_audit)) = record else {
+        return;
+    };
+    let m = &gw.metrics;
+    if decided {
+        m.requests
+            .with_label_values(&[
+                role.as_str(),
+                record.site.as_str(),
+                record.activity.as_str(),
+                record.action.as_str(),
+            ])
+            .inc();
+        m.duration_for(&record.site).observe(elapsed.as_secs_f64());
+    }
+    m.bytes.with_label_values(&["up"]).inc_by(record.bytes_up);
+    m.bytes.with_label_values(&["down"]).inc_by(bytes_down);
+    if skip_audit {
+        return;
+    }
+    if !gw.audit.write(&record) {
+        m.audit_dropped.inc();
+        tracing::warn!("the audit queue is full: a record was dropped (requests under a dlp rule are refused with 503 until it drains)");
+    }
+}
+
+/// Records a response: at once when the gateway made it, else when its body ends.
+pub fn respond(
+    gw: &Arc<Gateway>,
+    log: SharedLog,
+    resp: http::Response<ProxyBody>,
+) -> http::Response<ProxyBody> {
+    let status = resp.status().as_u16();
+    let made_here = resp.headers().contains_key("x-socialgate-reference");
+    if made_here || status == 101 {
+        let len = resp.body().size_hint().exact().unwrap_or(0);
+        finish(gw, &log, status, len);
+        return resp;
+    }
+    let gw = gw.clone();
+    resp.map(move |body| {
+        ObservedBody {
+            inner: body,
+            counted: 0,
+            on_done: Some(Box::new(move |n| finish(&gw, &log, status, n))),
+        }
+        .boxed_unsync_safe()
+    })
+}
+
+type Done = Box<dyn FnOnce(u64) + Send + Sync>;
+
+/// A body that counts its bytes and reports when it ends or is dropped.
+pub struct ObservedBody<B> {
+    inner: B,
+    counted: u64,
+    on_done: Option<Done>,
+}
+
+impl<B> ObservedBody<B> {
+    fn done(&mut self) {
+        if let Some(f) = self.on_done.take() {
+            f(self.counted);
+        }
+    }
+}
+
+impl ObservedBody<ProxyBody> {
+    fn boxed_unsync_safe(self) -> ProxyBody {
+        http_body_util::BodyExt::boxed(self)
+    }
+}
+
+/// Counts the bytes of a request body going up.
+pub fn count_up(body: ProxyBody, log: SharedLog) -> ProxyBody {
+    http_body_util::BodyExt::boxed(ObservedBody {
+        inner: body,
+        counted: 0,
+        on_done: Some(Box::new(move |n| add_bytes_up(&log, n))),
+    })
+}
+
+impl<B> Drop for ObservedBody<B> {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+impl<B> Body for ObservedBody<B>
+where
+    B: Body<Data = Bytes, Error = BoxError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.counted += d.len() as u64;
+                }
+                if this.inner.is_end_stream() {
+                    this.done();
+                }
+            }
+            Poll::Ready(None) => this.done(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
