@@ -153,7 +153,9 @@ pub async fn gateway(fx: &Fixture, settings_yaml: &str, policy_yaml: &str) -> Ru
     let mut settings =
         Settings::from_yaml("settings.yaml", &text).unwrap_or_else(|e| panic!("{e}"));
     settings.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    settings.admin_listen = None;
+    if !text.contains("admin_listen") {
+        settings.admin_listen = None;
+    }
     settings.policy = Some(policy_path.clone());
     if !text.contains("\naudit:") {
         settings.audit_path = fx.dir.path().join("audit.jsonl").display().to_string();
