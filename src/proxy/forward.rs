@@ -288,6 +288,7 @@ pub fn respond_to_verdict(
                 Some(respond::interstitial(
                     &info,
                     d.message.as_deref(),
+                    d.warn_for,
                     &token,
                     true,
                     reference,
@@ -296,6 +297,7 @@ pub fn respond_to_verdict(
                 Some(respond::interstitial(
                     &info,
                     d.message.as_deref(),
+                    d.warn_for,
                     "",
                     false,
                     reference,

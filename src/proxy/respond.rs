@@ -106,10 +106,13 @@ main{{max-width:640px;margin:40px auto;background:#fff;border-top:6px solid #1d7
 h1{{font-size:1.6rem;margin:0 0 12px}}
 p{{line-height:1.5}}
 table{{border-collapse:collapse;margin:18px 0;width:100%}}
-th{{text-align:left;font-weight:600;padding:6px 12px 6px 0;width:34%;vertical-align:top;color:#505a5f}}
-td{{padding:6px 0;font-family:ui-monospace,Consolas,monospace;word-break:break-all}}
+th{{text-align:left;font-weight:600;padding:6px 24px 6px 0;width:1%;white-space:nowrap;vertical-align:top;color:#505a5f}}
+td{{padding:6px 0;font-family:ui-monospace,Consolas,monospace;overflow-wrap:anywhere}}
 .foot{{color:#505a5f;font-size:.9rem;border-top:1px solid #b1b4b6;padding-top:12px;margin-top:20px}}
-button{{background:#00703c;color:#fff;border:0;padding:10px 18px;font-size:1rem;cursor:pointer;box-shadow:0 2px 0 #002d18}}
+button{{font:inherit;font-weight:600;background:#00703c;color:#fff;border:0;padding:10px 18px;cursor:pointer;box-shadow:0 2px 0 #002d18}}
+button:hover{{background:#005a30}}
+button:focus-visible{{outline:3px solid #ffdd00;outline-offset:0}}
+@media (max-width:640px){{main{{margin:0 0 24px;padding:20px 16px}}}}
 </style></head>
 <body><header>Web gateway</header><main>
 <h1>{title}</h1>
@@ -151,9 +154,8 @@ pub fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<Pr
     }
     let lead = if info.detectors.is_empty() {
         format!(
-            "This {} on {} is not allowed for you by the organisation's social media policy.",
-            activity_phrase(info.activity),
-            site_phrase(info.site)
+            "{} is not allowed for you under the organisation's social media policy.",
+            activity_phrase(info.activity, info.site)
         )
     } else {
         "Your post was stopped because it appears to contain sensitive information. Nothing was sent. Remove it and try again.".to_string()
@@ -179,20 +181,24 @@ pub fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<Pr
     )
 }
 
-fn activity_phrase(activity: &str) -> String {
-    match activity {
-        "read" => "reading".into(),
-        "connect" => "connection".into(),
-        "write" => "change".into(),
-        other => other.to_string(),
-    }
-}
-
-fn site_phrase(site: &str) -> String {
-    if site == "unlisted" {
-        "this website".into()
+/// "Reading linkedin", "Posting on x", "Connecting to this website".
+fn activity_phrase(activity: &str, site: &str) -> String {
+    let site = if site == "unlisted" {
+        "this website"
     } else {
-        site.to_string()
+        site
+    };
+    match activity {
+        "read" => format!("Reading {site}"),
+        "connect" => format!("Connecting to {site}"),
+        "post" => format!("Posting on {site}"),
+        "comment" => format!("Commenting on {site}"),
+        "message" => format!("Sending messages on {site}"),
+        "upload" => format!("Uploading to {site}"),
+        "react" => format!("Reacting to posts on {site}"),
+        "login" => format!("Signing in to {site}"),
+        "write" => format!("Making changes on {site}"),
+        other => format!("The activity \"{other}\" on {site}"),
     }
 }
 
@@ -339,6 +345,7 @@ pub fn plain(status: StatusCode, text: &str, reference: &str) -> Response<ProxyB
 pub fn interstitial(
     info: &BlockInfo<'_>,
     message: Option<&str>,
+    remember_for: Option<std::time::Duration>,
     token: &str,
     html: bool,
     reference: &str,
@@ -361,11 +368,17 @@ pub fn interstitial(
         r#"<form method="post" action="/.socialgate/continue"><input type="hidden" name="token" value="{}"><button type="submit">Continue</button></form>"#,
         html_escape(token)
     );
-    let details = [
+    let mut details = vec![
         ("Rule", info.rule.to_string()),
         ("Site", info.site.to_string()),
-        ("Reference", reference.to_string()),
     ];
+    if let Some(d) = remember_for {
+        details.push((
+            "Asked again after",
+            humantime::format_duration(d).to_string(),
+        ));
+    }
+    details.push(("Reference", reference.to_string()));
     finish(
         StatusCode::FORBIDDEN,
         "text/html; charset=utf-8",
