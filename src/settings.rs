@@ -114,6 +114,7 @@ struct RawUpstream {
     #[serde(default)]
     no_proxy: Vec<String>,
     connect_timeout: Option<String>,
+    response_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -123,7 +124,12 @@ struct RawLimits {
     max_scan_bytes: Option<Value>,
     max_buffered_bytes: Option<Value>,
     idle_timeout: Option<String>,
+    header_read_timeout: Option<String>,
+    tls_handshake_timeout: Option<String>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    max_tunnels: Option<usize>,
+    max_h2_streams: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +180,8 @@ pub struct UpstreamSettings {
     pub allow_destinations: Vec<IpNet>,
     pub allowed_ports: Vec<u16>,
     pub connect_timeout: Duration,
+    /// How long the site may take to start answering (then 504).
+    pub response_timeout: Duration,
 }
 
 /// Resource limits.
@@ -182,8 +190,17 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub max_scan_bytes: usize,
     pub max_buffered_bytes: usize,
+    /// A connection (either leg, or a tunnel) with no traffic for this long is closed.
     pub idle_timeout: Duration,
+    /// A request head must arrive within this time (slowloris).
+    pub header_read_timeout: Duration,
+    /// A client's TLS handshake inside an intercepted tunnel must finish within this.
+    pub tls_handshake_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_client: usize,
+    pub max_tunnels: usize,
+    /// Concurrent HTTP/2 streams per intercepted client connection.
+    pub max_h2_streams: u32,
 }
 
 /// The gateway's settings.
@@ -227,13 +244,19 @@ impl Default for Settings {
                 allow_destinations: Vec::new(),
                 allowed_ports: vec![80, 443],
                 connect_timeout: Duration::from_secs(10),
+                response_timeout: Duration::from_secs(60),
             },
             limits: Limits {
                 max_header_bytes: 65536,
                 max_scan_bytes: 10 << 20,
                 max_buffered_bytes: 256 << 20,
                 idle_timeout: Duration::from_secs(60),
+                header_read_timeout: Duration::from_secs(15),
+                tls_handshake_timeout: Duration::from_secs(10),
                 max_connections: 10_000,
+                max_connections_per_client: 512,
+                max_tunnels: 10_000,
+                max_h2_streams: 100,
             },
             audit_path: "audit.jsonl".into(),
         }
@@ -455,6 +478,15 @@ impl Settings {
                     ),
                 }
             }
+            if let Some(t) = u.response_timeout {
+                match parse_duration(&t) {
+                    Ok(d) => s.upstream.response_timeout = d,
+                    Err(e) => err(
+                        "upstream.response_timeout",
+                        format!("`response_timeout`: {e}"),
+                    ),
+                }
+            }
         }
         if let Some(l) = raw.limits {
             let mut size = |v: Option<Value>, key: &str, target: &mut usize| {
@@ -486,14 +518,32 @@ impl Settings {
                     "`max_header_bytes` must be at least 8192".into(),
                 );
             }
-            if let Some(t) = l.idle_timeout {
-                match parse_duration(&t) {
-                    Ok(d) => s.limits.idle_timeout = d,
-                    Err(e) => err("limits.idle_timeout", format!("`idle_timeout`: {e}")),
+            for (key, value, target) in [
+                ("idle_timeout", l.idle_timeout, &mut s.limits.idle_timeout),
+                ("header_read_timeout", l.header_read_timeout, &mut s.limits.header_read_timeout),
+                ("tls_handshake_timeout", l.tls_handshake_timeout, &mut s.limits.tls_handshake_timeout),
+            ] {
+                if let Some(t) = value {
+                    match parse_duration(&t) {
+                        Ok(d) if !d.is_zero() => *target = d,
+                        Ok(_) => err(&child("limits", key), format!("`{key}` must be longer than zero")),
+                        Err(e) => err(&child("limits", key), format!("`{key}`: {e}")),
+                    }
                 }
             }
-            if let Some(m) = l.max_connections {
-                s.limits.max_connections = m;
+            for (key, value, target) in [
+                ("max_connections", l.max_connections, &mut s.limits.max_connections),
+                ("max_connections_per_client", l.max_connections_per_client, &mut s.limits.max_connections_per_client),
+                ("max_tunnels", l.max_tunnels, &mut s.limits.max_tunnels),
+            ] {
+                match value {
+                    Some(0) => err(&child("limits", key), format!("`{key}` must be at least 1")),
+                    Some(n) => *target = n,
+                    None => {}
+                }
+            }
+            if let Some(n) = l.max_h2_streams {
+                s.limits.max_h2_streams = n.max(1);
             }
         }
         if let Some(a) = raw.audit {
