@@ -520,20 +520,39 @@ impl Settings {
             }
             for (key, value, target) in [
                 ("idle_timeout", l.idle_timeout, &mut s.limits.idle_timeout),
-                ("header_read_timeout", l.header_read_timeout, &mut s.limits.header_read_timeout),
-                ("tls_handshake_timeout", l.tls_handshake_timeout, &mut s.limits.tls_handshake_timeout),
+                (
+                    "header_read_timeout",
+                    l.header_read_timeout,
+                    &mut s.limits.header_read_timeout,
+                ),
+                (
+                    "tls_handshake_timeout",
+                    l.tls_handshake_timeout,
+                    &mut s.limits.tls_handshake_timeout,
+                ),
             ] {
                 if let Some(t) = value {
                     match parse_duration(&t) {
                         Ok(d) if !d.is_zero() => *target = d,
-                        Ok(_) => err(&child("limits", key), format!("`{key}` must be longer than zero")),
+                        Ok(_) => err(
+                            &child("limits", key),
+                            format!("`{key}` must be longer than zero"),
+                        ),
                         Err(e) => err(&child("limits", key), format!("`{key}`: {e}")),
                     }
                 }
             }
             for (key, value, target) in [
-                ("max_connections", l.max_connections, &mut s.limits.max_connections),
-                ("max_connections_per_client", l.max_connections_per_client, &mut s.limits.max_connections_per_client),
+                (
+                    "max_connections",
+                    l.max_connections,
+                    &mut s.limits.max_connections,
+                ),
+                (
+                    "max_connections_per_client",
+                    l.max_connections_per_client,
+                    &mut s.limits.max_connections_per_client,
+                ),
                 ("max_tunnels", l.max_tunnels, &mut s.limits.max_tunnels),
             ] {
                 match value {

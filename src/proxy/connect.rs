@@ -73,6 +73,13 @@ pub async fn handle(
         if let Err(e) = super::intercept::check_destination(&gw, &host, port).await {
             return gw.dial_error(e, &host, html, &reference, log);
         }
+        let Ok(slot) = gw.tunnel_slots.clone().try_acquire_owned() else {
+            return respond::plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
+                &reference,
+            );
+        };
         observe::not_audited(log);
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
@@ -95,6 +102,7 @@ pub async fn handle(
                 }
                 Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
             }
+            drop(slot);
         });
         return Response::new(Empty::new().map_err(|never| match never {}).boxed());
     }
@@ -133,16 +141,24 @@ pub async fn handle(
         };
         return respond::blocked(&info, html, &reference);
     }
+    let Ok(slot) = gw.tunnel_slots.clone().try_acquire_owned() else {
+        return respond::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
+            &reference,
+        );
+    };
     let upstream = match gw.dialer.dial(&host, port).await {
         Ok((s, _)) => s,
         Err(e) => return gw.dial_error(e, &host, html, &reference, log),
     };
+    let idle = gw.settings.limits.idle_timeout;
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 gw.metrics.tunnels_active.inc();
                 let result =
-                    run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy).await;
+                    run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle).await;
                 gw.metrics.tunnels_active.dec();
                 match result {
                     Ok((up, down)) => {
@@ -154,8 +170,66 @@ pub async fn handle(
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
+        drop(slot);
     });
     Response::new(Empty::new().map_err(|never| match never {}).boxed())
+}
+
+/// Copies both ways until both sides close, or until neither side has sent a
+/// byte for `idle`. Returns the bytes copied (client → site, site → client).
+pub async fn relay<A, B>(a: A, b: B, idle: Duration) -> std::io::Result<(u64, u64)>
+where
+    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use std::sync::atomic::AtomicU64;
+    let start = tokio::time::Instant::now();
+    let last = AtomicU64::new(0);
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    tokio::try_join!(
+        one_way(&mut ar, &mut bw, &last, start, idle),
+        one_way(&mut br, &mut aw, &last, start, idle)
+    )
+}
+
+/// One direction of [`relay`]; `last` is the time of the last byte either way.
+async fn one_way<R, W>(
+    r: &mut R,
+    w: &mut W,
+    last: &std::sync::atomic::AtomicU64,
+    start: tokio::time::Instant,
+    idle: Duration,
+) -> std::io::Result<u64>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use std::sync::atomic::Ordering;
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut total = 0u64;
+    loop {
+        match tokio::time::timeout(idle, r.read(&mut buf)).await {
+            Ok(Ok(0)) => {
+                let _ = w.shutdown().await;
+                return Ok(total);
+            }
+            Ok(Ok(n)) => {
+                w.write_all(&buf[..n]).await?;
+                total += n as u64;
+                last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                let quiet = (start.elapsed().as_millis() as u64)
+                    .saturating_sub(last.load(Ordering::Relaxed));
+                if quiet >= idle.as_millis() as u64 {
+                    let _ = w.shutdown().await;
+                    return Ok(total);
+                }
+            }
+        }
+    }
 }
 
 async fn run_tunnel<C>(
@@ -164,6 +238,7 @@ async fn run_tunnel<C>(
     host: &NormalHost,
     port: u16,
     policy: &Policy,
+    idle: Duration,
 ) -> Result<(u64, u64), String>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -177,7 +252,7 @@ where
         .write_all(&buffered)
         .await
         .map_err(|e| e.to_string())?;
-    tokio::io::copy_bidirectional(&mut client, &mut upstream)
+    relay(client, upstream, idle)
         .await
         .map(|(up, down)| (up + buffered.len() as u64, down))
         .map_err(|e| e.to_string())

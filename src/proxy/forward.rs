@@ -24,15 +24,58 @@ use crate::verdict::{apply_dlp, Content, ScanRefusal, Verdict};
 /// A body as the proxy holds it: still streaming, or read whole for a scan.
 pub enum HeldBody {
     Streaming(Incoming),
-    Buffered(Bytes),
+    /// The bytes and their share of `limits.max_buffered_bytes`, released when the
+    /// forwarded body is dropped.
+    Buffered(Bytes, Option<Arc<tokio::sync::OwnedSemaphorePermit>>),
 }
 
 impl HeldBody {
     pub fn into_proxy_body(self) -> ProxyBody {
         match self {
             HeldBody::Streaming(b) => b.map_err(|e| Box::new(e) as super::BoxError).boxed(),
-            HeldBody::Buffered(b) => Full::new(b).map_err(|never| match never {}).boxed(),
+            HeldBody::Buffered(b, permit) => Full::new(b)
+                .map_err(|never| match never {})
+                .map_frame(move |f| {
+                    let _held_until_sent = &permit;
+                    f
+                })
+                .boxed(),
         }
+    }
+}
+
+/// Why a body could not be held for a scan.
+enum BufferError {
+    /// Larger than `limits.max_scan_bytes` (413).
+    TooLarge,
+    /// `limits.max_buffered_bytes` is used up by other requests (503).
+    Budget,
+}
+
+/// How much of an oversized body is read and dropped so that the client can read
+/// the 413 (a larger one is cut off: the connection closes).
+const DRAIN_CAP: usize = 16 << 20;
+
+/// Reads a whole body up to `max` bytes; a larger one is drained (up to
+/// [`DRAIN_CAP`]) and refused.
+async fn read_limited_draining(mut body: Incoming, max: usize) -> Result<Bytes, ()> {
+    let mut out = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { return Err(()) };
+        if let Some(data) = frame.data_ref() {
+            total += data.len();
+            if total <= max {
+                out.extend_from_slice(data);
+            } else if total > DRAIN_CAP {
+                return Err(());
+            }
+        }
+    }
+    if total > max {
+        Err(())
+    } else {
+        Ok(out.freeze())
     }
 }
 
@@ -149,15 +192,25 @@ pub async fn decide_request(
     let has_body = !body.is_end_stream();
     let site = policy.site_for(host);
     let mut held = HeldBody::Streaming(body);
-    let too_large = |reference: &str| {
-        respond::plain(
+    let refuse = |e: BufferError| match e {
+        BufferError::TooLarge => respond::plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             "The request body is larger than the gateway may check, so it was not sent.",
             reference,
-        )
+        ),
+        BufferError::Budget => respond::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway is checking too many posts at once. Nothing was sent; try again shortly.",
+            reference,
+        ),
     };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
     if has_body && site.is_some_and(|s| s.needs_body) {
-        held = buffer(held, max).await.map_err(|_| too_large(reference))?;
+        held = buffer(gw, held, max, declared).await.map_err(refuse)?;
     }
     let websocket = parts
         .headers
@@ -166,7 +219,7 @@ pub async fn decide_request(
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let decision = {
         let buffered = match &held {
-            HeldBody::Buffered(b) => Some(b.as_ref()),
+            HeldBody::Buffered(b, _) => Some(b.as_ref()),
             HeldBody::Streaming(_) => None,
         };
         let facts = Facts {
@@ -188,11 +241,11 @@ pub async fn decide_request(
     };
     if decision.dlp.is_some() && decision.action != Action::Deny && has_body {
         // Fail closed: what cannot be scanned whole is not sent.
-        held = buffer(held, max).await.map_err(|_| too_large(reference))?;
+        held = buffer(gw, held, max, declared).await.map_err(refuse)?;
     }
     let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let body_bytes: &[u8] = match &held {
-        HeldBody::Buffered(b) => b,
+        HeldBody::Buffered(b, _) => b,
         HeldBody::Streaming(_) => &[],
     };
     let content = Content {
@@ -205,13 +258,34 @@ pub async fn decide_request(
     Ok((verdict, held))
 }
 
-async fn buffer(held: HeldBody, max: usize) -> Result<HeldBody, ()> {
+/// Reads the body whole, within `max` and the gateway-wide buffering budget
+/// (reserved up front: the declared length, or `max` when none is declared).
+async fn buffer(
+    gw: &Gateway,
+    held: HeldBody,
+    max: usize,
+    declared: Option<usize>,
+) -> Result<HeldBody, BufferError> {
     match held {
-        HeldBody::Buffered(b) => Ok(HeldBody::Buffered(b)),
-        HeldBody::Streaming(body) => read_limited(body, max)
-            .await
-            .map(HeldBody::Buffered)
-            .map_err(|_| ()),
+        HeldBody::Buffered(b, p) => Ok(HeldBody::Buffered(b, p)),
+        HeldBody::Streaming(body) => {
+            if declared.is_some_and(|n| n > max) {
+                // Read (and drop) what the client is sending, so it sees the 413
+                // instead of a broken pipe; beyond the drain cap the connection closes.
+                let _ = read_limited_draining(body, 0).await;
+                return Err(BufferError::TooLarge);
+            }
+            let kib = declared.unwrap_or(max).div_ceil(1024).max(1);
+            let permit = gw
+                .buffer_budget
+                .clone()
+                .try_acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
+                .map_err(|_| BufferError::Budget)?;
+            let bytes = read_limited(body, max)
+                .await
+                .map_err(|_| BufferError::TooLarge)?;
+            Ok(HeldBody::Buffered(bytes, Some(Arc::new(permit))))
+        }
     }
 }
 
@@ -407,7 +481,23 @@ pub async fn send_upstream(
             Err(e) => return gw.dial_error(e, host, html, reference, log),
         },
     };
-    match sender.send_request(req).await {
+    let waited = tokio::time::timeout(
+        gw.settings.upstream.response_timeout,
+        sender.send_request(req),
+    )
+    .await;
+    let Ok(sent) = waited else {
+        return gw.upstream_error(
+            UpstreamFailure::Timeout,
+            &format!(
+                "{host} did not answer within {}s",
+                gw.settings.upstream.response_timeout.as_secs()
+            ),
+            html,
+            reference,
+        );
+    };
+    match sent {
         Ok(resp) => {
             conn.upstreams.lock().await.insert(key, sender);
             let (mut parts, body) = resp.into_parts();

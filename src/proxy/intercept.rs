@@ -84,9 +84,11 @@ where
             .map_err(|e| format!("TLS handshake with the client: {e}"))?;
         Ok::<_, String>((tls, sni_matches))
     };
-    let (tls, sni_matches) = tokio::time::timeout(std::time::Duration::from_secs(15), handshake)
-        .await
-        .map_err(|_| "the client's TLS handshake took too long".to_string())??;
+    let (tls, sni_matches) =
+        tokio::time::timeout(gw.settings.limits.tls_handshake_timeout, handshake)
+            .await
+            .map_err(|_| "the client's TLS handshake took too long".to_string())??;
+    let max_streams = gw.settings.limits.max_h2_streams;
     let tunnel = Arc::new(Tunnel {
         gw,
         principal,
@@ -101,7 +103,7 @@ where
         async move { Ok::<_, std::convert::Infallible>(t.handle(req).await) }
     });
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(100);
+    builder.http2().max_concurrent_streams(max_streams);
     builder
         .serve_connection_with_upgrades(TokioIo::new(tls), service)
         .await
@@ -264,9 +266,13 @@ impl Tunnel {
                     .parse()
                     .map_err(|_| (UpstreamFailure::Protocol, "bad request path".to_string()))?;
                 req.headers_mut().remove(header::HOST);
-                s.send_request(req)
-                    .await
-                    .map_err(|e| (UpstreamFailure::Protocol, format!("{}: {e}", self.host)))
+                tokio::time::timeout(
+                    self.gw.settings.upstream.response_timeout,
+                    s.send_request(req),
+                )
+                .await
+                .map_err(|_| self.timed_out())?
+                .map_err(|e| (UpstreamFailure::Protocol, format!("{}: {e}", self.host)))
             }
             Sender::H1(mut s) => {
                 *req.version_mut() = Version::HTTP_11;
@@ -276,7 +282,13 @@ impl Tunnel {
                 if let Ok(v) = HeaderValue::from_str(authority) {
                     req.headers_mut().insert(header::HOST, v);
                 }
-                let resp = s.send_request(req).await.map_err(|e| {
+                let resp = tokio::time::timeout(
+                    self.gw.settings.upstream.response_timeout,
+                    s.send_request(req),
+                )
+                .await
+                .map_err(|_| self.timed_out())?
+                .map_err(|e| {
                     (
                         UpstreamFailure::Protocol,
                         format!("{} closed the connection before answering ({e})", self.host),
@@ -288,6 +300,17 @@ impl Tunnel {
                 Ok(resp)
             }
         }
+    }
+
+    fn timed_out(&self) -> (UpstreamFailure, String) {
+        (
+            UpstreamFailure::Timeout,
+            format!(
+                "{} did not answer within {}s",
+                self.host,
+                self.gw.settings.upstream.response_timeout.as_secs()
+            ),
+        )
     }
 
     async fn connect(&self, websocket: bool) -> Result<Sender, (UpstreamFailure, String)> {

@@ -47,6 +47,10 @@ pub struct Gateway {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The proxy listeners' bound addresses.
     proxy_addrs: RwLock<Vec<std::net::SocketAddr>>,
+    /// `limits.max_buffered_bytes` in KiB permits: bodies held for scanning.
+    pub buffer_budget: Arc<tokio::sync::Semaphore>,
+    /// `limits.max_tunnels`.
+    pub tunnel_slots: Arc<tokio::sync::Semaphore>,
     references: References,
 }
 
@@ -68,6 +72,7 @@ impl Gateway {
         let metrics =
             Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
         metrics.set_policy_version(&policy.version);
+        let settings_limits = settings.limits.clone();
         let upstream_tls = Arc::new(upstream::client_tls_config(&settings.upstream.extra_roots)?);
         let identity = IdentityResolver::new(settings.identity.clone())?;
         let dialer = Dialer {
@@ -92,6 +97,13 @@ impl Gateway {
             policy_loaded_at: RwLock::new(chrono::Utc::now()),
             started_at: chrono::Utc::now(),
             proxy_addrs: RwLock::new(Vec::new()),
+            buffer_budget: Arc::new(tokio::sync::Semaphore::new(
+                (settings_limits.max_buffered_bytes / 1024)
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            tunnel_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings_limits.max_tunnels.max(1),
+            )),
             references: References::new(),
         })
     }

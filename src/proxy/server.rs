@@ -24,6 +24,46 @@ pub struct ClientConn {
     pub upstreams: tokio::sync::Mutex<HashMap<(String, u16), SendRequest<ProxyBody>>>,
 }
 
+/// Open connections per client address, for `limits.max_connections_per_client`.
+#[derive(Default, Clone)]
+struct PerClient {
+    counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct PerClientSlot {
+    counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    fn admit(&self, ip: std::net::IpAddr, max: usize) -> Option<PerClientSlot> {
+        let mut counts = self.counts.lock().ok()?;
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PerClientSlot {
+            counts: self.counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PerClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.lock() {
+            if let Some(n) = counts.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
 /// Serves the proxy port until `shutdown` turns true.
 pub async fn serve_proxy(
     gw: Arc<Gateway>,
@@ -31,6 +71,7 @@ pub async fn serve_proxy(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(gw.settings.limits.max_connections.max(1)));
+    let per_client = PerClient::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -49,12 +90,21 @@ pub async fn serve_proxy(
             drop(stream);
             continue;
         };
+        let client = crate::net_guard::canonical(peer.ip());
+        let Some(per_client) =
+            per_client.admit(client, gw.settings.limits.max_connections_per_client)
+        else {
+            tracing::warn!(%peer, "this client has too many connections (limits.max_connections_per_client); closing the new one");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         tokio::spawn(async move {
             gw.metrics.connections_active.inc();
             serve_connection(gw.clone(), stream, peer).await;
             gw.metrics.connections_active.dec();
+            drop(per_client);
             drop(permit);
         });
     }
@@ -73,7 +123,7 @@ async fn serve_connection(gw: Arc<Gateway>, stream: tokio::net::TcpStream, peer:
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(gw.settings.limits.header_read_timeout)
         .max_buf_size(gw.settings.limits.max_header_bytes.max(8192))
         .keep_alive(true);
     let served = builder
