@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod dlp;
 pub mod dlp_bridge;
+pub mod fuzz_harness;
 pub mod identity;
 pub mod metrics;
 pub mod net_guard;

@@ -78,7 +78,6 @@ struct RawTrustedHeader {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct RawKerberos {
     keytab: String,
     principal: Option<String>,
@@ -86,7 +85,6 @@ struct RawKerberos {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 struct RawLdap {
     url: String,
     bind_dn: Option<String>,
@@ -163,6 +161,39 @@ pub struct TrustedHeaderSettings {
     pub from: Vec<IpNet>,
 }
 
+/// Kerberos single sign-on (`Proxy-Authorization: Negotiate`).
+#[derive(Debug, Clone)]
+pub struct KerberosSettings {
+    /// The service keytab holding `HTTP/<proxy host>@REALM`.
+    pub keytab: PathBuf,
+    /// Accept only this service principal (`HTTP/proxy.example` or with `@REALM`);
+    /// `None`: any service key in the keytab.
+    pub principal: Option<String>,
+}
+
+/// Where a user's directory groups come from.
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    /// `ldaps://host[:port]`, or `ldap://` to a loopback address only.
+    pub url: String,
+    /// Service account; `None`: an anonymous bind.
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    pub user_base: String,
+    /// Finds the user; `{user}` is replaced by the escaped user name.
+    pub user_filter: String,
+    /// An attribute on the user entry naming its groups by DN (`memberOf`).
+    pub groups_from: Option<String>,
+    /// A search for the user's groups under `user_base`; `{dn}` and `{user}` are
+    /// replaced by the escaped user DN and name.
+    pub group_filter: Option<String>,
+    /// The attribute that names a group (`cn`).
+    pub group_name: String,
+    pub cache_for: Duration,
+    /// Check Basic passwords by binding to the directory as the user.
+    pub verify_basic_passwords: bool,
+}
+
 /// Identity sources.
 #[derive(Debug, Clone, Default)]
 pub struct IdentitySettings {
@@ -170,6 +201,8 @@ pub struct IdentitySettings {
     pub group_members: HashMap<String, Vec<String>>,
     pub networks: Vec<NetworkIdentity>,
     pub trusted_header: Option<TrustedHeaderSettings>,
+    pub kerberos: Option<KerberosSettings>,
+    pub ldap: Option<LdapSettings>,
 }
 
 /// Upstream connections.
@@ -325,6 +358,116 @@ fn parse_cidr(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("`{s}` is not a CIDR such as 10.20.0.0/16"))
 }
 
+/// Checks the `ldap` section; problems come back as (key, message).
+fn parse_ldap(l: RawLdap) -> Result<LdapSettings, Vec<(&'static str, String)>> {
+    let mut problems: Vec<(&'static str, String)> = Vec::new();
+    if let Err(e) = check_ldap_url(&l.url) {
+        problems.push(("url", format!("`url`: {e}")));
+    }
+    match (&l.bind_dn, &l.bind_password_file) {
+        (Some(_), None) => problems.push((
+            "bind_password_file",
+            "`bind_dn` is set but `bind_password_file` is not: give the file holding the service account's password".into(),
+        )),
+        (None, Some(_)) => problems.push((
+            "bind_dn",
+            "`bind_password_file` is set but `bind_dn` is not: give the service account's DN".into(),
+        )),
+        _ => {}
+    }
+    if l.user_base.trim().is_empty() {
+        problems.push(("user_base", "`user_base` is empty: give the DN to search for users under, e.g. DC=council,DC=example".into()));
+    }
+    let user_filter = l
+        .user_filter
+        .unwrap_or_else(|| "(sAMAccountName={user})".to_string());
+    if !user_filter.contains("{user}") {
+        problems.push(("user_filter", format!("`user_filter`: `{user_filter}` does not contain {{user}}, so it cannot find a particular user")));
+    } else if !(user_filter.starts_with('(') && user_filter.ends_with(')')) {
+        problems.push(("user_filter", format!("`user_filter`: `{user_filter}` is not an LDAP filter in parentheses, such as (sAMAccountName={{user}})")));
+    }
+    if let Some(g) = &l.group_filter {
+        if !(g.contains("{dn}") || g.contains("{user}")) {
+            problems.push(("group_filter", format!("`group_filter`: `{g}` contains neither {{dn}} nor {{user}}, so it would give every user the same groups")));
+        } else if !(g.starts_with('(') && g.ends_with(')')) {
+            problems.push(("group_filter", format!("`group_filter`: `{g}` is not an LDAP filter in parentheses, such as (member={{dn}})")));
+        }
+    }
+    let groups_from = match (l.groups_from, &l.group_filter) {
+        (Some(a), _) if a.trim().is_empty() => {
+            problems.push((
+                "groups_from",
+                "`groups_from` is empty: name the attribute, e.g. memberOf".into(),
+            ));
+            None
+        }
+        (Some(a), _) => Some(a.trim().to_string()),
+        (None, Some(_)) => None,
+        (None, None) => Some("memberOf".to_string()),
+    };
+    let group_name = l.group_name.unwrap_or_else(|| "cn".to_string());
+    let cache_for = match l.cache_for {
+        None => Duration::from_secs(300),
+        Some(t) => match parse_duration(&t) {
+            Ok(d) => d,
+            Err(e) => {
+                problems.push(("cache_for", format!("`cache_for`: {e}")));
+                Duration::from_secs(300)
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(LdapSettings {
+        url: l.url.trim().to_string(),
+        bind_dn: l.bind_dn,
+        bind_password_file: l.bind_password_file.map(PathBuf::from),
+        user_base: l.user_base,
+        user_filter,
+        groups_from,
+        group_filter: l.group_filter,
+        group_name,
+        cache_for,
+        verify_basic_passwords: l.verify_basic_passwords.unwrap_or(false),
+    })
+}
+
+/// `ldaps://` anywhere; plain `ldap://` only to a loopback address, since it
+/// would carry the service password (and with `verify_basic_passwords`, users'
+/// passwords) in the clear.
+pub fn check_ldap_url(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url.trim())
+        .map_err(|_| format!("`{url}` is not a URL such as ldaps://dc1.council.example"))?;
+    let host = match parsed.host() {
+        Some(h) => h,
+        None => return Err(format!("`{url}` names no host")),
+    };
+    if !parsed.path().is_empty() && parsed.path() != "/" {
+        return Err(format!(
+            "`{url}`: give the base DN as `user_base`, not in the URL"
+        ));
+    }
+    match parsed.scheme() {
+        "ldaps" => Ok(()),
+        "ldap" => {
+            let loopback = match host {
+                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!("`{url}`: plain ldap:// would send passwords in the clear; use ldaps:// (port 636). ldap:// is allowed only to a loopback address"))
+            }
+        }
+        other => Err(format!(
+            "`{url}`: the scheme `{other}` is not supported; use ldaps://"
+        )),
+    }
+}
+
 impl Settings {
     /// Loads settings from YAML text (`file` names it in errors), collecting every error.
     pub fn from_yaml(file: &str, text: &str) -> Result<Settings, ConfigErrors> {
@@ -425,11 +568,33 @@ impl Settings {
                     ),
                 }
             }
-            if id.kerberos.is_some() {
-                err("identity.kerberos", "`kerberos`: Negotiate sign-in is not available in this version yet (see issue 8); remove the key or use `basic`".into());
+            if let Some(k) = id.kerberos {
+                let p = "identity.kerberos";
+                if k.keytab.trim().is_empty() {
+                    err(&child(p, "keytab"), "`keytab`: give the path of the service keytab (made with `ktpass` or `kadmin ktadd`)".into());
+                }
+                match k.principal.as_deref().map(str::trim) {
+                    Some("") => err(&child(p, "principal"), "`principal` is empty; remove it to accept any service key in the keytab".into()),
+                    Some(pr) if !pr.contains('/') => err(
+                        &child(p, "principal"),
+                        format!("`principal`: `{pr}` is not a service principal such as HTTP/proxy.council.example"),
+                    ),
+                    _ => {}
+                }
+                identity.kerberos = Some(KerberosSettings {
+                    keytab: k.keytab.into(),
+                    principal: k.principal.map(|p| p.trim().to_string()),
+                });
             }
-            if id.ldap.is_some() {
-                err("identity.ldap", "`ldap`: directory groups are not available in this version yet (see issue 8); use `group_members`".into());
+            if let Some(l) = id.ldap {
+                match parse_ldap(l) {
+                    Ok(l) => identity.ldap = Some(l),
+                    Err(problems) => {
+                        for (key, msg) in problems {
+                            err(&child("identity.ldap", key), msg);
+                        }
+                    }
+                }
             }
             s.identity = identity;
         }

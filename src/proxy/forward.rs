@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::Utc;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
 
@@ -33,14 +33,44 @@ impl HeldBody {
     pub fn into_proxy_body(self) -> ProxyBody {
         match self {
             HeldBody::Streaming(b) => b.map_err(|e| Box::new(e) as super::BoxError).boxed(),
-            HeldBody::Buffered(b, permit) => Full::new(b)
-                .map_err(|never| match never {})
-                .map_frame(move |f| {
-                    let _held_until_sent = &permit;
-                    f
-                })
-                .boxed(),
+            HeldBody::Buffered(b, permit) => HeldBytes {
+                data: Some(b),
+                _permit: permit,
+            }
+            .boxed(),
         }
+    }
+}
+
+/// A buffered body that keeps its exact length (so it is forwarded with the same
+/// framing) and its share of the buffering budget until it is dropped.
+struct HeldBytes {
+    data: Option<Bytes>,
+    _permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+}
+
+impl http_body::Body for HeldBytes {
+    type Data = Bytes;
+    type Error = super::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, super::BoxError>>> {
+        std::task::Poll::Ready(
+            self.data
+                .take()
+                .filter(|d| !d.is_empty())
+                .map(|d| Ok(http_body::Frame::data(d))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.as_ref().is_none_or(|d| d.is_empty())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
     }
 }
 
@@ -243,14 +273,26 @@ pub async fn decide_request(
         // Fail closed: what cannot be scanned whole is not sent.
         held = buffer(gw, held, max, declared).await.map_err(refuse)?;
     }
-    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    // Every line of a header counts: `Content-Encoding: identity` then
+    // `Content-Encoding: gzip` is `identity, gzip` to the site, so to the scanner too.
+    let joined = |name: header::HeaderName| -> Option<String> {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    };
+    let content_type = joined(header::CONTENT_TYPE);
+    let content_encoding = joined(header::CONTENT_ENCODING);
     let body_bytes: &[u8] = match &held {
         HeldBody::Buffered(b, _) => b,
         HeldBody::Streaming(_) => &[],
     };
     let content = Content {
-        content_type: header(header::CONTENT_TYPE),
-        content_encoding: header(header::CONTENT_ENCODING),
+        content_type: content_type.as_deref(),
+        content_encoding: content_encoding.as_deref(),
         body: body_bytes,
         query: parts.uri.query(),
     };

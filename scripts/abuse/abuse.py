@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Load and abuse run (`abuse.py sink PORT` runs the upstream in its own process) against a socialgate already listening on --proxy.
+
+While a normal client keeps requesting, this opens N idle CONNECT tunnels (each
+sends a real TLS ClientHello, then stays silent), M slowloris connections (a
+request head trickled one byte every few seconds) and K slow POST bodies (one
+byte a second). It reports the normal client's success rate and latency, and the
+gateway's RSS growth per open connection (read from /proc/<pid>/status).
+Everything stays on 127.0.0.1. Python 3 standard library only.
+"""
+import argparse
+import asyncio
+import json
+import ssl
+import statistics
+import time
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def client_hello(sni):
+    """The bytes of a real TLS ClientHello naming `sni` (never completed)."""
+    ctx = ssl.create_default_context()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+async def sink_server(host, port, stats):
+    """Upstream: accepts TCP, answers HTTP requests with 200 after reading the body,
+    and otherwise just holds the connection (for tunnels)."""
+
+    async def handle(reader, writer):
+        stats["upstream_conns"] += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                if length:
+                    await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except Exception:
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port, limit=1 << 16, backlog=4096)
+
+
+async def open_tunnel(proxy, target, hello, hold, results):
+    try:
+        r, w = await asyncio.open_connection(*proxy)
+        w.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        await w.drain()
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
+        if not head.startswith(b"HTTP/1.1 200"):
+            results["tunnel_refused"] += 1
+            w.close()
+            return
+        w.write(hello)
+        await w.drain()
+        results["tunnels_open"] += 1
+        hold.append(w)
+    except Exception:
+        results["tunnel_errors"] += 1
+
+
+async def slowloris(proxy, duration, results):
+    try:
+        r, w = await asyncio.open_connection(*proxy)
+        results["slowloris_open"] += 1
+        head = b"GET http://normal.test/ HTTP/1.1\r\nHost: normal.test\r\nX-Slow: "
+        end = time.monotonic() + duration
+        i = 0
+        while time.monotonic() < end:
+            w.write(head[i : i + 1] if i < len(head) else b"a")
+            await w.drain()
+            i += 1
+            await asyncio.sleep(5)
+            if r.at_eof():
+                break
+        results["slowloris_closed_by_gateway"] += 1
+        w.close()
+    except Exception:
+        results["slowloris_closed_by_gateway"] += 1
+
+
+async def slow_post(proxy, upstream_port, duration, results):
+    try:
+        r, w = await asyncio.open_connection(*proxy)
+        results["slowpost_open"] += 1
+        w.write(
+            f"POST http://normal.test:{upstream_port}/slow HTTP/1.1\r\nHost: normal.test\r\nContent-Length: 100000\r\n\r\n".encode()
+        )
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            w.write(b"x")
+            await w.drain()
+            await asyncio.sleep(1)
+        w.close()
+    except Exception:
+        results["slowpost_errors"] += 1
+
+
+async def normal_client(proxy, upstream_port, duration, interval, results):
+    lat = []
+    ok = fail = 0
+    end = time.monotonic() + duration
+    while time.monotonic() < end:
+        t = time.monotonic()
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection(*proxy), 5)
+            w.write(
+                f"GET http://normal.test:{upstream_port}/ HTTP/1.1\r\nHost: normal.test\r\nConnection: close\r\n\r\n".encode()
+            )
+            await w.drain()
+            data = await asyncio.wait_for(r.read(), 5)
+            w.close()
+            if data.startswith(b"HTTP/1.1 200"):
+                ok += 1
+                lat.append((time.monotonic() - t) * 1000)
+            else:
+                fail += 1
+        except Exception:
+            fail += 1
+        await asyncio.sleep(interval)
+    results["normal_ok"] = ok
+    results["normal_failed"] = fail
+    if lat:
+        lat.sort()
+        results["normal_p50_ms"] = round(statistics.median(lat), 2)
+        results["normal_p99_ms"] = round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 2)
+        results["normal_max_ms"] = round(lat[-1], 2)
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--proxy", default="127.0.0.1:13128")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--upstream-port", type=int, required=True)
+    p.add_argument("--tunnels", type=int, default=10000)
+    p.add_argument("--slowloris", type=int, default=1000)
+    p.add_argument("--slowposts", type=int, default=1000)
+    p.add_argument("--duration", type=float, default=60)
+    a = p.parse_args()
+    host, port = a.proxy.rsplit(":", 1)
+    proxy = (host, int(port))
+    results = {k: 0 for k in ["tunnels_open", "tunnel_refused", "tunnel_errors", "slowloris_open",
+                              "slowloris_closed_by_gateway", "slowpost_open", "slowpost_errors"]}
+    rss_before = rss_kib(a.pid)
+    normal = asyncio.create_task(normal_client(proxy, a.upstream_port, a.duration, 0.1, results))
+    hold = []
+    target = f"tunnel.test:{a.upstream_port}"
+    hello = client_hello("tunnel.test")  # made once: building an SSL context is slow
+    batch = 200
+    for i in range(0, a.tunnels, batch):
+        await asyncio.gather(*(open_tunnel(proxy, target, hello, hold, results)
+                               for _ in range(min(batch, a.tunnels - i))))
+    await asyncio.sleep(2)
+    rss_tunnels = rss_kib(a.pid)
+    abusers = [asyncio.create_task(slowloris(proxy, a.duration, results)) for _ in range(a.slowloris)]
+    abusers += [asyncio.create_task(slow_post(proxy, a.upstream_port, a.duration, results)) for _ in range(a.slowposts)]
+    await asyncio.sleep(min(20, a.duration / 2))
+    rss_peak = rss_kib(a.pid)
+    await normal
+    for t in abusers:
+        t.cancel()
+    for w in hold:
+        w.close()
+    results["rss_before_kib"] = rss_before
+    results["rss_with_tunnels_kib"] = rss_tunnels
+    results["rss_under_abuse_kib"] = rss_peak
+    if results["tunnels_open"]:
+        results["rss_per_idle_tunnel_kib"] = round((rss_tunnels - rss_before) / results["tunnels_open"], 2)
+    total = results["normal_ok"] + results["normal_failed"]
+    results["normal_success_rate"] = round(results["normal_ok"] / total, 4) if total else 0
+    print(json.dumps(results, indent=2))
+
+
+async def sink_main(port):
+    server = await sink_server("127.0.0.1", port, {"upstream_conns": 0})
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "sink":
+        asyncio.run(sink_main(int(sys.argv[2])))
+    else:
+        asyncio.run(main())

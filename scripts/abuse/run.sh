@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Load and abuse run (not part of cargo test): starts a release socialgate with
+# generous limits on 127.0.0.1, then runs abuse.py against it: idle tunnels,
+# slowloris heads, slow POST bodies, and a normal client measuring success and
+# latency throughout. Prints a JSON report. Usage:
+#   scripts/abuse/run.sh [TUNNELS] [SLOWLORIS] [SLOWPOSTS] [DURATION_S]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+TUNNELS=${1:-9000}; SLOWLORIS=${2:-1000}; SLOWPOSTS=${3:-1000}; DURATION=${4:-60}
+# Each idle tunnel holds two descriptors in the gateway; the hard limit here
+# (ulimit -Hn) bounds how many tunnels one run can hold.
+ulimit -n "$(ulimit -Hn)"
+cargo build --release --locked --bin socialgate >/dev/null
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PROXY_PORT=$(free_port); UP_PORT=$(free_port); ADMIN_PORT=$(free_port)
+cat > "$work/policy.yaml" <<YAML
+version: 1
+roles: { staff: { groups: [all-staff] } }
+rules:
+  - { name: other-websites, sites: [unlisted], action: allow }
+  - { name: everyone-else, action: deny }
+YAML
+cat > "$work/socialgate.yaml" <<YAML
+listen: 127.0.0.1:$PROXY_PORT
+admin_listen: 127.0.0.1:$ADMIN_PORT
+policy: $work/policy.yaml
+ca: { cert: $work/ca.crt, key: $work/ca.key }
+identity:
+  networks: [ { cidr: 127.0.0.0/8, user: loadtest, groups: [all-staff] } ]
+upstream:
+  resolve: { normal.test: 127.0.0.1, tunnel.test: 127.0.0.1 }
+  allow_destinations: [127.0.0.1/32]
+  allowed_ports: [$UP_PORT]
+limits:
+  max_connections: 30000
+  max_connections_per_client: 30000
+  max_tunnels: 20000
+  idle_timeout: 10m
+audit: { path: $work/audit.jsonl }
+YAML
+python3 scripts/abuse/abuse.py sink "$UP_PORT" &
+RUST_LOG=warn ./target/release/socialgate run --config "$work/socialgate.yaml" 2>"$work/gateway.log" &
+GW_PID=$!
+for _ in $(seq 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PROXY_PORT), 1)" 2>/dev/null && break
+  sleep 0.1
+done
+python3 scripts/abuse/abuse.py --proxy "127.0.0.1:$PROXY_PORT" --pid "$GW_PID" --upstream-port "$UP_PORT" \
+  --tunnels "$TUNNELS" --slowloris "$SLOWLORIS" --slowposts "$SLOWPOSTS" --duration "$DURATION"
