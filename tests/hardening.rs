@@ -367,3 +367,54 @@ async fn refusals_trace_own_listener_and_per_client_cap() {
     }
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
 }
+
+#[tokio::test]
+async fn the_scan_buffer_budget_is_a_503_and_an_oversized_body_a_413() {
+    let (port, seen) = strict_upstream().await;
+    let fx = Fixture::new();
+    let policy = r#"
+version: 1
+roles: { staff: { groups: [all-staff] } }
+sites: { social: { domains: [www.social.test], intercept: false } }
+dlp: { profiles: { official: { detectors: [uk-nino], on_finding: block } } }
+rules:
+  - { name: scanned-posts, roles: [staff], sites: [social], action: allow, dlp: official }
+  - { name: everyone-else, action: deny }
+"#;
+    let gw = gateway(
+        &fx,
+        &settings(
+            &[port],
+            "limits: { max_scan_bytes: 64KiB, max_buffered_bytes: 16KiB }",
+        ),
+        policy,
+    )
+    .await;
+    let client = client(&gw, None);
+    let url = format!("http://www.social.test:{port}/post");
+    // Within both limits: scanned and forwarded.
+    let r = client
+        .post(&url)
+        .body("x".repeat(10_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Within the scan limit but over what may be held at once: 503, nothing sent.
+    let r = client
+        .post(&url)
+        .body("x".repeat(30_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    // Over the scan limit: 413 (fail closed), nothing sent.
+    let r = client
+        .post(&url)
+        .body("x".repeat(100_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(seen.complete.lock().unwrap().len(), 1);
+}
