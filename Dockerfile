@@ -1,21 +1,25 @@
 # socialgate container: build in a Rust image, run as a non-root user in a slim one.
-# Mount your policies and the CA:  -v ./policies:/app/policies:ro -v ./certs:/app/certs
+#   docker build -t socialgate .
+#   docker run -p 3128:3128 -p 9128:9128 -v sg-certs:/app/certs socialgate
+# Mount your policy over /app/policies and your settings over /app/socialgate.yaml.
 FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libkrb5-dev libclang-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked && strip target/release/socialgate
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libgssapi-krb5-2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home /app socialgate \
- && mkdir -p /app/certs /app/policies && chown -R socialgate /app/certs
+ && mkdir -p /app/certs /app/policies && chown socialgate /app/certs
 COPY --from=build /src/target/release/socialgate /usr/local/bin/socialgate
 COPY policies /app/policies
+COPY deploy/container/socialgate.yaml /app/socialgate.yaml
 WORKDIR /app
 USER socialgate
-VOLUME ["/app/certs", "/app/policies"]
+VOLUME ["/app/certs"]
 EXPOSE 3128 9128
 ENTRYPOINT ["socialgate"]
-# Mount /app/socialgate.yaml (with listen: 0.0.0.0:3128) to configure it.
-CMD ["run"]
+CMD ["run", "--config", "/app/socialgate.yaml"]

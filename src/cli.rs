@@ -32,10 +32,18 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Parse and compile a policy and run its `tests:`. Exit 0 only when all is well.
+    /// Parse and compile a policy and run its `tests:`; with --settings, check the
+    /// gateway settings, the Kerberos keytab and the directory. Exit 0 only when all is well.
     Check {
-        #[arg(value_name = "POLICY_FILE")]
-        policy: PathBuf,
+        #[arg(value_name = "POLICY_FILE", required_unless_present = "settings")]
+        policy: Option<PathBuf>,
+        /// A settings file (socialgate.yaml) to check: its keys, the keytab, and
+        /// whether the directory can be reached with the service account.
+        #[arg(long, value_name = "FILE")]
+        settings: Option<PathBuf>,
+        /// With --settings: show the groups this user has (group_members and the directory).
+        #[arg(long, value_name = "U", requires = "settings")]
+        user: Option<String>,
     },
     /// Show how a request would be decided, and why.
     Explain {
@@ -44,8 +52,14 @@ enum Command {
         policy: Option<PathBuf>,
         #[arg(long)]
         user: String,
+        /// The user's groups. When none is given and --settings names a settings
+        /// file, they come from its group_members and directory instead.
         #[arg(long = "group", value_name = "G")]
         groups: Vec<String>,
+        /// A settings file: its policy (unless --policy) and, without --group,
+        /// the user's groups from group_members and the directory.
+        #[arg(long, value_name = "FILE")]
+        settings: Option<PathBuf>,
         /// The time to decide at (RFC 3339); default now.
         #[arg(long, value_name = "RFC3339")]
         at: Option<String>,
@@ -104,11 +118,31 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => cmd_run(config),
-        Command::Check { policy } => cmd_check(&policy),
+        Command::Check {
+            policy,
+            settings,
+            user,
+        } => {
+            let mut code = ExitCode::SUCCESS;
+            if let Some(s) = &settings {
+                code = cmd_check_settings(s, user.as_deref());
+            }
+            if let Some(p) = &policy {
+                if settings.is_some() {
+                    println!();
+                }
+                let c = cmd_check(p);
+                if c != ExitCode::SUCCESS {
+                    code = c;
+                }
+            }
+            code
+        }
         Command::Explain {
             policy,
             user,
             groups,
+            settings,
             at,
             headers,
             body,
@@ -120,6 +154,7 @@ pub fn main() -> ExitCode {
             policy,
             user,
             groups,
+            settings,
             at,
             headers,
             body,
@@ -174,6 +209,11 @@ fn cmd_run(config: Option<PathBuf>) -> ExitCode {
             Settings::default()
         }
     };
+    // MIT Kerberos finds the keytab through the environment, which must be set
+    // before the runtime starts threads.
+    if let Some(k) = &settings.identity.kerberos {
+        crate::identity::kerberos::prepare_environment(&k.keytab);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -232,6 +272,7 @@ struct ExplainArgs {
     policy: Option<PathBuf>,
     user: String,
     groups: Vec<String>,
+    settings: Option<PathBuf>,
     at: Option<String>,
     headers: Vec<String>,
     body: Option<String>,
@@ -241,10 +282,26 @@ struct ExplainArgs {
     url: String,
 }
 
-fn cmd_explain(a: ExplainArgs) -> ExitCode {
+fn cmd_explain(mut a: ExplainArgs) -> ExitCode {
+    let settings = match &a.settings {
+        None => None,
+        Some(path) => match Settings::load(path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    // Groups given on the command line win; else the settings' sources say.
+    if a.groups.is_empty() {
+        if let Some(s) = &settings {
+            a.groups = configured_groups(s, &a.user);
+        }
+    }
     let source = match a.policy {
         Some(p) => PolicySource::File(p),
-        None => PolicySource::for_settings(&Settings::default()),
+        None => PolicySource::for_settings(&settings.unwrap_or_else(local_settings)),
     };
     let policy = match load_checked_policy(&source) {
         Ok(p) => p,
@@ -375,7 +432,7 @@ fn cmd_scan(
         Some(name) => {
             let source = match policy {
                 Some(p) => PolicySource::File(p),
-                None => PolicySource::for_settings(&Settings::default()),
+                None => PolicySource::for_settings(&local_settings()),
             };
             let policy = match load_checked_policy(&source) {
                 Ok(p) => p,
@@ -474,6 +531,242 @@ fn cmd_ca_init(dir: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("socialgate: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// The settings `run` would use from this directory (`./socialgate.yaml`), so
+/// `explain` and `scan` decide with the same policy; the built-in defaults when
+/// there is none or it does not load.
+fn local_settings() -> Settings {
+    let path = PathBuf::from("socialgate.yaml");
+    if !path.exists() {
+        return Settings::default();
+    }
+    match Settings::load(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}\nsocialgate: ./socialgate.yaml has errors; using the built-in defaults to find the policy");
+            Settings::default()
+        }
+    }
+}
+
+/// The groups `user` gets from `group_members` and, when configured and
+/// reachable, the directory (a directory outage is reported on stderr and the
+/// user is then in no directory group, as the gateway would treat them).
+fn configured_groups(settings: &Settings, user: &str) -> Vec<String> {
+    let mut identity = settings.identity.clone();
+    identity.kerberos = None;
+    identity.basic = None;
+    let resolver = match crate::identity::IdentityResolver::build(
+        identity,
+        &settings.upstream.extra_roots,
+        None,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("socialgate: {e}");
+            return Vec::new();
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("socialgate: cannot start the runtime: {e}");
+            return Vec::new();
+        }
+    };
+    rt.block_on(async {
+        if let Some(d) = resolver.directory() {
+            if let Err(e) = d.lookup(user).await {
+                eprintln!("socialgate: {e}; `{user}` is taken to be in no directory group");
+            }
+        }
+        resolver.groups_for(user).await
+    })
+}
+
+/// `socialgate check --settings FILE [--user U]`: the settings' keys, the
+/// Kerberos keytab, the directory, and a user's groups.
+fn cmd_check_settings(path: &std::path::Path, user: Option<&str>) -> ExitCode {
+    let name = path.display().to_string();
+    let settings = match Settings::load(path) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors.0 {
+                println!("{e}");
+            }
+            println!(
+                "{name}: {} error(s); the settings were not accepted",
+                errors.0.len()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    println!("{name}: settings OK");
+    let mut problems = 0;
+    let identity = &settings.identity;
+    if let Some(k) = &identity.kerberos {
+        problems += check_kerberos(k);
+    }
+    if let Some(b) = &identity.basic {
+        match crate::identity::Htpasswd::load(&b.htpasswd) {
+            Ok(h) => println!("basic: OK {} ({} users)", b.htpasswd.display(), h.len()),
+            Err(e) => {
+                println!("basic: FAIL {e}");
+                problems += 1;
+            }
+        }
+    }
+    if let Some(l) = &identity.ldap {
+        problems += check_directory(l, &settings.upstream.extra_roots, user);
+    }
+    if let Some(u) = user {
+        let groups = configured_groups(&settings, u);
+        println!(
+            "groups of {u}: {}",
+            if groups.is_empty() {
+                "(none)".to_string()
+            } else {
+                groups.join(", ")
+            }
+        );
+    }
+    if problems == 0 {
+        println!("{name}: identity sources OK");
+        ExitCode::SUCCESS
+    } else {
+        println!("{name}: {problems} problem(s) with the identity sources");
+        ExitCode::from(1)
+    }
+}
+
+/// Reports on the keytab; returns the number of problems.
+fn check_kerberos(k: &crate::settings::KerberosSettings) -> usize {
+    use crate::identity::kerberos;
+    let entries = match kerberos::read_keytab(&k.keytab) {
+        Err(e) => {
+            println!("kerberos: FAIL {e}");
+            return 1;
+        }
+        Ok(entries) => entries,
+    };
+    let mut problems = 0;
+    println!(
+        "kerberos: keytab {} holds {} key(s):",
+        k.keytab.display(),
+        entries.len()
+    );
+    for e in &entries {
+        println!("  {} (kvno {}, {})", e.principal, e.kvno, e.enctype_name());
+    }
+    if entries.is_empty() {
+        println!("kerberos: FAIL the keytab holds no keys");
+        return 1;
+    }
+    if let Some(p) = &k.principal {
+        if !entries.iter().any(|e| kerberos::entry_matches(e, p)) {
+            println!("kerberos: FAIL no key for the configured principal {p}");
+            problems += 1;
+        }
+    }
+    if !entries.iter().any(|e| e.is_aes()) {
+        println!("kerberos: WARNING no AES key: current Windows clients cannot sign in (ktpass -crypto AES256-SHA1)");
+    }
+    let mut hosts: Vec<String> = entries
+        .iter()
+        .filter_map(|e| {
+            let (name, _) = kerberos::split_principal(&e.principal);
+            let (service, host) = name.split_once('/')?;
+            service.eq_ignore_ascii_case("HTTP").then(|| host.to_string())
+        })
+        .collect();
+    hosts.dedup();
+    if hosts.is_empty() {
+        println!("kerberos: WARNING no HTTP/<host> key: browsers ask for HTTP/<the proxy's DNS name>");
+    } else {
+        println!(
+            "kerberos: browsers must be configured with the proxy as {} (a DNS name, not an IP address or another alias) to sign in",
+            hosts.join(" or ")
+        );
+    }
+    // MIT Kerberos reads the keytab's name from the environment; no thread of
+    // ours has started yet.
+    kerberos::prepare_environment(&k.keytab);
+    match kerberos::KerberosAcceptor::new(k.principal.as_deref()) {
+        Ok(_) => println!("kerberos: OK the keytab is usable by GSSAPI"),
+        Err(e) => {
+            println!("kerberos: FAIL {e}");
+            problems += 1;
+        }
+    }
+    problems
+}
+
+/// Reports on the directory (and a user in it); returns the number of problems.
+fn check_directory(
+    l: &crate::settings::LdapSettings,
+    extra_roots: &[PathBuf],
+    user: Option<&str>,
+) -> usize {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("ldap: FAIL cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let d = match crate::identity::ldap::Directory::new(l.clone(), extra_roots, None) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("ldap: FAIL {e}");
+            return 1;
+        }
+    };
+    let as_whom = l
+        .bind_dn
+        .as_deref()
+        .map(|dn| format!("bound as {dn}"))
+        .unwrap_or_else(|| "anonymously".into());
+    if let Err(e) = rt.block_on(d.probe()) {
+        println!("ldap: FAIL {} ({as_whom}): {e}", l.url);
+        return 1;
+    }
+    println!("ldap: OK connected to {} {as_whom}", l.url);
+    let Some(u) = user else {
+        return 0;
+    };
+    match rt.block_on(d.lookup(u)) {
+        Ok(Some(entry)) => {
+            println!("ldap: {u} is {}", entry.dn);
+            println!(
+                "ldap: directory groups of {u}: {}",
+                if entry.groups.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    entry.groups.join(", ")
+                }
+            );
+            0
+        }
+        Ok(None) => {
+            println!(
+                "ldap: WARNING no single entry under {} matches {}; {u} gets no directory groups",
+                l.user_base,
+                l.user_filter.replace("{user}", u)
+            );
+            0
+        }
+        Err(e) => {
+            println!("ldap: FAIL looking up {u}: {e}");
+            1
         }
     }
 }

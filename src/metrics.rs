@@ -38,6 +38,19 @@ pub struct Metrics {
     pub policy_info: IntGaugeVec,
     /// Audit records that could not be queued.
     pub audit_dropped: IntCounter,
+    /// Negotiate tokens refused, by `reason` (see `identity::kerberos::KerberosFailure`).
+    pub kerberos_failures: IntCounterVec,
+    /// Kerberos handshakes run (one per connection, not per request), by `result`
+    /// (`accepted`, `refused`).
+    pub kerberos_handshakes: IntCounterVec,
+    /// Directory group lookups by `result`: `cached` (a cache hit), `fetched`,
+    /// `stale` (directory down, cached groups served), `unavailable` (directory
+    /// down, nothing cached: no directory groups).
+    pub directory_lookups: IntCounterVec,
+    /// Directory failures by `kind` (`connect`, `tls`, `bind`, `search`, `timeout`).
+    pub directory_errors: IntCounterVec,
+    /// Time spent asking the directory, by `operation` (`groups`, `password`).
+    pub directory_duration: HistogramVec,
     minted_seen: AtomicU64,
     hits_seen: AtomicU64,
 }
@@ -72,7 +85,31 @@ fn gauge(r: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
 }
 
 impl Metrics {
+    /// Creates the registry with every series of a fixed label set at zero, so
+    /// `increase()` sees the first event.
     pub fn new() -> prometheus::Result<Metrics> {
+        let m = Metrics::empty()?;
+        for result in ["ok", "error"] {
+            m.policy_reloads.with_label_values(&[result]);
+        }
+        for reason in [
+            "missing",
+            "malformed",
+            "bad_credentials",
+            "unsupported_scheme",
+        ] {
+            m.auth_failures.with_label_values(&[reason]);
+        }
+        for kind in ["dns", "connect", "timeout", "tls", "protocol"] {
+            m.upstream_errors.with_label_values(&[kind]);
+        }
+        for direction in ["up", "down"] {
+            m.bytes.with_label_values(&[direction]);
+        }
+        Ok(m)
+    }
+
+    fn empty() -> prometheus::Result<Metrics> {
         let r = Registry::new();
         let duration = HistogramVec::new(
             HistogramOpts::new(
@@ -109,6 +146,22 @@ impl Metrics {
             policy_reloads: counter_vec(&r, "socialgate_policy_reloads_total", "Policy reloads by result.", &["result"])?,
             policy_info,
             audit_dropped: counter(&r, "socialgate_audit_dropped_total", "Audit records that could not be queued (requests under a dlp rule get 503 instead).")?,
+            kerberos_failures: counter_vec(&r, "socialgate_kerberos_failures_total", "Negotiate (Kerberos) tokens refused, by reason.", &["reason"])?,
+            kerberos_handshakes: counter_vec(&r, "socialgate_kerberos_handshakes_total", "Kerberos handshakes run (once per client connection), by result.", &["result"])?,
+            directory_lookups: counter_vec(&r, "socialgate_directory_lookups_total", "Directory group lookups by result (cached = cache hit).", &["result"])?,
+            directory_errors: counter_vec(&r, "socialgate_directory_errors_total", "Directory (LDAP) failures by kind.", &["kind"])?,
+            directory_duration: {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(
+                        "socialgate_directory_request_duration_seconds",
+                        "Time spent asking the directory (LDAP), by operation.",
+                    )
+                    .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                    &["operation"],
+                )?;
+                r.register(Box::new(h.clone()))?;
+                h
+            },
             registry: r,
             minted_seen: AtomicU64::new(0),
             hits_seen: AtomicU64::new(0),

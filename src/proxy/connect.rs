@@ -34,12 +34,22 @@ pub enum FirstFlight {
 pub async fn handle(
     gw: Arc<Gateway>,
     peer: SocketAddr,
+    conn: Arc<super::server::ClientConn>,
     req: Request<Incoming>,
     reference: String,
     log: &observe::SharedLog,
 ) -> Response<ProxyBody> {
     let html = respond::wants_html(req.headers());
-    let principal = match gw.admit(peer.ip(), req.headers(), &reference, log).await {
+    let principal = match gw
+        .admit_on(
+            peer.ip(),
+            Some(&conn.identity),
+            req.headers(),
+            &reference,
+            log,
+        )
+        .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -153,6 +163,9 @@ pub async fn handle(
         Err(e) => return gw.dial_error(e, &host, html, &reference, log),
     };
     let idle = gw.settings.limits.idle_timeout;
+    // The tunnel's audit record is written when it closes, with its byte counts.
+    observe::defer(log);
+    let log = log.clone();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
@@ -162,13 +175,19 @@ pub async fn handle(
                 gw.metrics.tunnels_active.dec();
                 match result {
                     Ok((up, down)) => {
-                        gw.metrics.bytes.with_label_values(&["up"]).inc_by(up);
-                        gw.metrics.bytes.with_label_values(&["down"]).inc_by(down);
+                        observe::add_bytes_up(&log, up);
+                        observe::finish(&gw, &log, 200, down);
                     }
-                    Err(why) => tracing::info!(host = %host, reason = %why, "tunnel closed"),
+                    Err(why) => {
+                        tracing::info!(host = %host, reason = %why, "tunnel closed");
+                        observe::finish(&gw, &log, 200, 0);
+                    }
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            Err(e) => {
+                tracing::debug!(error = %e, "CONNECT upgrade failed");
+                observe::finish(&gw, &log, 200, 0);
+            }
         }
         drop(slot);
     });

@@ -128,7 +128,16 @@ pub async fn handle(
     log: &observe::SharedLog,
 ) -> Response<ProxyBody> {
     let html = respond::wants_html(req.headers());
-    let principal = match gw.admit(peer.ip(), req.headers(), &reference, log).await {
+    let principal = match gw
+        .admit_on(
+            peer.ip(),
+            Some(&conn.identity),
+            req.headers(),
+            &reference,
+            log,
+        )
+        .await
+    {
         Ok(p) => p,
         Err(r) => return r,
     };

@@ -74,7 +74,11 @@ impl Gateway {
         metrics.set_policy_version(&policy.version);
         let settings_limits = settings.limits.clone();
         let upstream_tls = Arc::new(upstream::client_tls_config(&settings.upstream.extra_roots)?);
-        let identity = IdentityResolver::new(settings.identity.clone())?;
+        let identity = IdentityResolver::build(
+            settings.identity.clone(),
+            &settings.upstream.extra_roots,
+            Some(metrics.clone()),
+        )?;
         let dialer = Dialer {
             guard: crate::net_guard::DestinationGuard {
                 allow: settings.upstream.allow_destinations.clone(),
@@ -156,7 +160,21 @@ impl Gateway {
         reference: &str,
         log: &observe::SharedLog,
     ) -> Result<Principal, http::Response<ProxyBody>> {
-        match self.identity.identify(peer, headers).await {
+        self.admit_on(peer, None, headers, reference, log).await
+    }
+
+    /// Identifies the client on its connection (a Negotiate sign-in binds the
+    /// connection: later requests on it need no handshake), or returns the
+    /// response that refuses it.
+    pub async fn admit_on(
+        &self,
+        peer: IpAddr,
+        conn: Option<&crate::identity::ConnIdentity>,
+        headers: &http::HeaderMap,
+        reference: &str,
+        log: &observe::SharedLog,
+    ) -> Result<Principal, http::Response<ProxyBody>> {
+        match self.identity.identify_on(peer, headers, conn).await {
             Ok(p) => {
                 observe::identified(log, &p);
                 Ok(p)
@@ -234,11 +252,12 @@ impl Gateway {
         observe::refused(log, "destination-guard");
     }
 
-    /// 407 when a sign-in is offered, else 403.
+    /// 407 when a sign-in is offered (Negotiate first, then Basic), else 403.
     pub fn refuse_identity(&self, reference: &str) -> http::Response<ProxyBody> {
+        let negotiate = self.identity.offers_negotiate();
         match self.identity.basic_realm() {
-            Some(realm) => respond::auth_required(realm, reference),
-            None => respond::unknown_client(reference),
+            None if !negotiate => respond::unknown_client(reference),
+            realm => respond::auth_required(negotiate, realm, reference),
         }
     }
 }

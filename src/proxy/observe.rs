@@ -29,6 +29,8 @@ pub struct RequestLog {
     done: bool,
     /// Missing credentials are counted, not audited.
     skip_audit: bool,
+    /// Completed by a tunnel when it closes, not when the response is sent.
+    deferred: bool,
 }
 
 /// Shared between the handler and the response body.
@@ -58,6 +60,7 @@ impl RequestLog {
             decided: false,
             done: false,
             skip_audit: false,
+            deferred: false,
         }))
     }
 }
@@ -107,13 +110,18 @@ pub fn set_action(log: &SharedLog, action: Action) {
     with(log, |l| l.record.action = action.as_str().to_string());
 }
 
-/// Records a refusal made before any policy decision (guard, bad request).
+/// Records a refusal made before any policy decision (guard, bad request): it is
+/// audited, and counted by its own metric rather than as a policy decision.
 pub fn refused(log: &SharedLog, rule: &str) {
     with(log, |l| {
-        l.decided = true;
         l.record.action = "deny".into();
         l.record.rule = rule.to_string();
     });
+}
+
+/// The record is completed later by whoever holds it (a tunnel, when it closes).
+pub fn defer(log: &SharedLog) {
+    with(log, |l| l.deferred = true);
 }
 
 /// The client sent no credentials: count it, do not audit it.
@@ -186,6 +194,9 @@ pub fn respond(
     resp: http::Response<ProxyBody>,
 ) -> http::Response<ProxyBody> {
     let status = resp.status().as_u16();
+    if with(&log, |l| l.deferred) {
+        return resp;
+    }
     let made_here = resp.headers().contains_key("x-socialgate-reference");
     if made_here || status == 101 {
         let len = resp.body().size_hint().exact().unwrap_or(0);

@@ -202,17 +202,31 @@ fn activity_phrase(activity: &str, site: &str) -> String {
     }
 }
 
-/// 407: credentials needed or wrong. `schemes` lists the offered challenges.
-pub fn auth_required(realm: &str, reference: &str) -> Response<ProxyBody> {
+/// 407: credentials needed or wrong. Offers `Negotiate` (Kerberos single sign-on)
+/// first when `negotiate`, then `Basic` when a realm is given.
+pub fn auth_required(
+    negotiate: bool,
+    basic_realm: Option<&str>,
+    reference: &str,
+) -> Response<ProxyBody> {
     let mut resp = finish(
         StatusCode::PROXY_AUTHENTICATION_REQUIRED,
         "text/plain; charset=utf-8",
         "Sign in to the web gateway to continue.\n".into(),
         reference,
     );
-    let realm = realm.replace(['"', '\\'], "");
-    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
-        resp.headers_mut().insert(header::PROXY_AUTHENTICATE, v);
+    if negotiate {
+        resp.headers_mut().append(
+            header::PROXY_AUTHENTICATE,
+            HeaderValue::from_static("Negotiate"),
+        );
+    }
+    if let Some(realm) = basic_realm {
+        let realm = realm.replace(['"', '\\'], "");
+        if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
+        {
+            resp.headers_mut().append(header::PROXY_AUTHENTICATE, v);
+        }
     }
     resp
 }

@@ -18,10 +18,12 @@ use tokio::sync::{watch, Semaphore};
 
 use super::{connect, forward, observe, respond, Gateway, ProxyBody};
 
-/// Per client connection: its upstream HTTP/1.1 connections by host and port.
+/// Per client connection: its upstream HTTP/1.1 connections by host and port,
+/// and its identity state (a Negotiate sign-in is bound to the connection).
 #[derive(Default)]
 pub struct ClientConn {
     pub upstreams: tokio::sync::Mutex<HashMap<(String, u16), SendRequest<ProxyBody>>>,
+    pub identity: crate::identity::ConnIdentity,
 }
 
 /// Open connections per client address, for `limits.max_connections_per_client`.
@@ -100,9 +102,10 @@ pub async fn serve_proxy(
         };
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
             gw.metrics.connections_active.inc();
-            serve_connection(gw.clone(), stream, peer).await;
+            serve_connection(gw.clone(), stream, peer, stop).await;
             gw.metrics.connections_active.dec();
             drop(per_client);
             drop(permit);
@@ -110,7 +113,12 @@ pub async fn serve_proxy(
     }
 }
 
-async fn serve_connection(gw: Arc<Gateway>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+async fn serve_connection(
+    gw: Arc<Gateway>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
     let conn = Arc::new(ClientConn::default());
     let service = {
         let gw = gw.clone();
@@ -129,7 +137,17 @@ async fn serve_connection(gw: Arc<Gateway>, stream: tokio::net::TcpStream, peer:
     let served = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
-    if let Err(e) = served.await {
+    tokio::pin!(served);
+    // On stop, an idle keep-alive connection closes at once; a request in flight
+    // finishes first.
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        _ = stop.changed() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }
 }
@@ -190,7 +208,7 @@ async fn route(
         );
     }
     if req.method() == Method::CONNECT {
-        return connect::handle(gw, peer, req, reference, log).await;
+        return connect::handle(gw, peer, conn, req, reference, log).await;
     }
     if req.uri().authority().is_none() {
         observe::not_audited(log);

@@ -1,13 +1,24 @@
-//! Who is asking: the trusted header, then Basic proxy credentials, then the
-//! source network. A client with no identity never reaches the policy.
+//! Who is asking: the trusted header, then Negotiate (Kerberos) or Basic proxy
+//! credentials, then the source network. A client with no identity never reaches
+//! the policy.
 //!
 //! - The trusted header is honoured only from `from` peers; from anyone else it is
 //!   removed (the caller strips it before forwarding in every case).
+//! - Negotiate (`kerberos.rs`) is connection-bound: once a client connection has
+//!   signed in, its later requests are that user until the ticket expires, and
+//!   the handshake does not run again on that connection (a token the client
+//!   resends there is not re-checked).
 //! - Basic credentials are checked against an htpasswd file of bcrypt hashes
-//!   (`htpasswd -B`). Successful checks are cached for five minutes under a SHA-256
-//!   of the password, compared in constant time; bcrypt runs on the blocking pool.
-//!   Wrong credentials are a 407 even when a network would also match.
-//! - Groups are the union of the source's own groups and `group_members`.
+//!   (`htpasswd -B`) or, with `ldap.verify_basic_passwords`, by binding to the
+//!   directory as the user. Successful checks are cached for five minutes under a
+//!   SHA-256 of the password, compared in constant time; bcrypt runs on the
+//!   blocking pool. Wrong credentials are a 407 even when a network would also
+//!   match.
+//! - Groups are the union of the source's own groups, `group_members` and, with
+//!   `ldap`, the user's directory groups (`ldap.rs`).
+
+pub mod kerberos;
+pub mod ldap;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,15 +29,19 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use http::HeaderMap;
 
+use crate::metrics::Metrics;
 use crate::net_guard::canonical;
 use crate::settings::IdentitySettings;
+use kerberos::{KerberosAcceptor, KerberosFailure};
+use ldap::{Directory, PasswordCheck};
 
 /// An identified user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub user: String,
     pub groups: Vec<String>,
-    /// Which source identified the user (`trusted_header`, `basic`, `network`).
+    /// Which source identified the user (`trusted_header`, `kerberos`, `basic`,
+    /// `network`).
     pub source: &'static str,
     /// A network identity with `challenge: true`: a denial is answered with 407.
     pub challenge_on_deny: bool,
@@ -44,6 +59,10 @@ pub enum AuthFailure {
     BadCredentials { known_user: Option<String> },
     /// A scheme we do not offer (e.g. NTLM).
     UnsupportedScheme,
+    /// A Negotiate token that was refused, and why.
+    Kerberos(KerberosFailure),
+    /// Basic credentials that only the directory could check, while it is down.
+    DirectoryUnavailable,
 }
 
 impl AuthFailure {
@@ -53,6 +72,10 @@ impl AuthFailure {
             AuthFailure::Malformed => "malformed",
             AuthFailure::BadCredentials { .. } => "bad_credentials",
             AuthFailure::UnsupportedScheme => "unsupported_scheme",
+            AuthFailure::Kerberos(KerberosFailure::Malformed) => "malformed",
+            AuthFailure::Kerberos(KerberosFailure::Ntlm) => "unsupported_scheme",
+            AuthFailure::Kerberos(_) => "bad_credentials",
+            AuthFailure::DirectoryUnavailable => "directory_unavailable",
         }
     }
 }
@@ -102,13 +125,51 @@ impl Htpasswd {
     pub fn contains(&self, user: &str) -> bool {
         self.entries.contains_key(user)
     }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(300);
+/// The longest a connection keeps a Negotiate identity, whatever the ticket says.
+const MAX_BOUND: Duration = Duration::from_secs(10 * 3600);
+
+/// The identity state of one client connection: a Negotiate sign-in binds the
+/// connection to its user until the ticket expires.
+#[derive(Debug, Default)]
+pub struct ConnIdentity {
+    bound: Mutex<Option<(String, Instant)>>,
+}
+
+impl ConnIdentity {
+    /// The user this connection signed in as, while the sign-in is valid.
+    pub fn current(&self) -> Option<String> {
+        let now = Instant::now();
+        self.bound.lock().ok().and_then(|b| {
+            b.as_ref()
+                .filter(|(_, until)| *until > now)
+                .map(|(u, _)| u.clone())
+        })
+    }
+
+    fn bind(&self, user: &str, lifetime: Duration) {
+        if let Ok(mut b) = self.bound.lock() {
+            *b = Some((user.to_string(), Instant::now() + lifetime.min(MAX_BOUND)));
+        }
+    }
+}
 
 /// Identifies clients.
 pub struct IdentityResolver {
     settings: IdentitySettings,
+    kerberos: Option<Arc<KerberosAcceptor>>,
+    directory: Option<Arc<Directory>>,
+    metrics: Option<Arc<Metrics>>,
     htpasswd: std::sync::RwLock<Arc<Htpasswd>>,
     /// user → (SHA-256 of the password, when the check expires).
     cache: Mutex<HashMap<String, ([u8; 32], Instant)>>,
@@ -126,6 +187,35 @@ impl std::fmt::Debug for IdentityResolver {
 impl IdentityResolver {
     /// Builds the resolver, loading the htpasswd file when Basic is configured.
     pub fn new(settings: IdentitySettings) -> Result<IdentityResolver, String> {
+        IdentityResolver::build(settings, &[], None)
+    }
+
+    /// Builds the resolver with what Kerberos and the directory need: the keytab
+    /// is checked and named to MIT Kerberos, the directory's TLS trusts the system
+    /// roots plus `extra_roots`, and both report to `metrics`.
+    pub fn build(
+        settings: IdentitySettings,
+        extra_roots: &[std::path::PathBuf],
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<IdentityResolver, String> {
+        let kerberos = match &settings.kerberos {
+            None => None,
+            Some(k) => {
+                check_keytab(&k.keytab, k.principal.as_deref())?;
+                kerberos::prepare_environment(&k.keytab);
+                let acceptor = KerberosAcceptor::new(k.principal.as_deref())
+                    .map_err(|e| format!("identity.kerberos: {e}"))?;
+                Some(Arc::new(acceptor))
+            }
+        };
+        let directory = match &settings.ldap {
+            None => None,
+            Some(l) => Some(Arc::new(Directory::new(
+                l.clone(),
+                extra_roots,
+                metrics.clone(),
+            )?)),
+        };
         let htpasswd = match &settings.basic {
             Some(b) => Htpasswd::load(&b.htpasswd)?,
             None => Htpasswd::default(),
@@ -141,6 +231,9 @@ impl IdentityResolver {
             bcrypt::hash("socialgate-no-such-user", cost).map_err(|e| e.to_string())?;
         Ok(IdentityResolver {
             settings,
+            kerberos,
+            directory,
+            metrics,
             htpasswd: std::sync::RwLock::new(Arc::new(htpasswd)),
             cache: Mutex::new(HashMap::new()),
             dummy_hash,
@@ -161,9 +254,30 @@ impl IdentityResolver {
         Ok(())
     }
 
-    /// Is Basic authentication configured (so a 407 can ask for it)?
+    /// Is Basic authentication configured (so a 407 can ask for it)? It is with a
+    /// `basic` section, or when the directory checks passwords.
     pub fn basic_realm(&self) -> Option<&str> {
-        self.settings.basic.as_ref().map(|b| b.realm.as_str())
+        match &self.settings.basic {
+            Some(b) => Some(b.realm.as_str()),
+            None if self.verifies_with_directory() => Some("socialgate"),
+            None => None,
+        }
+    }
+
+    /// Is Negotiate (Kerberos) configured (so a 407 offers it first)?
+    pub fn offers_negotiate(&self) -> bool {
+        self.kerberos.is_some()
+    }
+
+    /// The directory, when `ldap` is configured.
+    pub fn directory(&self) -> Option<&Arc<Directory>> {
+        self.directory.as_ref()
+    }
+
+    fn verifies_with_directory(&self) -> bool {
+        self.directory
+            .as_ref()
+            .is_some_and(|d| d.settings().verify_basic_passwords)
     }
 
     /// The names of headers that carry identity and must never be forwarded.
@@ -178,11 +292,23 @@ impl IdentityResolver {
         out
     }
 
-    /// Identifies the client at `peer` from the request headers.
+    /// Identifies the client at `peer` from the request headers alone (no
+    /// connection: a Negotiate sign-in holds for this request only).
     pub async fn identify(
         &self,
         peer: IpAddr,
         headers: &HeaderMap,
+    ) -> Result<Principal, AuthFailure> {
+        self.identify_on(peer, headers, None).await
+    }
+
+    /// Identifies the client at `peer` from the request headers and the state of
+    /// its connection.
+    pub async fn identify_on(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+        conn: Option<&ConnIdentity>,
     ) -> Result<Principal, AuthFailure> {
         let peer = canonical(peer);
         if let Some(t) = &self.settings.trusted_header {
@@ -203,30 +329,94 @@ impl IdentityResolver {
                                     .collect()
                             })
                             .unwrap_or_default();
-                        return Ok(self.principal(user, groups, "trusted_header", false));
+                        return Ok(self.principal(user, groups, "trusted_header", false).await);
                     }
                 }
             }
         }
         if let Some(auth) = headers.get(http::header::PROXY_AUTHORIZATION) {
-            return self.basic(auth.as_bytes()).await;
+            let text = std::str::from_utf8(auth.as_bytes()).map_err(|_| AuthFailure::Malformed)?;
+            let text = text.trim();
+            let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
+            if scheme.eq_ignore_ascii_case("negotiate") {
+                return self.negotiate(rest.trim(), conn).await;
+            }
+            return self.basic(scheme, rest).await;
+        }
+        if let Some(user) = conn.and_then(ConnIdentity::current) {
+            return Ok(self.principal(&user, Vec::new(), "kerberos", false).await);
         }
         for n in &self.settings.networks {
             if n.cidr.contains(&peer) {
-                return Ok(self.principal(&n.user, n.groups.clone(), "network", n.challenge));
+                return Ok(self
+                    .principal(&n.user, n.groups.clone(), "network", n.challenge)
+                    .await);
             }
         }
         Err(AuthFailure::Missing)
     }
 
-    async fn basic(&self, header: &[u8]) -> Result<Principal, AuthFailure> {
-        if self.settings.basic.is_none() {
+    /// `Proxy-Authorization: Negotiate <token>`: one round trip against the
+    /// keytab; the connection is then bound to the user.
+    async fn negotiate(
+        &self,
+        token: &str,
+        conn: Option<&ConnIdentity>,
+    ) -> Result<Principal, AuthFailure> {
+        let Some(acceptor) = &self.kerberos else {
+            return Err(AuthFailure::UnsupportedScheme);
+        };
+        // Already signed in on this connection: the handshake does not run again.
+        if let Some(user) = conn.and_then(ConnIdentity::current) {
+            return Ok(self.principal(&user, Vec::new(), "kerberos", false).await);
+        }
+        let fail = |f: KerberosFailure| {
+            if let Some(m) = &self.metrics {
+                m.kerberos_failures.with_label_values(&[f.label()]).inc();
+            }
+            AuthFailure::Kerberos(f)
+        };
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .map_err(|_| fail(KerberosFailure::Malformed))?;
+        kerberos::precheck(&token).map_err(fail)?;
+        let acceptor = acceptor.clone();
+        let accepted = tokio::task::spawn_blocking(move || acceptor.accept(&token))
+            .await
+            .unwrap_or_else(|e| Err((KerberosFailure::Other, e.to_string())));
+        if let Some(m) = &self.metrics {
+            m.kerberos_handshakes
+                .with_label_values(&[if accepted.is_ok() {
+                    "accepted"
+                } else {
+                    "refused"
+                }])
+                .inc();
+        }
+        match accepted {
+            Ok(a) => {
+                if let Some(c) = conn {
+                    c.bind(&a.user, a.lifetime);
+                }
+                Ok(self.principal(&a.user, Vec::new(), "kerberos", false).await)
+            }
+            Err((f, detail)) => {
+                tracing::info!(reason = f.label(), detail = %detail, "Kerberos sign-in refused");
+                Err(fail(f))
+            }
+        }
+    }
+
+    async fn basic(&self, scheme: &str, rest: &str) -> Result<Principal, AuthFailure> {
+        if self.basic_realm().is_none() {
             return Err(AuthFailure::UnsupportedScheme);
         }
-        let text = std::str::from_utf8(header).map_err(|_| AuthFailure::Malformed)?;
-        let (scheme, rest) = text.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
         if !scheme.eq_ignore_ascii_case("basic") {
-            return Err(AuthFailure::UnsupportedScheme);
+            return Err(if rest.is_empty() && !scheme.eq_ignore_ascii_case("ntlm") {
+                AuthFailure::Malformed
+            } else {
+                AuthFailure::UnsupportedScheme
+            });
         }
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest.trim())
@@ -240,15 +430,36 @@ impl IdentityResolver {
             out
         };
         let now = Instant::now();
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((cached, until)) = cache.get(user) {
-                if *until > now && ring_eq(cached, &digest) {
-                    return Ok(self.principal(user, Vec::new(), "basic", false));
-                }
-            }
+        let cached = self.cache.lock().is_ok_and(|cache| {
+            cache
+                .get(user)
+                .is_some_and(|(cached, until)| *until > now && ring_eq(cached, &digest))
+        });
+        if cached {
+            return Ok(self.principal(user, Vec::new(), "basic", false).await);
         }
         let htpasswd = self.htpasswd.read().map(|h| h.clone()).unwrap_or_default();
         let known = htpasswd.entries.get(user).cloned();
+        if known.is_none() && self.verifies_with_directory() {
+            if let Some(d) = &self.directory {
+                return match d.verify_password(user, password).await {
+                    Ok(PasswordCheck::Good(_)) => {
+                        self.remember(user, digest, now);
+                        Ok(self.principal(user, Vec::new(), "basic", false).await)
+                    }
+                    Ok(PasswordCheck::Wrong) => Err(AuthFailure::BadCredentials {
+                        known_user: Some(user.to_string()),
+                    }),
+                    Ok(PasswordCheck::UnknownUser) => {
+                        Err(AuthFailure::BadCredentials { known_user: None })
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check a Basic password: the directory is unavailable");
+                        Err(AuthFailure::DirectoryUnavailable)
+                    }
+                };
+            }
+        }
         let hash = known.clone().unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_string();
         let ok =
@@ -256,20 +467,33 @@ impl IdentityResolver {
                 .await
                 .unwrap_or(false);
         if ok && known.is_some() {
-            if let Ok(mut cache) = self.cache.lock() {
-                if cache.len() > 100_000 {
-                    cache.retain(|_, (_, until)| *until > now);
-                }
-                cache.insert(user.to_string(), (digest, now + CACHE_FOR));
-            }
-            return Ok(self.principal(user, Vec::new(), "basic", false));
+            self.remember(user, digest, now);
+            return Ok(self.principal(user, Vec::new(), "basic", false).await);
         }
         Err(AuthFailure::BadCredentials {
             known_user: known.map(|_| user.to_string()),
         })
     }
 
-    fn principal(
+    /// Caches a successful password check.
+    fn remember(&self, user: &str, digest: [u8; 32], now: Instant) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 100_000 {
+                cache.retain(|_, (_, until)| *until > now);
+            }
+            cache.insert(user.to_string(), (digest, now + CACHE_FOR));
+        }
+    }
+
+    /// The groups a user has from configuration and the directory (the source's
+    /// own groups aside): for `socialgate check` and `explain`.
+    pub async fn groups_for(&self, user: &str) -> Vec<String> {
+        self.principal(user, Vec::new(), "check", false)
+            .await
+            .groups
+    }
+
+    async fn principal(
         &self,
         user: &str,
         mut groups: Vec<String>,
@@ -281,6 +505,13 @@ impl IdentityResolver {
                 groups.push(group.clone());
             }
         }
+        if let Some(d) = &self.directory {
+            for g in d.groups(user).await {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
         Principal {
             user: user.to_string(),
             groups,
@@ -288,6 +519,32 @@ impl IdentityResolver {
             challenge_on_deny: challenge,
         }
     }
+}
+
+/// Start-up checks of the keytab, with errors for people.
+fn check_keytab(path: &Path, principal: Option<&str>) -> Result<(), String> {
+    let entries = kerberos::read_keytab(path).map_err(|e| format!("identity.kerberos: {e}"))?;
+    if entries.is_empty() {
+        return Err(format!(
+            "identity.kerberos: the keytab {} holds no keys",
+            path.display()
+        ));
+    }
+    if let Some(p) = principal {
+        if !entries.iter().any(|e| kerberos::entry_matches(e, p)) {
+            let mut held: Vec<&str> = entries.iter().map(|e| e.principal.as_str()).collect();
+            held.dedup();
+            return Err(format!(
+                "identity.kerberos: the keytab {} holds no key for {p}; it holds {}",
+                path.display(),
+                held.join(", ")
+            ));
+        }
+    }
+    if !entries.iter().any(|e| e.is_aes()) {
+        tracing::warn!(keytab = %path.display(), "the keytab holds no AES key; current Windows clients will not be able to sign in (make it with ktpass -crypto AES256-SHA1)");
+    }
+    Ok(())
 }
 
 fn ring_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
