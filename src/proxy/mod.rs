@@ -3,6 +3,7 @@
 //! request, a tunnel or a response made by `respond`.
 
 pub mod connect;
+pub mod dns;
 pub mod forward;
 pub mod headers;
 pub mod intercept;
@@ -87,6 +88,7 @@ impl Gateway {
             },
             resolve: settings.upstream.resolve.clone(),
             connect_timeout: settings.upstream.connect_timeout,
+            names: dns::NameCache::new(dns::system_lookup()),
         };
         Ok(Gateway {
             settings,

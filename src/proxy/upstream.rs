@@ -1,7 +1,9 @@
 //! Reaching the real site: resolve the name (static `upstream.resolve` answers
-//! first), pass every address through the destination guard, and dial exactly an
-//! address that was checked, never the name again. Addresses are tried in the
-//! resolver's order (IPv6 and IPv4 alike) within `connect_timeout` in all.
+//! first, then the cached resolver in `dns`), pass every address through the
+//! destination guard, and dial exactly an address that was checked, never the name
+//! again. Addresses are tried Happy-Eyeballs style (IPv6 and IPv4 alternating, a
+//! new attempt every 250 ms while earlier ones are pending, the first to connect
+//! wins), within `connect_timeout` in all.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +29,11 @@ pub struct Dialer {
     pub guard: DestinationGuard,
     pub resolve: std::collections::HashMap<String, std::net::IpAddr>,
     pub connect_timeout: Duration,
+    pub names: super::dns::NameCache,
 }
+
+/// Delay before the next address is tried while earlier attempts are pending.
+const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
 impl Dialer {
     /// Resolves `host` to socket addresses (no guard yet).
@@ -42,28 +48,13 @@ impl Dialer {
                 if let Some(ip) = self.resolve.get(d.as_str()) {
                     return Ok(vec![SocketAddr::new(*ip, port)]);
                 }
-                let lookup = tokio::net::lookup_host((d.as_str(), port));
-                match tokio::time::timeout(self.connect_timeout, lookup).await {
+                match tokio::time::timeout(self.connect_timeout, self.names.lookup(d)).await {
                     Err(_) => Err(DialError::Failed(
                         UpstreamFailure::Timeout,
                         format!("looking up {d} took too long"),
                     )),
-                    Ok(Err(_)) => Err(DialError::Failed(
-                        UpstreamFailure::Dns,
-                        format!("the name {d} could not be resolved"),
-                    )),
-                    Ok(Ok(addrs)) => {
-                        let mut v: Vec<SocketAddr> = addrs.collect();
-                        v.dedup();
-                        if v.is_empty() {
-                            Err(DialError::Failed(
-                                UpstreamFailure::Dns,
-                                format!("the name {d} has no address"),
-                            ))
-                        } else {
-                            Ok(v)
-                        }
-                    }
+                    Ok(Err(why)) => Err(DialError::Failed(UpstreamFailure::Dns, why)),
+                    Ok(Ok(ips)) => Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect()),
                 }
             }
         }
@@ -93,18 +84,40 @@ impl Dialer {
                 first_denial.unwrap_or(DestinationDenied::Port),
             ));
         }
-        let attempt = async {
-            let mut last = String::new();
-            for a in &allowed {
-                match TcpStream::connect(a).await {
-                    Ok(s) => {
-                        let _ = s.set_nodelay(true);
-                        return Ok((s, *a));
+        let ordered = super::dns::interleave(&allowed);
+        let attempt = async move {
+            let mut pending = tokio::task::JoinSet::new();
+            let mut next = ordered.into_iter();
+            let mut last = String::from("no address answered");
+            loop {
+                if let Some(a) = next.next() {
+                    pending.spawn(async move { (a, TcpStream::connect(a).await) });
+                }
+                let more = next.len() > 0;
+                let joined = if more {
+                    match tokio::time::timeout(ATTEMPT_DELAY, pending.join_next()).await {
+                        Ok(j) => j,
+                        Err(_) => continue, // start the next address alongside
                     }
-                    Err(e) => last = format!("{host}: {e}"),
+                } else {
+                    pending.join_next().await
+                };
+                match joined {
+                    Some(Ok((a, Ok(s)))) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok((s, a));
+                    }
+                    Some(Ok((a, Err(e)))) => last = format!("{a}: {e}"),
+                    Some(Err(_)) => {}
+                    None if !more => {
+                        return Err(DialError::Failed(
+                            UpstreamFailure::Refused,
+                            format!("{host}: {last}"),
+                        ))
+                    }
+                    None => {}
                 }
             }
-            Err(DialError::Failed(UpstreamFailure::Refused, last))
         };
         match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(r) => r,
