@@ -72,13 +72,24 @@ async fn tunnel(
     sni: &str,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tunnel_as(e, "Ym9iOmJvYi1wYXNz", connect_host, sni, alpn).await
+}
+
+/// The same with other Basic credentials (base64 of `user:password`).
+async fn tunnel_as(
+    e: &Env,
+    basic: &str,
+    connect_host: &str,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     let port = e.up.addr.port();
     let mut s = tokio::net::TcpStream::connect(e.gw.proxy_addr())
         .await
         .unwrap();
     s.write_all(
-        format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\nProxy-Authorization: Basic Ym9iOmJvYi1wYXNz\r\n\r\n")
+        format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\nProxy-Authorization: Basic {basic}\r\n\r\n")
             .as_bytes(),
     )
     .await
@@ -338,39 +349,14 @@ async fn websocket_through_an_intercepted_tunnel() {
     );
 
     // alice (press office) may: 101 from the site, then bytes are relayed both ways.
-    let mut tls = {
-        use rustls::pki_types::pem::PemObject;
-        let mut s = tokio::net::TcpStream::connect(e.gw.proxy_addr())
-            .await
-            .unwrap();
-        s.write_all(
-            format!("CONNECT www.social.test:{port} HTTP/1.1\r\nProxy-Authorization: Basic YWxpY2U6YWxpY2UtcGFzcw==\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            let mut b = [0u8; 1];
-            s.read_exact(&mut b).await.unwrap();
-            head.push(b[0]);
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        let ca = std::fs::read(e.fx.dir.path().join("ca.crt")).unwrap();
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(
-                rustls::pki_types::ServerName::try_from("www.social.test").unwrap(),
-                s,
-            )
-            .await
-            .unwrap()
-    };
+    let mut tls = tunnel_as(
+        &e,
+        "YWxpY2U6YWxpY2UtcGFzcw==",
+        "www.social.test",
+        "www.social.test",
+        &[b"http/1.1"],
+    )
+    .await;
     tls.write_all(upgrade.as_bytes()).await.unwrap();
     let out = read_response(&mut tls).await;
     assert!(out.starts_with("HTTP/1.1 101"), "{out}");
