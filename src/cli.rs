@@ -682,12 +682,16 @@ fn check_kerberos(k: &crate::settings::KerberosSettings) -> usize {
         .filter_map(|e| {
             let (name, _) = kerberos::split_principal(&e.principal);
             let (service, host) = name.split_once('/')?;
-            service.eq_ignore_ascii_case("HTTP").then(|| host.to_string())
+            service
+                .eq_ignore_ascii_case("HTTP")
+                .then(|| host.to_string())
         })
         .collect();
     hosts.dedup();
     if hosts.is_empty() {
-        println!("kerberos: WARNING no HTTP/<host> key: browsers ask for HTTP/<the proxy's DNS name>");
+        println!(
+            "kerberos: WARNING no HTTP/<host> key: browsers ask for HTTP/<the proxy's DNS name>"
+        );
     } else {
         println!(
             "kerberos: browsers must be configured with the proxy as {} (a DNS name, not an IP address or another alias) to sign in",

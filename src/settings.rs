@@ -452,7 +452,12 @@ pub fn check_ldap_url(url: &str) -> Result<(), String> {
         "ldaps" => Ok(()),
         "ldap" => {
             let loopback = match host {
-                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+                // `ldap:` is not a special scheme: the url crate leaves IPv4
+                // addresses as names.
+                url::Host::Domain(d) => {
+                    d.eq_ignore_ascii_case("localhost")
+                        || d.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                }
                 url::Host::Ipv4(ip) => ip.is_loopback(),
                 url::Host::Ipv6(ip) => ip.is_loopback(),
             };
