@@ -795,6 +795,60 @@ mod tests {
     }
 
     #[test]
+    fn kerberos_and_ldap() {
+        // The example from DESIGN.md parses, with its defaults.
+        let text = r#"
+identity:
+  kerberos:
+    keytab: /etc/socialgate/http.keytab
+    principal: HTTP/proxy.council.example
+  ldap:
+    url: ldaps://dc1.council.example
+    bind_dn: "CN=svc-socialgate,OU=Service Accounts,DC=council,DC=example"
+    bind_password_file: /run/secrets/ldap-password
+    user_base: "DC=council,DC=example"
+    user_filter: "(sAMAccountName={user})"
+    groups_from: memberOf
+    group_filter: "(member={dn})"
+    group_name: cn
+    cache_for: 5m
+    verify_basic_passwords: false
+"#;
+        let s = Settings::from_yaml("s.yaml", text).unwrap();
+        let k = s.identity.kerberos.unwrap();
+        assert_eq!(k.principal.as_deref(), Some("HTTP/proxy.council.example"));
+        let l = s.identity.ldap.unwrap();
+        assert_eq!(l.cache_for, Duration::from_secs(300));
+        assert_eq!(l.groups_from.as_deref(), Some("memberOf"));
+        // Defaults: memberOf, cn, 5 minutes, the AD user filter.
+        let s = Settings::from_yaml(
+            "s.yaml",
+            "identity:\n  ldap: { url: \"ldaps://dc1\", user_base: \"DC=x\" }\n",
+        )
+        .unwrap();
+        let l = s.identity.ldap.unwrap();
+        assert_eq!(
+            (
+                l.user_filter.as_str(),
+                l.groups_from.as_deref(),
+                l.group_name.as_str()
+            ),
+            ("(sAMAccountName={user})", Some("memberOf"), "cn")
+        );
+        assert!(!l.verify_basic_passwords);
+        // Errors for people, at their keys.
+        let text = "identity:\n  ldap:\n    url: ldaps://dc1\n    user_base: x\n    bind_dn: cn=svc\n    user_filter: (uid=alice)\n    cache_for: soon\n  kerberos: { keytab: k, principal: proxy }\n";
+        let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
+        assert!(err.contains("`bind_password_file` is not"), "{err}");
+        assert!(err.contains("s.yaml:6:18: `user_filter`"), "{err}");
+        assert!(err.contains("s.yaml:7:16: `cache_for`"), "{err}");
+        assert!(err.contains("is not a service principal"), "{err}");
+        // No kerberos or ldap: nothing new.
+        let s = Settings::from_yaml("s.yaml", "identity: {}\n").unwrap();
+        assert!(s.identity.kerberos.is_none() && s.identity.ldap.is_none());
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size(&Value::from("10MiB")), Ok(10 << 20));
         assert_eq!(parse_size(&Value::from(65536u64)), Ok(65536));
