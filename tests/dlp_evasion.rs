@@ -26,14 +26,16 @@
 //! holds a canary in any form.
 //!
 //! Splits: the scanner runs the detectors over each field, over all fields joined
-//! by a space, over the values alone joined by a space and (literal detectors only:
-//! `secrets`, `protective-marking`) over the values concatenated (src/dlp/scan.rs).
+//! by a space, over the values alone joined by a space, (literal detectors only:
+//! `secrets`, `protective-marking`) over the values concatenated, and (digit
+//! detectors) over the values glued where a digit meets a digit (src/dlp/scan.rs).
 //! So a value split at one of its own spaces is found by every detector
 //! (`form-split-two-fields`: each canary with a space is split at the space nearest
-//! its middle, the two without one mid-token). Not supported: a split inside a
-//! digit group (`form-split-mid-group`) for uk-nino, nhs-number and
-//! uk-bank-account, and a split that keeps the space in one half
-//! (`form-split-keep-space`); both are listed in `KNOWN_GAPS`.
+//! its middle, the two without one mid-token), and so is a split that keeps the
+//! space in one half (`form-split-keep-space`: any whitespace run separates two
+//! groups). A split inside a group (`form-split-mid-group`) is whole again in
+//! the engine's glued views (digit-digit junctions glued, and each pair of
+//! neighbouring values glued).
 //!
 //! Each transport is one `#[tokio::test]` with its own gateway; every case runs and
 //! failures are collected as `transport/encoding/detector: what went wrong`. Real
@@ -108,37 +110,10 @@ const ALICE_BASIC: &str = "YWxpY2U6YWxpY2UtcGFzcw==";
 /// benign checks). Every listed combination must still fail on its transport: one
 /// that passes fails the suite, so the list cannot go stale.
 const KNOWN_GAPS: &[(&str, &str, &str, &str)] = &[
-    // KNOWN GAP: whitespace other than one U+0020 between the groups of a number
-    // (two spaces, a tab, a newline) and so a form split that keeps the space in
-    // one half (the fields joined by a space read `4111 1111  1111 1111`): the
-    // digit detectors accept single spaces (and dashes) only, and normalisation
-    // does not collapse whitespace. uk-bank-account (context words) still matches.
-    (
-        "*",
-        "double-spaced|tab-separated|newline-separated|form-split-keep-space",
-        "payment-card|uk-nino|nhs-number|iban",
-        "engine: runs of whitespace between groups are not one separator",
-    ),
-    // KNOWN GAP: bidirectional marks and isolates (U+200E, U+200F, U+202A,
-    // U+202C, U+2066, U+2069) are invisible but not stripped by the normaliser
-    // (shared/DLP.md lists U+200B-U+200D, U+2060, U+FEFF, U+00AD and tags only).
-    (
-        "*",
-        "bidi-marks",
-        "*",
-        "engine: bidi format characters are not stripped",
-    ),
-    // KNOWN GAP: a value split inside a group across two form fields is whole
-    // only for the literal detectors (secrets, protective-marking) and, as it
-    // happens, payment-card and iban; the other digit detectors miss it
-    // (documented in src/dlp/scan.rs, contrary to shared/DLP.md "a value split
-    // across two fields is still one value").
-    (
-        "*",
-        "form-split-mid-group",
-        "uk-nino|nhs-number|uk-bank-account",
-        "engine: fields are joined with a space, cutting a group in two",
-    ),
+    // Fixed in the engine (src/dlp), rows removed: whitespace runs between the
+    // groups of a number (double-spaced, tab-separated, newline-separated,
+    // form-split-keep-space), bidi and other invisible format characters
+    // (bidi-marks), and a split inside a group (form-split-mid-group).
 ];
 
 /// The `(encoding, detector)` combinations a known-gap row stands for.

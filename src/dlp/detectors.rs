@@ -3,19 +3,28 @@
 //! Job: over one normalised text, report every candidate value that passes its
 //! detector's validator, as `(slot, canonical value)` to a sink. The work is
 //! staged so that ordinary prose costs little: one byte pass finds digit
-//! clusters (groups of ASCII digits joined by single spaces, dashes or dots) and
-//! validates cards, NHS numbers, passports and bank details straight from them;
-//! only "interesting" clusters (six digits or more, or touching a capital) open a
-//! small window where the alphanumeric regexes run (NI number, IBAN, driving
-//! licence, postcode, phone, letter-prefixed passport). Secrets and protective
-//! markings come from one case-sensitive Aho-Corasick pass over their literal
-//! prefixes, e-mail addresses from `memchr('@')`, custom keywords from one
-//! ASCII-case-insensitive Aho-Corasick automaton over all keywords.
+//! clusters (groups of ASCII digits joined by one dash, one dot, or any run of
+//! whitespace: spaces, tabs, line breaks) and validates cards, NHS numbers,
+//! passports and bank details straight from them; only "interesting" clusters
+//! (six digits or more, or touching a capital) open a small window where the
+//! alphanumeric regexes run (NI number, IBAN, driving licence, postcode, phone,
+//! letter-prefixed passport), over a copy of the window with every whitespace
+//! run read as one space when it has any other whitespace. Secrets and
+//! protective markings come from one case-sensitive Aho-Corasick pass over their
+//! literal prefixes, e-mail addresses from `memchr('@')`, custom keywords from
+//! one ASCII-case-insensitive Aho-Corasick automaton over all keywords.
 //!
-//! Limits: text must already be normalised (ASCII digits, no invisibles).
-//! Postcodes match in capitals only. Card numbers are 13–19 digits in one run
-//! or groups separated by single spaces/dashes; a longer run of digits is not a
-//! card. The canonical value is the candidate with separators stripped (and
+//! Limits: text must already be normalised (ASCII digits, no invisibles, ASCII
+//! whitespace). Distances (the window pad, "passport" and "sort code" nearby, a
+//! sort code and its account) count a run of whitespace as one character, so
+//! padding with blanks or blank lines does not push context away. Postcodes
+//! match in capitals only. Card numbers are 13–19 digits in one run or groups
+//! separated by spaces or dashes (any grouping), by dots or other whitespace
+//! (tabs, line breaks, several spaces) only when grouped as cards are printed
+//! (fours, or 4-6-5); a longer run of digits is not a card. NHS numbers and sort
+//! codes are never dotted. Markings accept any whitespace between their words
+//! (`TOP\tSECRET`, `UK EYES\nONLY`); custom keywords match their own spacing
+//! only. The canonical value is the candidate with separators stripped (and
 //! upper-cased where the detector is case-insensitive); it never leaves the scan.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
@@ -142,7 +151,8 @@ const SECRET_LITERALS: &[(&str, Literal)] = &[
 const MARKING_LITERALS: &[(&str, Literal)] = &[
     ("OFFICIAL", Literal::Official),
     ("SECRET", Literal::Secret),
-    ("UK EYES ONLY", Literal::UkEyesOnly),
+    // "UK EYES ONLY" with any whitespace between the words: checked around EYES.
+    ("EYES", Literal::UkEyesOnly),
     ("RESTRICTED", Literal::LineMarking),
     ("CONFIDENTIAL", Literal::LineMarking),
     ("PROTECT", Literal::LineMarking),
@@ -250,25 +260,27 @@ impl WindowRegexes {
             })
         };
         Ok(WindowRegexes {
+            // `[\t-\r ]` is one ASCII whitespace character (a longer run is
+            // read as one space through `WindowView`).
             nino: re(
                 "uk-nino",
-                r"(?i)(?-u:\b)[A-Z]{2}[ -]?[0-9]{2}[ -]?[0-9]{2}[ -]?[0-9]{2}[ -]?[A-D](?-u:\b)",
+                r"(?i)(?-u:\b)[A-Z]{2}[\t-\r -]?[0-9]{2}[\t-\r -]?[0-9]{2}[\t-\r -]?[0-9]{2}[\t-\r -]?[A-D](?-u:\b)",
             )?,
             iban: re(
                 "iban",
-                r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?:[ -]?[A-Z0-9]){10,32}",
+                r"(?i)(?-u:\b)[A-Z]{2}[0-9]{2}(?:[\t-\r -]?[A-Z0-9]){10,32}",
             )?,
             driving_licence: re(
                 "uk-driving-licence",
-                r"(?i)(?-u:\b)[A-Z][A-Z9]{4} ?[0-9]{6} ?[A-Z][A-Z9][0-9][A-Z0-9]{2}(?-u:\b)",
+                r"(?i)(?-u:\b)[A-Z][A-Z9]{4}[\t-\r ]?[0-9]{6}[\t-\r ]?[A-Z][A-Z9][0-9][A-Z0-9]{2}(?-u:\b)",
             )?,
             postcode: re(
                 "uk-postcode",
-                r"(?-u:\b)(?:GIR ?0AA|[A-PR-UWYZ](?:[0-9][0-9A-HJKPSTUW]?|[A-HK-Y][0-9][0-9ABEHMNPRVWXY]?) ?[0-9][ABD-HJLNP-UW-Z]{2})(?-u:\b)",
+                r"(?-u:\b)(?:GIR[\t-\r ]?0AA|[A-PR-UWYZ](?:[0-9][0-9A-HJKPSTUW]?|[A-HK-Y][0-9][0-9ABEHMNPRVWXY]?)[\t-\r ]?[0-9][ABD-HJLNP-UW-Z]{2})(?-u:\b)",
             )?,
             phone: re(
                 "uk-phone",
-                r"(?:\+44[ ]?(?:\(0\)[ ]?)?|\(?0)[1-9](?:[ \-)]{0,2}[0-9]){8,9}(?-u:\b)",
+                r"(?:\+44[\t-\r ]?(?:\(0\)[\t-\r ]?)?|\(?0)[1-9](?:[\t-\r \-)]{0,2}[0-9]){8,9}(?-u:\b)",
             )?,
             passport_letter: re("uk-passport", r"(?i)(?-u:\b)[A-Z][0-9]{8}(?-u:\b)")?,
             email: re(
@@ -339,12 +351,7 @@ impl BuiltinDetectors {
         if let Some(slot) = self.slot(Builtin::EmailAddress) {
             self.detect_email(text, slot, sink);
         }
-        if self
-            .slots
-            .iter()
-            .enumerate()
-            .any(|(i, s)| s.is_some() && uses_digits(i))
-        {
+        if self.uses_digits() {
             self.detect_numeric(text, sink);
         }
     }
@@ -355,6 +362,22 @@ impl BuiltinDetectors {
         if let Some((ac, kinds)) = &self.literals {
             self.detect_literals(text, ac, kinds, sink);
         }
+    }
+
+    /// Only the detectors that start from digits (cards, NI and NHS numbers,
+    /// passports, licences, bank details, IBANs, phones, postcodes): for fields
+    /// glued without a separator, where a digit group split mid-way is whole again.
+    pub(crate) fn detect_numbers_only(&self, text: &str, sink: &mut Sink<'_>) {
+        if self.uses_digits() {
+            self.detect_numeric(text, sink);
+        }
+    }
+
+    fn uses_digits(&self) -> bool {
+        self.slots
+            .iter()
+            .enumerate()
+            .any(|(i, s)| s.is_some() && uses_digits(i))
     }
 
     fn detect_literals(
@@ -459,6 +482,7 @@ impl BuiltinDetectors {
         let bytes = text.as_bytes();
         let mut groups: Vec<Group> = Vec::new();
         let mut seps: Vec<u8> = Vec::new();
+        let mut odd: Vec<bool> = Vec::new();
         let mut windows: Vec<Window> = Vec::new();
         let mut bank = BankCandidates::default();
         let mut i = 0;
@@ -466,21 +490,28 @@ impl BuiltinDetectors {
             i += offset;
             groups.clear();
             seps.clear();
+            odd.clear();
             loop {
                 let start = i;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
                 groups.push(Group { start, end: i });
-                match (bytes.get(i), bytes.get(i + 1)) {
-                    (Some(&sep @ (b' ' | b'-' | b'.')), Some(next)) if next.is_ascii_digit() => {
-                        seps.push(sep);
-                        i += 1;
-                    }
+                // One dash or dot, or any run of whitespace (read as one space;
+                // `odd` when it is not a single space).
+                let (sep, next) = match bytes.get(i) {
+                    Some(&sep @ (b'-' | b'.')) => (sep, i + 1),
+                    Some(&b) if is_space(b) => (b' ', i + run_len(bytes, i, is_space)),
                     _ => break,
+                };
+                if !bytes.get(next).is_some_and(u8::is_ascii_digit) {
+                    break;
                 }
+                seps.push(sep);
+                odd.push(sep == b' ' && (next - i > 1 || bytes[i] != b' '));
+                i = next;
             }
-            self.on_cluster(text, &groups, &seps, &mut bank, sink);
+            self.on_cluster(text, &groups, &seps, &odd, &mut bank, sink);
             let digits: usize = groups.iter().map(|g| g.len()).sum();
             let first = groups[0].start;
             let last = groups[groups.len() - 1].end;
@@ -505,12 +536,15 @@ impl BuiltinDetectors {
         }
     }
 
-    /// Validators that work straight from digit groups.
+    /// Validators that work straight from digit groups; `seps[i]` (`' '`, `'-'`
+    /// or `'.'`) is between `groups[i]` and `groups[i + 1]`, `odd[i]` when it is
+    /// whitespace other than a single space.
     fn on_cluster(
         &self,
         text: &str,
         groups: &[Group],
         seps: &[u8],
+        odd: &[bool],
         bank: &mut BankCandidates,
         sink: &mut Sink<'_>,
     ) {
@@ -520,14 +554,26 @@ impl BuiltinDetectors {
             while i < groups.len() {
                 let mut best = None;
                 let mut buf = DigitBuf::default();
+                // Dots only as in `4111.1111.1111.1111`: every separator a dot and
+                // every group but the last four digits (not a price or a version).
+                // Across tabs, line breaks or several spaces, only a card's own
+                // grouping (not a table of numbers).
+                let dotted = i + 1 < groups.len() && seps[i] == b'.';
+                let mut odd_sep = false;
                 for j in i..groups.len() {
-                    if j > i && seps[j - 1] == b'.' {
-                        break;
+                    if j > i {
+                        if (seps[j - 1] == b'.') != dotted || (dotted && groups[j - 1].len() != 4) {
+                            break;
+                        }
+                        odd_sep |= odd[j - 1];
                     }
                     if !buf.push(&bytes[groups[j].start..groups[j].end]) {
                         break;
                     }
-                    if buf.len() >= 13 && is_card(buf.digits()) {
+                    if buf.len() >= 13
+                        && is_card(buf.digits())
+                        && (j == i || !(dotted || odd_sep) || card_grouping(&groups[i..=j]))
+                    {
                         best = Some((j, buf));
                     }
                 }
@@ -599,8 +645,8 @@ impl BuiltinDetectors {
     /// The alphanumeric detectors, over one window around interesting digits.
     /// Postcodes need a digit touching a capital; the others six digits or more.
     fn on_window(&self, text: &str, w: &Window, sink: &mut Sink<'_>) {
-        let (ws, we) = (w.start, w.end);
-        let window = &text[ws..we];
+        let view = WindowView::new(text, w.start, w.end, w.space_run);
+        let window: &str = &view.text;
         let re = &self.regexes;
         if w.capital {
             if let Some(slot) = self.slot(Builtin::UkPostcode) {
@@ -654,8 +700,8 @@ impl BuiltinDetectors {
             for m in re.passport_letter.find_iter(window) {
                 if keyword_near(
                     text,
-                    ws + m.start(),
-                    ws + m.end(),
+                    view.original(m.start()),
+                    view.original(m.end()),
                     "passport",
                     PASSPORT_KEYWORD_WITHIN,
                 ) {
@@ -710,9 +756,14 @@ struct Window {
     many_digits: bool,
     /// Some cluster inside touches a capital letter.
     capital: bool,
+    /// The window may hold a run of whitespace.
+    space_run: bool,
 }
 
-/// Adds `[first-PAD, last+PAD]`, widened to whitespace and char boundaries, merging overlaps.
+/// Adds `[first-PAD, last+PAD]` (a run of whitespace counting as one byte),
+/// widened to whitespace and char boundaries, merging overlaps. The walk back
+/// stops at the previous window and the walk on starts at its end, so no byte is
+/// walked twice however long the whitespace runs are.
 fn push_window(
     windows: &mut Vec<Window>,
     text: &str,
@@ -722,33 +773,177 @@ fn push_window(
     capital: bool,
 ) {
     let bytes = text.as_bytes();
-    let mut start = first.saturating_sub(WINDOW_PAD);
-    let mut end = (last + WINDOW_PAD).min(bytes.len());
-    for _ in 0..64 {
-        if start == 0 || bytes[start - 1].is_ascii_whitespace() {
-            break;
+    let widen = |mut start: usize, mut end: usize| {
+        for _ in 0..64 {
+            if start == 0 || is_space(bytes[start - 1]) {
+                break;
+            }
+            start -= 1;
         }
-        start -= 1;
-    }
-    for _ in 0..64 {
-        if end >= bytes.len() || bytes[end].is_ascii_whitespace() {
-            break;
+        for _ in 0..64 {
+            if end >= bytes.len() || is_space(bytes[end]) {
+                break;
+            }
+            end += 1;
         }
-        end += 1;
+        char_window(text, start, end)
+    };
+    // Bytes are units unless the window holds a whitespace run (the rare case).
+    let (mut start, mut end) = widen(
+        first.saturating_sub(WINDOW_PAD),
+        (last + WINDOW_PAD).min(bytes.len()),
+    );
+    let space_run = has_space_run(&bytes[start..end]);
+    if space_run {
+        let floor = windows.last().map_or(0, |w| w.end);
+        (start, end) = widen(
+            walk_back(bytes, first, WINDOW_PAD, floor),
+            walk_forward(bytes, last.max(floor), WINDOW_PAD),
+        );
     }
-    let (start, end) = char_window(text, start, end);
     match windows.last_mut() {
         Some(prev) if start <= prev.end => {
             prev.end = prev.end.max(end);
             prev.many_digits |= many_digits;
             prev.capital |= capital;
+            prev.space_run |= space_run;
         }
         _ => windows.push(Window {
             start,
             end,
             many_digits,
             capital,
+            space_run,
         }),
+    }
+}
+
+/// ASCII whitespace: space, tab, line feed, vertical tab, form feed, carriage return.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')
+}
+
+/// `from` moved back by `units` units (a byte, or a whole run of whitespace), not below `floor`.
+fn walk_back(bytes: &[u8], from: usize, units: usize, floor: usize) -> usize {
+    let mut i = from.min(bytes.len());
+    for _ in 0..units {
+        if i <= floor {
+            return i;
+        }
+        i -= 1;
+        if is_space(bytes[i]) {
+            while i > floor && is_space(bytes[i - 1]) {
+                i -= 1;
+            }
+        }
+    }
+    i
+}
+
+/// `from` moved on by `units` units (a byte, or a whole run of whitespace).
+fn walk_forward(bytes: &[u8], from: usize, units: usize) -> usize {
+    let mut i = from.min(bytes.len());
+    for _ in 0..units {
+        match bytes.get(i) {
+            None => break,
+            Some(&b) if is_space(b) => i += run_len(bytes, i, is_space),
+            Some(_) => i += 1,
+        }
+    }
+    i
+}
+
+/// Whether `[from, to)` spans at most `units` units (a run of whitespace counting as one).
+fn within_units(bytes: &[u8], from: usize, to: usize, units: usize) -> bool {
+    to.saturating_sub(from) <= units || walk_forward(bytes, from, units) >= to
+}
+
+/// Whether the bytes may hold a run of two or more whitespace characters (two
+/// spaces, CR LF, blank lines): true for those, and for any two ASCII control
+/// characters or spaces in a row. Eight bytes at a time.
+fn has_space_run(bytes: &[u8]) -> bool {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    // Per 7-bit lane, adding 0x5F sets bit 7 iff the lane is above 0x20; no
+    // carry leaves a lane.
+    const ABOVE_SPACE: u64 = 0x5F5F_5F5F_5F5F_5F5F;
+    let mut prev = 0u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let blank = !(((x & LOW7) + ABOVE_SPACE) | x) & HI;
+        if blank & ((blank << 8) | prev) != 0 {
+            return true;
+        }
+        prev = blank >> 56;
+    }
+    let mut prev = prev != 0;
+    for &b in chunks.remainder() {
+        if b <= b' ' && prev {
+            return true;
+        }
+        prev = b <= b' ';
+    }
+    false
+}
+
+/// A window of the text with every run of whitespace read as one space, so the
+/// window regexes (which accept one whitespace character between parts) see
+/// `JG\t10\n\n37  82 B` as `JG 10 37 82 B`. Borrowed when the window has no run.
+struct WindowView<'t> {
+    text: std::borrow::Cow<'t, str>,
+    /// Offset of the window in the whole text.
+    start: usize,
+    /// For each byte of a collapsed `text` (and one past its end), the offset
+    /// in the whole text; empty when `text` is borrowed.
+    map: Vec<usize>,
+}
+
+impl<'t> WindowView<'t> {
+    /// The window `[start, end)`; `space_run` false when it is known to hold
+    /// no run of whitespace (then borrowed, without a look).
+    fn new(text: &'t str, start: usize, end: usize, space_run: bool) -> WindowView<'t> {
+        let raw = &text[start..end];
+        let bytes = raw.as_bytes();
+        if !space_run || !has_space_run(bytes) {
+            return WindowView {
+                text: std::borrow::Cow::Borrowed(raw),
+                start,
+                map: Vec::new(),
+            };
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut map = Vec::with_capacity(raw.len() + 1);
+        let mut i = 0;
+        while i < bytes.len() {
+            let run = run_len(bytes, i, |b| !is_space(b));
+            // Whitespace is ASCII: `i` and `i + run` are char boundaries.
+            out.push_str(&raw[i..i + run]);
+            map.extend(start + i..start + i + run);
+            i += run;
+            if i < bytes.len() {
+                out.push(' ');
+                map.push(start + i);
+                i += run_len(bytes, i, is_space);
+            }
+        }
+        map.push(end);
+        WindowView {
+            text: std::borrow::Cow::Owned(out),
+            start,
+            map,
+        }
+    }
+
+    /// The offset in the whole text of byte `i` of the view.
+    fn original(&self, i: usize) -> usize {
+        if self.map.is_empty() {
+            self.start + i
+        } else {
+            self.map.get(i).copied().unwrap_or(self.start + i)
+        }
     }
 }
 
@@ -774,23 +969,42 @@ fn run_len(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
         .map_or(0, |rest| rest.iter().take_while(|&&b| pred(b)).count())
 }
 
+/// How many bytes right before `to` satisfy `pred`.
+fn run_len_back(bytes: &[u8], to: usize, pred: impl Fn(u8) -> bool) -> usize {
+    bytes.get(..to).map_or(0, |head| {
+        head.iter().rev().take_while(|&&b| pred(b)).count()
+    })
+}
+
 fn strip_upper(s: &str) -> String {
     s.chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '.'))
+        .filter(|&c| !matches!(c, '-' | '.' | ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r'))
         .map(|c| c.to_ascii_uppercase())
         .collect()
 }
 
-/// Whether `word` (lower-case ASCII) occurs, case-insensitively, within `within`
-/// bytes before `start` or after `end`.
+/// Whether `word` (lower-case ASCII, words separated by one space) occurs,
+/// case-insensitively, within `within` bytes before `start` or after `end`; a
+/// run of whitespace counts as one byte and matches the space in `word`.
 fn keyword_near(text: &str, start: usize, end: usize, word: &str, within: usize) -> bool {
-    let (ws, we) = char_window(
-        text,
-        start.saturating_sub(within + word.len()),
-        end + within + word.len(),
-    );
-    let hay = text[ws..we].to_ascii_lowercase();
-    memchr::memmem::find(hay.as_bytes(), word.as_bytes()).is_some()
+    let bytes = text.as_bytes();
+    let reach = within + word.len();
+    let ws = walk_back(bytes, start, reach, 0);
+    let we = walk_forward(bytes, end, reach);
+    let mut hay: Vec<u8> = Vec::with_capacity(we - ws);
+    let mut prev_space = false;
+    for &b in &bytes[ws..we] {
+        if is_space(b) {
+            if !prev_space {
+                hay.push(b' ');
+            }
+            prev_space = true;
+        } else {
+            hay.push(b.to_ascii_lowercase());
+            prev_space = false;
+        }
+    }
+    memchr::memmem::find(&hay, word.as_bytes()).is_some()
 }
 
 /// Up to 19 ASCII digits on the stack.
@@ -818,6 +1032,18 @@ impl DigitBuf {
     fn as_str(&self) -> &str {
         std::str::from_utf8(self.digits()).unwrap_or_default()
     }
+}
+
+/// How cards are printed: groups of four (the last one to four digits), or the
+/// 4-6-5 / 4-6-4 of American Express and Diners.
+fn card_grouping(groups: &[Group]) -> bool {
+    let Some((last, head)) = groups.split_last() else {
+        return false;
+    };
+    let fours = head.iter().all(|g| g.len() == 4) && (1..=4).contains(&last.len());
+    let amex =
+        matches!(groups, [a, b, c] if a.len() == 4 && b.len() == 6 && matches!(c.len(), 4 | 5));
+    fours || amex
 }
 
 /// Issuer prefix (4, 51–55, 2221–2720, 34/37, 6011/65, 35) and Luhn over 13–19 digits.
@@ -1065,27 +1291,31 @@ fn marking_at(bytes: &[u8], s: usize, e: usize, kind: Literal) -> Option<&'stati
     }
     match kind {
         Literal::Official => {
-            let rest = bytes.get(e..)?;
-            let tail = rest.get(..10)?;
-            if (tail[0] == b'-' || tail[0] == b' ' || tail[0] == b'_')
-                && &tail[1..] == b"SENSITIVE"
-                && !is_alnum_at(bytes, e + 10)
-            {
-                Some("OFFICIAL-SENSITIVE")
-            } else {
-                None
-            }
+            let sep = match *bytes.get(e)? {
+                b'-' | b'_' => 1,
+                b if is_space(b) => run_len(bytes, e, is_space),
+                _ => return None,
+            };
+            let word = e + sep;
+            (bytes.get(word..word + 9)? == b"SENSITIVE" && !is_alnum_at(bytes, word + 9))
+                .then_some("OFFICIAL-SENSITIVE")
         }
         Literal::Secret => {
             if is_alnum_at(bytes, e) {
                 return None;
             }
-            let top = s >= 4
-                && &bytes[s - 4..s] == b"TOP "
-                && !is_alnum_at(bytes, (s - 4).wrapping_sub(1));
+            let top = word_before(bytes, s) == Some(b"TOP".as_slice());
             Some(if top { "TOP SECRET" } else { "SECRET" })
         }
-        Literal::UkEyesOnly => (!is_alnum_at(bytes, e)).then_some("UK EYES ONLY"),
+        Literal::UkEyesOnly => {
+            let gap = run_len(bytes, e, is_space);
+            let only = e + gap;
+            let whole = word_before(bytes, s) == Some(b"UK".as_slice())
+                && gap > 0
+                && bytes.get(only..only + 4) == Some(b"ONLY".as_slice())
+                && !is_alnum_at(bytes, only + 4);
+            whole.then_some("UK EYES ONLY")
+        }
         Literal::LineMarking => {
             if is_alnum_at(bytes, e) {
                 return None;
@@ -1103,6 +1333,18 @@ fn marking_at(bytes: &[u8], s: usize, e: usize, kind: Literal) -> Option<&'stati
         }
         _ => None,
     }
+}
+
+/// The word (letters and digits) before the whitespace run that ends at `s`, if
+/// there is such a run.
+fn word_before(bytes: &[u8], s: usize) -> Option<&[u8]> {
+    let gap = run_len_back(bytes, s, is_space);
+    if gap == 0 {
+        return None;
+    }
+    let end = s - gap;
+    let len = run_len_back(bytes, end, |b| b.is_ascii_alphanumeric());
+    bytes.get(end - len..end)
 }
 
 /// Whether the bytes up to the next line break (or the end of the text, within
@@ -1134,14 +1376,19 @@ impl BankCandidates {
                 .filter(u8::is_ascii_digit)
                 .map(char::from)
                 .collect();
-            let paired = self.accounts.iter().find(|&&(a_s, a_e)| {
-                let gap = if a_s >= se {
-                    a_s - se
-                } else {
-                    ss.saturating_sub(a_e)
-                };
-                gap <= BANK_PAIR_WITHIN && (a_s >= se || a_e <= ss)
-            });
+            // Accounts are in text order: the nearest one before, else after.
+            let bytes = text.as_bytes();
+            let next = self.accounts.partition_point(|&(a_s, _)| a_s < se);
+            let before = self.accounts[..next]
+                .iter()
+                .rev()
+                .find(|&&(_, a_e)| a_e <= ss)
+                .filter(|&&(_, a_e)| within_units(bytes, a_e, ss, BANK_PAIR_WITHIN));
+            let after = self
+                .accounts
+                .get(next)
+                .filter(|&&(a_s, _)| within_units(bytes, se, a_s, BANK_PAIR_WITHIN));
+            let paired = before.or(after);
             if let Some(&(a_s, a_e)) = paired {
                 if dashed || keyword_near(text, ss, se, "sort code", BANK_PAIR_WITHIN) {
                     sink(slot, &format!("{sort_code}{}", &text[a_s..a_e]));
@@ -1363,12 +1610,236 @@ mod tests {
             found("order 2024 4111 1111 1111 1111", "payment-card"),
             vec!["4111111111111111"]
         );
-        // Bad Luhn, wrong issuer prefix, an order number, a dotted number, too long.
+        // Bad Luhn, wrong issuer prefix, an order number, too long.
         assert!(found("4111 1111 1111 1112", "payment-card").is_empty());
         assert!(found("9111 1111 1111 1111 (order)", "payment-card").is_empty());
         assert!(found("Order number 1234 5678 9012 3456 shipped", "payment-card").is_empty());
-        assert!(found("4111.1111.1111.1111", "payment-card").is_empty());
         assert!(found("41111111111111111111111", "payment-card").is_empty());
+    }
+
+    #[test]
+    fn dotted_cards() {
+        // DLP.md: dots inside a candidate are stripped like spaces and dashes.
+        assert_eq!(
+            found("card 4111.1111.1111.1111 exp", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        assert_eq!(
+            found("5555.5555.5555.4444.", "payment-card"),
+            vec!["5555555555554444"]
+        );
+        // A card followed by a decimal part, or after a version number, is still found.
+        assert_eq!(
+            found("4111111111111111.00", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        assert_eq!(
+            found("v1.4111.1111.1111.1111", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        // Dotted look-alikes: bad Luhn, groups not of four (prices, versions,
+        // addresses), separators mixed with dots.
+        assert!(found("4111.1111.1111.1112", "payment-card").is_empty());
+        assert!(found("1234.5678.9012.3456", "payment-card").is_empty());
+        assert!(found("41.11.1111.1111.1111", "payment-card").is_empty());
+        assert!(found("4111111.111111111", "payment-card").is_empty());
+        assert!(found("£4111.11 and 1111.1111 and 111.1", "payment-card").is_empty());
+        assert!(found("4111 1111.1111 1111", "payment-card").is_empty());
+        assert!(found("10.4.111.1111.1111.1111", "payment-card").is_empty());
+    }
+
+    /// The separators an evader can type between the groups of a number.
+    const ODD_SPACES: &[&str] = &[
+        "  ", "\t", "\n", "\r\n", " \t \n ", "\x0B", "\x0C", "\n\n\n",
+    ];
+
+    #[test]
+    fn any_whitespace_run_separates_groups() {
+        let long = " ".repeat(300);
+        let cases = [
+            (
+                "payment-card",
+                "card 4111 1111 1111 1111 exp",
+                "4111111111111111",
+            ),
+            ("payment-card", "amex 3782 822463 10005", "378282246310005"),
+            ("uk-nino", "NI: JG 10 37 82 B", "JG103782B"),
+            ("nhs-number", "NHS 943 476 5919.", "9434765919"),
+            (
+                "iban",
+                "IBAN GB82 WEST 1234 5698 7654 32 thanks",
+                "GB82WEST12345698765432",
+            ),
+            (
+                "uk-bank-account",
+                "sort code 12-34-56 account 12345678",
+                "12345612345678",
+            ),
+            ("uk-bank-account", "Sort Code: 20 00 00", "200000"),
+            (
+                "uk-driving-licence",
+                "LI999 802120 L99AB",
+                "LI999802120L99AB",
+            ),
+            ("uk-passport", "passport no 123456789", "123456789"),
+            ("uk-passport", "Passport: A12345678 thanks", "A12345678"),
+        ];
+        for (id, text, value) in cases {
+            for sep in ODD_SPACES.iter().copied().chain([long.as_str()]) {
+                let evasive = text.replace(' ', sep);
+                assert_eq!(found(&evasive, id), vec![value], "{id} {evasive:?}");
+            }
+        }
+        // A form split that keeps the space in one half: the fields joined by a
+        // space read with two spaces.
+        assert_eq!(
+            found("4111 1111  1111 1111", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        assert_eq!(found("943 476  5919", "nhs-number"), vec!["9434765919"]);
+        // Across odd whitespace a card must be grouped like a card (a pasted
+        // table of numbers is not); single spaces keep any grouping.
+        assert_eq!(
+            found("411 1111 1111 11111", "payment-card"),
+            vec!["4111111111111111"]
+        );
+        assert!(found("411\t1111\t1111\t11111", "payment-card").is_empty());
+        assert!(found("411\n1111\n1111\n11111", "payment-card").is_empty());
+        assert!(found("Totals\n4111\n111\n111111\n111", "payment-card").is_empty());
+        assert_eq!(
+            found("3782\t822463\t10005", "payment-card"),
+            vec!["378282246310005"]
+        );
+        assert_eq!(
+            found("4222\n2222\n2222\n2", "payment-card"),
+            vec!["4222222222222"]
+        );
+        assert_eq!(found("JG 10  37 82 B", "uk-nino"), vec!["JG103782B"]);
+        assert_eq!(
+            found("GB82 WEST 1234  5698 7654 32", "iban"),
+            vec!["GB82WEST12345698765432"]
+        );
+    }
+
+    #[test]
+    fn whitespace_runs_keep_look_alikes_out() {
+        for sep in ODD_SPACES {
+            let t = |s: &str| s.replace(' ', sep);
+            assert!(found(&t("QQ 12 34 56 C"), "uk-nino").is_empty(), "{sep:?}");
+            assert!(found(&t("JG 10 37 82 E"), "uk-nino").is_empty(), "{sep:?}");
+            assert!(found(&t("4111 1111 1111 1112"), "payment-card").is_empty());
+            assert!(found(&t("Order number 1234 5678 9012 3456"), "payment-card").is_empty());
+            assert!(
+                found(&t("943 476 5918"), "nhs-number").is_empty(),
+                "{sep:?}"
+            );
+            assert!(found(&t("call 0300 123 4567"), "nhs-number").is_empty());
+            assert!(found(&t("GB83 WEST 1234 5698 7654 32"), "iban").is_empty());
+            assert!(found(&t("on 12-03-24 at the hall"), "uk-bank-account").is_empty());
+            assert!(found(&t("ticket 123456789"), "uk-passport").is_empty());
+        }
+        // Far is still far when the distance is made of words.
+        let far = format!("12-34-56 {} 12345678", "word ".repeat(20));
+        assert!(found(&far.replace(' ', "\n"), "uk-bank-account").is_empty());
+        let far = format!("passport {} 123456789", "x ".repeat(75));
+        assert!(found(&far.replace(' ', "\t\t"), "uk-passport").is_empty());
+    }
+
+    #[test]
+    fn long_whitespace_runs_are_one_separator_for_context() {
+        let gap = "\n".repeat(500);
+        // The window around the digits reaches the letters across the run.
+        assert_eq!(
+            found(&format!("JG{gap}10{gap}37{gap}82{gap}B"), "uk-nino"),
+            vec!["JG103782B"]
+        );
+        assert_eq!(
+            found(
+                &format!("GB82{gap}WEST{gap}1234{gap}5698{gap}7654{gap}32"),
+                "iban"
+            ),
+            vec!["GB82WEST12345698765432"]
+        );
+        // Keywords and pairing distances count a run as one character.
+        assert_eq!(
+            found(&format!("passport{gap}123456789"), "uk-passport"),
+            vec!["123456789"]
+        );
+        assert_eq!(
+            found(&format!("passport{gap}A12345678"), "uk-passport"),
+            vec!["A12345678"]
+        );
+        assert_eq!(
+            found(&format!("12-34-56{gap}87654321"), "uk-bank-account"),
+            vec!["12345687654321"]
+        );
+        assert_eq!(
+            found(&format!("87654321{gap}12-34-56"), "uk-bank-account"),
+            vec!["12345687654321"]
+        );
+        assert_eq!(
+            found(&format!("sort{gap}code{gap}20 00 00"), "uk-bank-account"),
+            vec!["200000"]
+        );
+    }
+
+    #[test]
+    fn whitespace_helpers() {
+        let b = b"ab  \t cd\ne";
+        assert_eq!(walk_back(b, 7, 1, 0), 6);
+        assert_eq!(walk_back(b, 7, 2, 0), 2);
+        assert_eq!(walk_back(b, 7, 3, 0), 1);
+        assert_eq!(walk_back(b, 7, 3, 4), 4);
+        assert_eq!(walk_back(b, 7, 100, 0), 0);
+        assert_eq!(walk_forward(b, 1, 2), 6);
+        assert_eq!(walk_forward(b, 0, 100), b.len());
+        assert!(within_units(b, 2, 6, 1));
+        assert!(!within_units(b, 1, 7, 2));
+        assert!(within_units(b, 1, 7, 3));
+        assert!(!has_space_run(b"a b c"));
+        assert!(!has_space_run(b"a\nb\tc d"));
+        assert!(has_space_run(b"a  b"));
+        assert!(has_space_run(b"a\r\nb"));
+        assert!(has_space_run(b"a \tb"));
+        // Every position and both sides of a word boundary, against a byte loop.
+        let exact = |b: &[u8]| b.windows(2).any(|w| w[0] <= b' ' && w[1] <= b' ');
+        let base = "ab cd ef gh ij kl mn op qr st uv wx y! z~ \u{e9}\u{e9} 0123 4567 89";
+        let base = base.as_bytes();
+        for i in 0..base.len() {
+            for odd in [
+                b"  ".as_slice(),
+                b"\t",
+                b"\n\n",
+                b"\r\n",
+                b" \x0B",
+                b"\x0C\x0C",
+                b"\x00",
+                b" ",
+            ] {
+                let mut v = base.to_vec();
+                v.splice(i..i, odd.iter().copied());
+                assert_eq!(
+                    has_space_run(&v),
+                    exact(&v),
+                    "{:?}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+        }
+        assert_eq!(word_before(b"TOP \n SECRET", 6), Some(b"TOP".as_slice()));
+        assert_eq!(word_before(b"TOPSECRET", 3), None);
+        let text = "x passport\t\tA12345678  end";
+        let view = WindowView::new(text, 2, text.len(), true);
+        assert_eq!(view.text, "passport A12345678 end");
+        let at = view.text.find('A').unwrap();
+        assert_eq!(view.original(at), text.find('A').unwrap());
+        assert_eq!(view.original(view.text.len()), text.len());
+        let plain = WindowView::new(text, 0, 10, true);
+        assert!(matches!(
+            plain.text,
+            std::borrow::Cow::Borrowed("x passport")
+        ));
+        assert_eq!(plain.original(3), 3);
     }
 
     #[test]
@@ -1510,6 +1981,23 @@ mod tests {
             found("[PROTECT] budget", "protective-marking"),
             vec!["PROTECT"]
         );
+        // Any whitespace between the words of a marking.
+        for sep in ["  ", "\t", "\n", "\r\n", " \t "] {
+            let t = |s: &str| s.replace(' ', sep);
+            assert_eq!(
+                found(&t("marked OFFICIAL SENSITIVE here"), "protective-marking"),
+                vec!["OFFICIAL-SENSITIVE"],
+                "{sep:?}"
+            );
+            assert_eq!(
+                found(&t("this is TOP SECRET stuff"), "protective-marking"),
+                vec!["TOP SECRET"]
+            );
+            assert_eq!(
+                found(&t("for UK EYES ONLY ok"), "protective-marking"),
+                vec!["UK EYES ONLY"]
+            );
+        }
         for benign in [
             "Join us for the official opening of the library",
             "Official figures show a rise",
@@ -1519,6 +2007,14 @@ mod tests {
             "We PROTECT our parks",
             "SECRETARY of the club",
             "The Secret Garden matinee",
+            "EYES ONLY",
+            "UK EYES",
+            "the EYES of the UK ONLY",
+            "UK EYESORE ONLY",
+            "UKA EYES ONLY",
+            "UK EYES ONLYX",
+            "OFFICIAL  sensitive",
+            "OFFICIAL\n\nSENSITIVEX",
         ] {
             assert!(found(benign, "protective-marking").is_empty(), "{benign}");
         }

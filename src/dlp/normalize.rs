@@ -1,16 +1,25 @@
 //! Normalisation of one extracted text field before detection.
 //!
 //! Job: undo the cheap evasions so that detectors see one canonical spelling:
-//! strip invisible characters (U+200B–U+200D, U+2060, U+FEFF, U+00AD, tag
-//! characters U+E0000–U+E007F), apply Unicode NFKC (full-width letters and
-//! digits, ligatures, non-breaking spaces), map every Unicode decimal digit of any
-//! script to ASCII, map Unicode dashes to `-`, then decode percent-escapes and
-//! HTML entities that survived extraction, re-normalising after each round.
+//! strip every character that renders as nothing ([`is_invisible`]: the
+//! Default_Ignorable_Code_Point set, which holds the zero-width characters,
+//! U+FEFF, U+00AD, bidirectional marks, embeddings and isolates, U+034F, U+180E,
+//! the invisible operators U+2061–U+2064, variation selectors and tag characters,
+//! plus the other format (Cf) characters that are not visible prepended marks),
+//! apply Unicode NFKC (full-width letters and digits, ligatures, non-breaking and
+//! other Unicode spaces), map the Unicode whitespace NFKC keeps to ASCII (U+1680
+//! to a space; U+0085, U+2028, U+2029 to a line feed, so line boundaries stay),
+//! map every Unicode decimal digit of any script to ASCII, map Unicode dashes to
+//! `-`, then decode percent-escapes and HTML entities that survived extraction,
+//! re-normalising after each round.
 //!
 //! Limits: at most two decoding rounds (a triple-encoded value stays encoded);
 //! named HTML entities are the common ones only (see [`named_entity`]); case is
-//! not folded (detectors decide). ASCII text without `%` or `&` is returned
-//! borrowed, so the common case costs one pass of `is_ascii`.
+//! not folded (detectors decide); runs of ASCII whitespace are kept as they are
+//! (the detectors read any run between two groups as one separator, and the
+//! line-based ones need the line breaks). ASCII control characters other than
+//! whitespace are kept. ASCII text without `%` or `&` is returned borrowed, so
+//! the common case costs one pass of `is_ascii`.
 
 use std::borrow::Cow;
 
@@ -43,9 +52,50 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
     current
 }
 
-/// True for the zero-width and other invisible characters an evader can insert.
+/// True for the characters that render as nothing, which an evader can insert
+/// anywhere: Unicode's Default_Ignorable_Code_Point set (Unicode 16: soft
+/// hyphen, combining grapheme joiner, Arabic letter mark, Hangul fillers, Khmer
+/// inherent vowels, Mongolian variation selectors and vowel separator,
+/// zero-width space/joiners, LRM/RLM, bidi embeddings, overrides and isolates,
+/// word joiner and invisible operators, deprecated format characters,
+/// variation selectors, BOM, shorthand format controls, musical format
+/// characters, tags and their reserved planes) and the other general-category
+/// Cf characters that are not visible prepended concatenation marks
+/// (interlinear annotation controls, Egyptian hieroglyph format controls).
 pub fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}' | '\u{E0000}'..='\u{E007F}')
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// The ASCII whitespace for a Unicode whitespace character that NFKC leaves
+/// alone: U+1680 (Ogham space mark) is a space; U+0085 (next line), U+2028 (line
+/// separator) and U+2029 (paragraph separator) end a line. The other Unicode
+/// spaces (U+00A0, U+2000–U+200A, U+202F, U+205F, U+3000) are NFKC spaces.
+pub fn ascii_whitespace(c: char) -> Option<char> {
+    match c {
+        '\u{1680}' => Some(' '),
+        '\u{0085}' | '\u{2028}' | '\u{2029}' => Some('\n'),
+        _ => None,
+    }
 }
 
 /// The ASCII digit for a Unicode decimal digit of any script, if `c` is one.
@@ -68,7 +118,8 @@ fn is_unicode_dash(c: char) -> bool {
     )
 }
 
-/// Strip invisibles, NFKC, digits and dashes to ASCII. Borrowed if already canonical.
+/// Strip invisibles, NFKC, digits, dashes and whitespace to ASCII. Borrowed if
+/// already canonical.
 fn unicode_pass(text: &str) -> Cow<'_, str> {
     if text.is_ascii() {
         return Cow::Borrowed(text);
@@ -87,6 +138,8 @@ fn unicode_pass(text: &str) -> Cow<'_, str> {
                 None
             } else if is_unicode_dash(c) {
                 Some('-')
+            } else if let Some(space) = ascii_whitespace(c) {
+                Some(space)
             } else {
                 Some(decimal_digit(c).unwrap_or(c))
             }
@@ -108,6 +161,7 @@ fn needs_unicode_work(text: &str) -> bool {
         if is_invisible(c)
             || decimal_digit(c).is_some()
             || is_unicode_dash(c)
+            || ascii_whitespace(c).is_some()
             || unicode_normalization::char::canonical_combining_class(c) != 0
             || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
         {
@@ -251,6 +305,15 @@ fn named_entity(name: &str) -> Option<char> {
         "shy" => '\u{AD}',
         "zwj" => '\u{200D}',
         "zwnj" => '\u{200C}',
+        "lrm" => '\u{200E}',
+        "rlm" => '\u{200F}',
+        "NoBreak" => '\u{2060}',
+        "ensp" => '\u{2002}',
+        "emsp" => '\u{2003}',
+        "numsp" => '\u{2007}',
+        "puncsp" => '\u{2008}',
+        "thinsp" => '\u{2009}',
+        "hairsp" => '\u{200A}',
         "ndash" => '-',
         "mdash" => '-',
         "minus" => '-',
@@ -302,6 +365,52 @@ mod tests {
     }
 
     #[test]
+    fn strips_bidi_and_other_format_characters() {
+        // LRM, RLM, LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI, ALM.
+        let bidi = "4\u{200E}1\u{200F}1\u{202A}1\u{202B} \u{202C}1\u{202D}1\u{202E}11 \u{2066}1\u{2067}1\u{2068}1\u{2069}1\u{061C}";
+        assert_eq!(normalize(bidi), "4111 1111 1111");
+        // CGJ, Mongolian vowel separator and variation selectors, invisible
+        // operators, deprecated format characters, variation selectors, Hangul
+        // fillers, Khmer inherent vowels, interlinear annotation, shorthand and
+        // musical format controls, a tag outside the ASCII tags.
+        let others = "J\u{034F}G\u{180E}1\u{180B}0\u{2061}3\u{2062}7\u{2063}8\u{2064}2\u{206A}B\u{206F}\u{FE0F}\u{3164}\u{FFA0}\u{115F}\u{17B4}\u{FFF9}\u{1BCA0}\u{1D173}\u{E0100}";
+        assert_eq!(normalize(others), "JG103782B");
+        for c in [
+            '\u{200E}', '\u{202E}', '\u{2069}', '\u{034F}', '\u{180E}', '\u{2061}',
+        ] {
+            assert!(is_invisible(c), "{:X}", c as u32);
+            assert!(needs_unicode_work(&format!("a{c}b")));
+        }
+        // Visible format characters (prepended number signs) and ordinary text stay.
+        assert!(!is_invisible('\u{0600}'));
+        assert!(!is_invisible('\u{06DD}'));
+        assert!(!is_invisible('a') && !is_invisible('é') && !is_invisible(' '));
+        assert_eq!(normalize("\u{0600}12"), "\u{0600}12");
+    }
+
+    #[test]
+    fn unicode_spaces_become_ascii_whitespace() {
+        // NFKC spaces: no-break, en/em/thin/hair, narrow no-break, medium
+        // mathematical, ideographic.
+        for space in [
+            '\u{00A0}', '\u{2002}', '\u{2003}', '\u{2009}', '\u{200A}', '\u{202F}', '\u{205F}',
+            '\u{3000}',
+        ] {
+            assert_eq!(
+                normalize(&format!("943{space}476")),
+                "943 476",
+                "{:X}",
+                space as u32
+            );
+        }
+        // What NFKC keeps: Ogham space mark, next line, line and paragraph separators.
+        assert_eq!(normalize("943\u{1680}476"), "943 476");
+        assert_eq!(normalize("a\u{0085}b\u{2028}c\u{2029}d"), "a\nb\nc\nd");
+        // Runs of ASCII whitespace are left to the detectors (lines matter).
+        assert!(matches!(normalize("943  476\t5919\n"), Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn nfkc_and_fullwidth() {
         assert_eq!(normalize("４１１１ＡＢ"), "4111AB");
         assert_eq!(normalize("ﬁle\u{00A0}x"), "file x");
@@ -345,6 +454,10 @@ mod tests {
         assert_eq!(normalize("4111%25201111"), "4111 1111");
         assert_eq!(normalize("&#52;&#x31;11 &amp;"), "4111 &");
         assert_eq!(normalize("JG&nbsp;10"), "JG 10");
+        assert_eq!(
+            normalize("9&lrm;4&rlm;3&NoBreak;&emsp;476&thinsp;&hairsp;5919"),
+            "943 476  5919"
+        );
         // Zero-width hidden behind an escape is stripped after decoding.
         assert_eq!(normalize("41%E2%80%8B11"), "4111");
         // Three rounds: stays partly encoded (bounded work).

@@ -4,16 +4,27 @@
 //! then, per request, decode and extract the body ([`super::extract`]), normalise
 //! every field ([`super::normalize`]), run the detectors over each field and over
 //! all fields joined by a space (a value split across two fields is still one
-//! value), over the values alone joined (keys would sit between the halves), and,
-//! for the literal detectors (secrets, markings), over the values concatenated
-//! with no separator; count distinct values per detector and mask one sample.
+//! value), over the values alone joined (keys would sit between the halves), for
+//! the literal detectors (secrets, markings) over the values concatenated with no
+//! separator, and over the glued views (`glued_views`) where a value cut inside
+//! a group is whole again: the values with every digit-digit junction glued
+//! (`943 47` + `6 5919`) for the digit detectors, and each two neighbouring values
+//! that meet without whitespace glued on their own (`J` + `G 10 37 82 B`,
+//! `OFFICIAL-` + `SENSITIVE` with other fields around); count distinct values
+//! per detector and mask one sample.
 //!
 //! Limits: findings hold only a masked sample (first two and last one characters
 //! at most, fewer for short values); distinct values are remembered as 64-bit
 //! hashes for the duration of one call. With several fields the detectors run
-//! up to three times over the text (each field, all joined, values joined), so
-//! many-field bodies cost up to three times more; a single text field is scanned
-//! once.
+//! up to four times over the text (each field, all joined, values joined, values
+//! glued), plus up to about 512 bytes per junction of two values, so many-field
+//! bodies cost up to four or five times more; a single text field is scanned
+//! once. A value that is a number on its own (a JSON number, `12345`) is never
+//! glued to a neighbour's digit, so two numeric fields are not read as one
+//! number (a bare digit run split into two numeric fields is found only where
+//! the space-joined view finds it: cards, not NHS numbers). A value found both
+//! whole and cut short in a pair view (a private key block, a sort code without
+//! its account) may count twice.
 
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
@@ -175,6 +186,18 @@ impl Scanner {
                 // A token cut mid-way (AKIA… split in two fields) is whole only without a separator.
                 let mut sink = |slot: usize, value: &str| tally.add(slot, value);
                 b.detect_literals_only(&values.concat(), &mut sink);
+                // So is a group of a number (`943 47` + `6 5919`, `J` + `G 10 37 82 B`),
+                // and a token cut between two fields that have neighbours.
+                let views = glued_views(&values);
+                if let Some(digits) = &views.digits {
+                    b.detect_numbers_only(digits, &mut sink);
+                }
+                for (pair, numbers) in &views.pairs {
+                    b.detect_literals_only(pair, &mut sink);
+                    if *numbers {
+                        b.detect_numbers_only(pair, &mut sink);
+                    }
+                }
             }
         }
         tally.into_findings(&self.names)
@@ -191,6 +214,120 @@ impl Scanner {
         if let Some(c) = &self.custom {
             c.detect(text, &mut sink);
         }
+    }
+}
+
+/// Context kept on each side of a junction in a pair view (bytes, then back to
+/// the nearest whitespace so no token is cut).
+const PAIR_CONTEXT: usize = 256;
+
+/// How two consecutive non-empty values meet in the glued views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Junction {
+    /// Whitespace at the cut: the values joined by a space already read well.
+    Space,
+    /// A digit on both sides: glued in the digits view (and a pair view for
+    /// the literal detectors).
+    Digits,
+    /// Something else on both sides: a pair view; `true` when the digit
+    /// detectors run on it too (a letter and a letter or digit at the cut,
+    /// digits near it).
+    Pair(bool),
+}
+
+/// A value that is a number on its own (digits, signs, decimal points: a JSON
+/// number, an id) is never glued to a digit of a neighbour for the digit detectors.
+fn is_number(v: &str) -> bool {
+    v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.'))
+}
+
+fn junction(a: &str, b: &str) -> Junction {
+    let (Some(x), Some(y)) = (a.bytes().next_back(), b.bytes().next()) else {
+        return Junction::Space;
+    };
+    if x <= b' ' || y <= b' ' {
+        return Junction::Space;
+    }
+    if x.is_ascii_digit() && y.is_ascii_digit() {
+        // Two numbers in fields of their own are not one number.
+        return if is_number(a) || is_number(b) {
+            Junction::Pair(false)
+        } else {
+            Junction::Digits
+        };
+    }
+    let alnum = x.is_ascii_alphanumeric() && y.is_ascii_alphanumeric();
+    let near = 24;
+    let tail = &a.as_bytes()[a.len().saturating_sub(near)..];
+    let head = &b.as_bytes()[..b.len().min(near)];
+    Junction::Pair(alnum && tail.iter().chain(head).any(u8::is_ascii_digit))
+}
+
+/// The views where a value cut in two across fields is whole again.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct GluedViews {
+    /// For the digit detectors: the values with every digit-digit junction
+    /// glued and the others spaced (`943 47` + `6 5919`, also cut in three).
+    /// `None` when no junction is digit-digit.
+    digits: Option<String>,
+    /// For each junction without whitespace at the cut, the two values alone
+    /// glued (about [`PAIR_CONTEXT`] bytes each side), and whether the digit
+    /// detectors run on it (`J` + `G 10 37 82 B`, `A` + `12345678`). Gluing
+    /// letters in the whole text would join neighbouring words and break the
+    /// word boundaries the detectors need.
+    pairs: Vec<(String, bool)>,
+}
+
+fn glued_views(values: &[&str]) -> GluedViews {
+    let values: Vec<&str> = values.iter().copied().filter(|v| !v.is_empty()).collect();
+    let mut views = GluedViews::default();
+    let mut digits = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
+    let mut glued = false;
+    for (i, &value) in values.iter().enumerate() {
+        if i > 0 {
+            let j = junction(values[i - 1], value);
+            if j != Junction::Space {
+                let mut pair = tail(values[i - 1], PAIR_CONTEXT).to_string();
+                pair.push_str(head(value, PAIR_CONTEXT));
+                views.pairs.push((pair, matches!(j, Junction::Pair(true))));
+            }
+            if j == Junction::Digits {
+                glued = true;
+            } else {
+                digits.push(' ');
+            }
+        }
+        digits.push_str(value);
+    }
+    if glued {
+        views.digits = Some(digits);
+    }
+    views
+}
+
+/// About the last `n` bytes of `v`, from a whitespace (a char boundary) so no
+/// token is cut; all of `v` when it is short or one long token.
+fn tail(v: &str, n: usize) -> &str {
+    let from = v.len().saturating_sub(n);
+    match v.as_bytes()[from..]
+        .iter()
+        .position(u8::is_ascii_whitespace)
+    {
+        Some(p) if from > 0 => &v[from + p..],
+        _ => v,
+    }
+}
+
+/// About the first `n` bytes of `v`, up to a whitespace so no token is cut.
+fn head(v: &str, n: usize) -> &str {
+    if v.len() <= n {
+        return v;
+    }
+    match v.as_bytes()[..n].iter().rposition(u8::is_ascii_whitespace) {
+        Some(p) => &v[..p],
+        None => v,
     }
 }
 
@@ -487,6 +624,219 @@ mod tests {
         }
     }
 
+    fn form(fields: &[&str]) -> Vec<Finding> {
+        let body: String = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let v: String = url::form_urlencoded::byte_serialize(f.as_bytes()).collect();
+                format!("f{i}={v}&")
+            })
+            .collect();
+        scan(
+            Some("application/x-www-form-urlencoded"),
+            None,
+            body.as_bytes(),
+            None,
+        )
+    }
+
+    /// Splits inside a group, between two non-space characters nearest the middle.
+    fn split_mid_group(s: &str) -> (String, String) {
+        let chars: Vec<char> = s.chars().collect();
+        let middle = chars.len() / 2;
+        let at = (1..chars.len())
+            .filter(|&i| chars[i - 1] != ' ' && chars[i] != ' ')
+            .min_by_key(|i| i.abs_diff(middle))
+            .unwrap_or(middle);
+        (chars[..at].iter().collect(), chars[at..].iter().collect())
+    }
+
+    #[test]
+    fn whitespace_evasions_every_canary() {
+        let s = block_scanner();
+        for &(id, canary) in CANARIES {
+            for sep in [
+                "  ",
+                "\t",
+                "\n",
+                "\r\n",
+                "\u{00A0}",
+                "\u{00A0} ",
+                "\u{2003}",
+                "\u{3000}",
+                "\u{1680}",
+                "\u{2028}",
+                "\u{0085}",
+                " \u{200B}\t",
+            ] {
+                let text = format!("please post this {} thanks", canary.replace(' ', sep));
+                assert_found(&s.scan_text(&text), id, &format!("separated by {sep:?}"));
+                let pct = format!("status={}", percent_encode_all(&text));
+                assert_found(
+                    &scan(
+                        Some("application/x-www-form-urlencoded"),
+                        None,
+                        pct.as_bytes(),
+                        None,
+                    ),
+                    id,
+                    &format!("form, separated by {sep:?}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn invisible_format_evasions_every_canary() {
+        let s = block_scanner();
+        let marks = [
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{061C}',
+            '\u{034F}',
+            '\u{180E}',
+            '\u{2061}',
+            '\u{2062}',
+            '\u{2063}',
+            '\u{2064}',
+            '\u{FE0F}',
+            '\u{E0100}',
+        ];
+        for &(id, canary) in CANARIES {
+            for mark in marks {
+                let hidden: String = canary.chars().flat_map(|c| [c, mark]).collect();
+                let text = format!("please post this {hidden} thanks");
+                assert_found(
+                    &s.scan_text(&text),
+                    id,
+                    &format!("with U+{:04X}", mark as u32),
+                );
+            }
+            // Every mark in turn, as the end-to-end suite sends them.
+            let mixed: String = canary
+                .chars()
+                .zip(marks.iter().cycle())
+                .flat_map(|(c, &m)| [c, m])
+                .collect();
+            assert_found(&s.scan_text(&mixed), id, "with mixed marks");
+        }
+    }
+
+    #[test]
+    fn splits_across_fields_every_canary() {
+        for &(id, canary) in CANARIES {
+            // Inside a group: `943 47` + `6 5919`, `JG 10 3` + `7 82 B`.
+            let (a, b) = split_mid_group(canary);
+            assert!(!a.ends_with(' ') && !b.starts_with(' ') && !b.is_empty());
+            assert_found(
+                &form(&[&a, &b]),
+                id,
+                &format!("split mid-group {a:?} {b:?}"),
+            );
+            assert_found(
+                &form(&["hello", &a, &b, "public"]),
+                id,
+                "split mid-group among other fields",
+            );
+            let json = format!(r#"{{"z":"{a}","a":"{b}"}}"#);
+            assert_found(
+                &scan(Some("application/json"), None, json.as_bytes(), None),
+                id,
+                "split mid-group in JSON",
+            );
+            // At a space kept at the end of the first half: `4111 1111 ` + `1111 1111`.
+            if let Some((a, b)) = canary.split_once(' ') {
+                let a = format!("{a} ");
+                assert_found(&form(&[&a, b]), id, "split keeping the space");
+                let b = format!(" {b}");
+                assert_found(
+                    &form(&[a.trim_end(), &b]),
+                    id,
+                    "split keeping the space (second half)",
+                );
+            }
+        }
+        assert_found(&form(&["JG 10 3", "7 82 B"]), "uk-nino", "NINO split");
+        assert_found(&form(&["943 47", "6 5919"]), "nhs-number", "NHS split");
+        assert_found(
+            &form(&["sort code 12-3", "4-56 account 1234", "5678"]),
+            "uk-bank-account",
+            "bank split twice",
+        );
+        assert_found(
+            &form(&["hello", "J", "G 10 37 82 B", "public"]),
+            "uk-nino",
+            "prefix split",
+        );
+        assert_found(
+            &form(&["943 4", "76 59", "19 thanks"]),
+            "nhs-number",
+            "NHS split in three",
+        );
+        assert_found(
+            &scan(
+                Some("application/x-www-form-urlencoded"),
+                None,
+                b"t=passport+no+A&u=12345678",
+                None,
+            ),
+            "uk-passport",
+            "passport letter split",
+        );
+    }
+
+    #[test]
+    fn numeric_fields_are_not_glued() {
+        // Separate numbers (ids, counts, JSON numbers) are not one number glued.
+        assert!(form(&["401023", "2137"]).is_empty());
+        assert!(form(&["page", "401", "0232137"]).is_empty());
+        let json =
+            r#"{"id":401023,"count":2137,"lat":51.5074,"lng":-0.1278,"n":"943","m":"4765919"}"#;
+        assert!(scan(Some("application/json"), None, json.as_bytes(), None).is_empty());
+        let views = |v: &[&str]| {
+            let g = glued_views(v);
+            let pairs: Vec<(&str, bool)> = g.pairs.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+            (g.digits.clone(), format!("{pairs:?}"))
+        };
+        assert_eq!(views(&["a", "12"]), (None, r#"[("a12", true)]"#.into()));
+        assert_eq!(views(&["a1", "12"]), (None, r#"[("a112", false)]"#.into()));
+        assert_eq!(views(&["a ", "b"]), (None, "[]".into()));
+        assert_eq!(
+            views(&["hello", "world"]),
+            (None, r#"[("helloworld", false)]"#.into())
+        );
+        assert_eq!(views(&["x1", "-5"]), (None, r#"[("x1-5", false)]"#.into()));
+        assert_eq!(
+            views(&["hi ", "943 47", "", "6 59", "19", " public"]),
+            (
+                Some("hi  943 476 59 19  public".into()),
+                r#"[("943 476 59", false), ("6 5919", false)]"#.into()
+            )
+        );
+        assert_eq!(
+            views(&["hi 1", "2 J", "G 10 37 82 B"]),
+            (
+                Some("hi 12 J G 10 37 82 B".into()),
+                r#"[("hi 12 J", false), ("2 JG 10 37 82 B", true)]"#.into()
+            )
+        );
+        let long = format!("{} ab12", "word ".repeat(100));
+        assert_eq!(tail(&long, 8), "  ab12");
+        assert_eq!(head(&long, 12), "word word");
+        assert_eq!(tail("short", 8), "short");
+        assert_eq!(head(&"x".repeat(20), 8).len(), 20);
+    }
+
     #[test]
     fn errors_fail_closed() {
         let s = Scanner::all_builtins();
@@ -644,5 +994,33 @@ mod tests {
             .scan_request(&req, &ScanLimits::default())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn benign_corpus_is_clean_however_spaced_or_split() {
+        let corpus = include_str!("benign_corpus.txt");
+        let posts: Vec<&str> = corpus.lines().filter(|l| !l.trim().is_empty()).collect();
+        let s = block_scanner();
+        for sep in ["  ", "\t", "\n", "\r\n"] {
+            for post in &posts {
+                let spaced = post.replace(' ', sep);
+                let f = s.scan_text(&spaced);
+                assert!(f.is_empty(), "{spaced:?} -> {f:?}");
+            }
+            let spaced = corpus.replace(' ', sep);
+            assert!(s.scan_text(&spaced).is_empty(), "corpus with {sep:?}");
+        }
+        // Every word a field of its own, and every post cut in two mid-word: the
+        // glued views must not make a number of the pieces.
+        for post in &posts {
+            let words: Vec<&str> = post.split(' ').collect();
+            let f = form(&words);
+            assert!(f.is_empty(), "{post:?} as words -> {f:?}");
+            let (a, b) = split_mid_group(post);
+            let f = form(&[&a, &b]);
+            assert!(f.is_empty(), "{post:?} cut -> {f:?}");
+        }
+        let f = form(&posts);
+        assert!(f.is_empty(), "{f:?}");
     }
 }
