@@ -225,7 +225,9 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     use std::sync::atomic::Ordering;
-    let mut buf = vec![0u8; 8 * 1024];
+    // Small while idle (memory per idle tunnel), large once data flows (fewer
+    // system calls per byte).
+    let mut buf = vec![0u8; 2 * 1024];
     let mut total = 0u64;
     loop {
         match tokio::time::timeout(idle, r.read(&mut buf)).await {
@@ -236,6 +238,9 @@ where
             Ok(Ok(n)) => {
                 w.write_all(&buf[..n]).await?;
                 total += n as u64;
+                if n == buf.len() && buf.len() < 64 * 1024 {
+                    buf.resize(64 * 1024, 0);
+                }
                 last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
             }
             Ok(Err(e)) => return Err(e),

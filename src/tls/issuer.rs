@@ -301,6 +301,7 @@ fn build_server_config(key: Arc<CertifiedKey>, alpn: &[&[u8]]) -> Result<ServerC
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.ignore_client_order = true;
     Ok(config)
 }
 
