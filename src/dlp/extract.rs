@@ -82,6 +82,25 @@ pub struct Extracted<'b> {
     pub fields: Vec<Field<'b>>,
     /// Multipart parts skipped as binary.
     pub binary_parts_skipped: usize,
+    /// A multipart body nested more deeply than [`MAX_MULTIPART_NESTING`]: not
+    /// parsed (the parser recurses per level), and refused by the scanner.
+    pub too_deeply_nested: bool,
+}
+
+/// How many `multipart/` types one body may name. The multipart parser recurses
+/// once per nesting level; a body nested thousands deep would overflow the stack
+/// (found by fuzzing), so deeper bodies are refused instead (fail closed).
+pub const MAX_MULTIPART_NESTING: usize = 32;
+
+/// Counts `multipart/` (any case) in `data`, stopping past the limit.
+fn multipart_types_exceed_limit(data: &[u8]) -> bool {
+    let Ok(finder) = aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(["multipart/"])
+    else {
+        return true;
+    };
+    finder.find_iter(data).nth(MAX_MULTIPART_NESTING).is_some()
 }
 
 /// Undoes the Content-Encoding list, capping the output at `limits.max_decoded_bytes`.
@@ -460,6 +479,10 @@ fn extract_multipart<'b>(
     content_type_header: &str,
     out: &mut Extracted<'b>,
 ) -> bool {
+    if multipart_types_exceed_limit(body) {
+        out.too_deeply_nested = true;
+        return true;
+    }
     let mut message = Vec::with_capacity(body.len() + content_type_header.len() + 20);
     message.extend_from_slice(b"Content-Type: ");
     message.extend_from_slice(content_type_header.replace(['\r', '\n'], " ").as_bytes());

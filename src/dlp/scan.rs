@@ -148,6 +148,12 @@ impl Scanner {
     ) -> Result<ScanReport, ScanError> {
         let decoded = decode_content(req.body, req.content_encoding, limits)?;
         let extracted = extract(&decoded, req.content_type, req.query);
+        if extracted.too_deeply_nested {
+            return Err(ScanError::Undecodable(format!(
+                "multipart nested more than {} levels deep",
+                super::extract::MAX_MULTIPART_NESTING
+            )));
+        }
         Ok(ScanReport {
             findings: self.scan_fields(&extracted.fields),
             binary_parts_skipped: extracted.binary_parts_skipped,
