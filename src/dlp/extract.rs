@@ -92,15 +92,32 @@ pub struct Extracted<'b> {
 /// (found by fuzzing), so deeper bodies are refused instead (fail closed).
 pub const MAX_MULTIPART_NESTING: usize = 32;
 
-/// Counts `multipart/` (any case) in `data`, stopping past the limit.
+/// How many RFC 2047 encoded words (`=?charset?B?...?=`, `?Q?`) one multipart
+/// body may carry: the parser decodes them in part headers, so a nested
+/// `Content-Type` can hide `multipart/` inside one.
+pub const MAX_ENCODED_WORDS: usize = 256;
+
+/// Could this body nest deeper than the parser can safely recurse? Counts
+/// `multipart/` and encoded-word markers (any case), stopping past the limits.
 fn multipart_types_exceed_limit(data: &[u8]) -> bool {
     let Ok(finder) = aho_corasick::AhoCorasick::builder()
         .ascii_case_insensitive(true)
-        .build(["multipart/"])
+        .build(["multipart/", "?b?", "?q?"])
     else {
         return true;
     };
-    finder.find_iter(data).nth(MAX_MULTIPART_NESTING).is_some()
+    let (mut types, mut words) = (0usize, 0usize);
+    for m in finder.find_overlapping_iter(data) {
+        if m.pattern().as_usize() == 0 {
+            types += 1;
+        } else {
+            words += 1;
+        }
+        if types > MAX_MULTIPART_NESTING || words > MAX_ENCODED_WORDS {
+            return true;
+        }
+    }
+    false
 }
 
 /// Undoes the Content-Encoding list, capping the output at `limits.max_decoded_bytes`.
