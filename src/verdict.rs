@@ -151,5 +151,10 @@ pub fn evaluate_test_request(
         body: req.body.as_deref().unwrap_or(&[]),
         query: req.query.as_deref(),
     };
-    evaluate(policy, &facts, Some(content), usize::MAX)
+    evaluate(
+        policy,
+        &facts,
+        Some(content),
+        crate::settings::Settings::default().limits.max_scan_bytes,
+    )
 }
