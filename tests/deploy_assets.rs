@@ -485,19 +485,7 @@ async fn exposition_after_traffic() -> String {
     fx.write("policy.yaml", POLICY);
     assert!(gw.reload(), "the good policy loads again");
 
-    let url = format!("http://{}/metrics", gw.admin_addr.unwrap());
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text
+    admin_metrics(&gw).await
 }
 
 #[tokio::test]

@@ -57,18 +57,7 @@ fn scrape(text: &str) -> HashMap<String, f64> {
 }
 
 async fn metrics(gw: &socialgate::runtime::RunningGateway) -> (String, HashMap<String, f64>) {
-    let url = format!("http://{}/metrics", gw.admin_addr.unwrap());
-    let text = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = admin_metrics(gw).await;
     let map = scrape(&text);
     (text, map)
 }

@@ -456,3 +456,20 @@ pub fn client_trusting_gateway(
         .build()
         .unwrap()
 }
+
+/// The Prometheus text from the gateway's admin `/metrics` (the settings must set
+/// `admin_listen`, e.g. `127.0.0.1:0`).
+pub async fn admin_metrics(gw: &RunningGateway) -> String {
+    let url = format!("http://{}/metrics", gw.admin_addr.unwrap());
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
