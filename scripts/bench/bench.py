@@ -600,8 +600,9 @@ audit: {{ path: {audit_path} }}
                 data = os.path.join(self.dir, f"perf-{wl}.data")
                 self.oha(url, self.args.conns, 2, proxy=ports["plain"],
                          ca=ca if url.startswith("https") else None, keepalive=keep)
-                rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999",
-                                        "-o", data, "-p", str(proc.pid)],
+                rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "999"]
+                                       + os.environ.get("BENCH_PERF_ARGS", "").split()
+                                       + ["-o", data, "-p", str(proc.pid)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 self.oha(url, self.args.conns, 8, proxy=ports["plain"],
                          ca=ca if url.startswith("https") else None, keepalive=keep)

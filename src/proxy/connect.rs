@@ -170,8 +170,19 @@ pub async fn handle(
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
                 gw.metrics.tunnels_active.inc();
-                let result =
-                    run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle).await;
+                // The client's own socket when hyper hands it back (it always does
+                // for the proxy listener), so that bulk data can be spliced.
+                let result = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                    Ok(parts) => {
+                        let early = parts.read_buf;
+                        let client = parts.io.into_inner();
+                        run_tcp_tunnel(client, early, upstream, &host, port, &policy, idle).await
+                    }
+                    Err(upgraded) => {
+                        run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle)
+                            .await
+                    }
+                };
                 gw.metrics.tunnels_active.dec();
                 match result {
                     Ok((up, down)) => {
@@ -194,68 +205,6 @@ pub async fn handle(
     Response::new(Empty::new().map_err(|never| match never {}).boxed())
 }
 
-/// Copies both ways until both sides close, or until neither side has sent a
-/// byte for `idle`. Returns the bytes copied (client → site, site → client).
-pub async fn relay<A, B>(a: A, b: B, idle: Duration) -> std::io::Result<(u64, u64)>
-where
-    A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    use std::sync::atomic::AtomicU64;
-    let start = tokio::time::Instant::now();
-    let last = AtomicU64::new(0);
-    let (mut ar, mut aw) = tokio::io::split(a);
-    let (mut br, mut bw) = tokio::io::split(b);
-    tokio::try_join!(
-        one_way(&mut ar, &mut bw, &last, start, idle),
-        one_way(&mut br, &mut aw, &last, start, idle)
-    )
-}
-
-/// One direction of [`relay`]; `last` is the time of the last byte either way.
-async fn one_way<R, W>(
-    r: &mut R,
-    w: &mut W,
-    last: &std::sync::atomic::AtomicU64,
-    start: tokio::time::Instant,
-    idle: Duration,
-) -> std::io::Result<u64>
-where
-    R: tokio::io::AsyncRead + Unpin,
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    use std::sync::atomic::Ordering;
-    // Small while idle (memory per idle tunnel), large once data flows (fewer
-    // system calls per byte).
-    let mut buf = vec![0u8; 2 * 1024];
-    let mut total = 0u64;
-    loop {
-        match tokio::time::timeout(idle, r.read(&mut buf)).await {
-            Ok(Ok(0)) => {
-                let _ = w.shutdown().await;
-                return Ok(total);
-            }
-            Ok(Ok(n)) => {
-                w.write_all(&buf[..n]).await?;
-                total += n as u64;
-                if n == buf.len() && buf.len() < 64 * 1024 {
-                    buf.resize(64 * 1024, 0);
-                }
-                last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                let quiet = (start.elapsed().as_millis() as u64)
-                    .saturating_sub(last.load(Ordering::Relaxed));
-                if quiet >= idle.as_millis() as u64 {
-                    let _ = w.shutdown().await;
-                    return Ok(total);
-                }
-            }
-        }
-    }
-}
-
 async fn run_tunnel<C>(
     mut client: C,
     mut upstream: TcpStream,
@@ -276,7 +225,35 @@ where
         .write_all(&buffered)
         .await
         .map_err(|e| e.to_string())?;
-    relay(client, upstream, idle)
+    super::relay::relay(client, upstream, idle)
+        .await
+        .map(|(up, down)| (up + buffered.len() as u64, down))
+        .map_err(|e| e.to_string())
+}
+
+/// [`run_tunnel`] on the client's TCP socket; `early` holds bytes the client sent
+/// right behind its CONNECT (already read by the HTTP layer).
+async fn run_tcp_tunnel(
+    mut client: TcpStream,
+    early: bytes::Bytes,
+    mut upstream: TcpStream,
+    host: &NormalHost,
+    port: u16,
+    policy: &Policy,
+    idle: Duration,
+) -> Result<(u64, u64), String> {
+    let first_flight = {
+        let mut reader = AsyncReadExt::chain(&early[..], &mut client);
+        tokio::time::timeout(Duration::from_secs(10), read_first_flight(&mut reader)).await
+    };
+    let (first, buffered) =
+        first_flight.map_err(|_| "the client sent no ClientHello in time".to_string())??;
+    check_first_flight(&first, host, port, policy)?;
+    upstream
+        .write_all(&buffered)
+        .await
+        .map_err(|e| e.to_string())?;
+    super::relay::relay_tcp(client, upstream, idle)
         .await
         .map(|(up, down)| (up + buffered.len() as u64, down))
         .map_err(|e| e.to_string())

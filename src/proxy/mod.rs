@@ -8,6 +8,7 @@ pub mod forward;
 pub mod headers;
 pub mod intercept;
 pub mod observe;
+pub mod relay;
 pub mod respond;
 pub mod server;
 pub mod upstream;

@@ -1,0 +1,256 @@
+//! Tunnel byte relays. [`relay`] copies between any two streams through a buffer
+//! that is small while the tunnel idles (memory per idle tunnel) and grows once
+//! data flows (fewer system calls per byte). [`relay_tcp`] joins two TCP sockets
+//! the same way and, on Linux, moves a busy direction to `splice(2)` through a
+//! pipe, so bulk bytes never pass through the gateway's memory (W2 in
+//! BENCHMARKS.md). The pipe is made only once a direction carries bulk data, so
+//! an idle tunnel costs no extra file descriptors. Both end a tunnel after `idle`
+//! without a byte either way, and pass a half-close on (EOF one way shuts the
+//! other socket's write side; the other direction keeps flowing).
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Buffer of a direction that has not yet carried a full buffer's worth.
+const SMALL: usize = 2 * 1024;
+/// Buffer (and splice chunk) of a busy direction.
+const LARGE: usize = 64 * 1024;
+
+/// When either direction last moved a byte, for the idle timeout.
+struct Quiet {
+    start: Instant,
+    last_ms: AtomicU64,
+    idle: Duration,
+}
+
+impl Quiet {
+    fn new(idle: Duration) -> Quiet {
+        Quiet {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            idle,
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Has neither direction moved a byte for `idle`?
+    fn expired(&self) -> bool {
+        let quiet = (self.start.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_ms.load(Ordering::Relaxed));
+        quiet >= self.idle.as_millis() as u64
+    }
+}
+
+/// Copies both ways until both sides close, or until neither side has sent a
+/// byte for `idle`. Returns the bytes copied (a → b, b → a).
+pub async fn relay<A, B>(a: A, b: B, idle: Duration) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let quiet = Quiet::new(idle);
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    tokio::try_join!(
+        one_way(&mut ar, &mut bw, &quiet),
+        one_way(&mut br, &mut aw, &quiet)
+    )
+}
+
+/// One direction of [`relay`].
+async fn one_way<R, W>(r: &mut R, w: &mut W, quiet: &Quiet) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; SMALL];
+    let mut total = 0u64;
+    loop {
+        match tokio::time::timeout(quiet.idle, r.read(&mut buf)).await {
+            Ok(Ok(0)) => {
+                let _ = w.shutdown().await;
+                return Ok(total);
+            }
+            Ok(Ok(n)) => {
+                w.write_all(&buf[..n]).await?;
+                total += n as u64;
+                if n == buf.len() && buf.len() < LARGE {
+                    buf.resize(LARGE, 0);
+                }
+                quiet.touch();
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) if quiet.expired() => {
+                let _ = w.shutdown().await;
+                return Ok(total);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// [`relay`] for two TCP sockets, with `splice(2)` for busy directions on Linux.
+/// Returns the bytes copied (a → b, b → a).
+pub async fn relay_tcp(a: TcpStream, b: TcpStream, idle: Duration) -> io::Result<(u64, u64)> {
+    let quiet = Quiet::new(idle);
+    tokio::try_join!(tcp_one_way(&a, &b, &quiet), tcp_one_way(&b, &a, &quiet))
+}
+
+/// What waiting for a readable socket ended with.
+enum Wait {
+    Ready,
+    /// Neither direction moved a byte for `idle`.
+    Idle,
+}
+
+async fn wait_readable(r: &TcpStream, quiet: &Quiet) -> io::Result<Wait> {
+    loop {
+        match tokio::time::timeout(quiet.idle, r.readable()).await {
+            Ok(Ok(())) => return Ok(Wait::Ready),
+            Ok(Err(e)) => return Err(e),
+            Err(_) if quiet.expired() => return Ok(Wait::Idle),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Shuts the write side of `w`, so its peer sees the end of this direction.
+fn shut_write(w: &TcpStream) {
+    let _ = socket2::SockRef::from(w).shutdown(std::net::Shutdown::Write);
+}
+
+async fn write_all(w: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        w.writable().await?;
+        match w.try_write(data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One direction of [`relay_tcp`].
+async fn tcp_one_way(r: &TcpStream, w: &TcpStream, quiet: &Quiet) -> io::Result<u64> {
+    let mut buf = vec![0u8; SMALL];
+    let mut total = 0u64;
+    loop {
+        if let Wait::Idle = wait_readable(r, quiet).await? {
+            shut_write(w);
+            return Ok(total);
+        }
+        let n = match r.try_read(&mut buf) {
+            Ok(0) => {
+                shut_write(w);
+                return Ok(total);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        write_all(w, &buf[..n]).await?;
+        total += n as u64;
+        quiet.touch();
+        if n == buf.len() {
+            // Bulk data: splice from now on where the system allows it.
+            #[cfg(target_os = "linux")]
+            if let Ok(pipe) = splice::Pipe::new() {
+                drop(buf);
+                return splice::one_way(r, w, quiet, pipe, total).await;
+            }
+            if buf.len() < LARGE {
+                buf.resize(LARGE, 0);
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod splice {
+    //! `splice(2)` socket → pipe → socket: the bytes stay in the kernel.
+
+    use std::io;
+    use std::os::fd::OwnedFd;
+
+    use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
+    use tokio::io::Interest;
+    use tokio::net::TcpStream;
+
+    use super::{shut_write, wait_readable, Quiet, Wait};
+
+    /// A non-blocking pipe carrying one direction of a tunnel.
+    pub struct Pipe {
+        read: OwnedFd,
+        write: OwnedFd,
+    }
+
+    impl Pipe {
+        pub fn new() -> io::Result<Pipe> {
+            let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
+            // A larger pipe moves more per system call; the default (64 KiB) is
+            // kept if the system refuses (fs.pipe-max-size, pipe-user-pages-soft).
+            let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_BYTES);
+            Ok(Pipe { read, write })
+        }
+    }
+
+    /// Pipe capacity asked for a busy direction.
+    const PIPE_BYTES: usize = 512 * 1024;
+
+    const FLAGS: SpliceFlags = SpliceFlags::MOVE.union(SpliceFlags::NONBLOCK);
+
+    pub async fn one_way(
+        r: &TcpStream,
+        w: &TcpStream,
+        quiet: &Quiet,
+        pipe: Pipe,
+        mut total: u64,
+    ) -> io::Result<u64> {
+        loop {
+            // The pipe is empty here, so EAGAIN can only mean the socket is.
+            if let Wait::Idle = wait_readable(r, quiet).await? {
+                shut_write(w);
+                return Ok(total);
+            }
+            let moved = r.try_io(Interest::READABLE, || {
+                splice(r, None, &pipe.write, None, PIPE_BYTES, FLAGS).map_err(io::Error::from)
+            });
+            let n = match moved {
+                Ok(0) => {
+                    shut_write(w);
+                    return Ok(total);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            };
+            // The pipe holds n bytes, so EAGAIN can only mean the socket is full.
+            let mut left = n;
+            while left > 0 {
+                w.writable().await?;
+                let sent = w.try_io(Interest::WRITABLE, || {
+                    splice(&pipe.read, None, w, None, left, FLAGS).map_err(io::Error::from)
+                });
+                match sent {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(m) => left -= m,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            total += n as u64;
+            quiet.touch();
+        }
+    }
+}
