@@ -24,7 +24,9 @@ use crate::dlp::normalize::{decimal_digit, is_invisible, normalize};
 use crate::dlp::{ScanInput, ScanLimits, Scanner};
 use crate::policy::selftest::{run_tests, TestRequest};
 use crate::policy::sources::{EmbeddedFiles, PolicyFiles, BUILTIN_POLICY};
-use crate::policy::{load_policy, normalize_host, Facts, NormalHost, Policy, RequestView};
+use crate::policy::{
+    load_policy, normalize_host, Decision, Facts, NormalHost, Policy, RequestView,
+};
 use crate::settings::Settings;
 use crate::verdict::{apply_dlp, evaluate_test_request, Content};
 
@@ -324,6 +326,16 @@ fn decide_proxy(
             at: Some(at),
         };
         let decision = policy.decide(&facts);
+        // The proxy's unworded decision is the same decision, reason aside.
+        let unworded = policy.decide_unworded(&facts);
+        assert_eq!(
+            Decision {
+                reason: String::new(),
+                ..decision.clone()
+            },
+            unworded,
+            "decide and decide_unworded disagree"
+        );
         let _ = policy.site_for(host);
         if connect {
             continue;

@@ -84,17 +84,23 @@ def process_tree(root):
     return out
 
 
-def cpu_seconds(root):
-    """utime + stime (and reaped children's) of the tree, in seconds."""
-    total = 0
+def cpu_split(root):
+    """(user, kernel) CPU seconds of the tree, reaped children included."""
+    user = kernel = 0
     for pid in process_tree(root):
         try:
             f = _stat_fields(pid)
         except OSError:
             continue
         # fields 14..17 of stat: utime stime cutime cstime (index 11.. after pid/comm)
-        total += sum(int(x) for x in f[11:15])
-    return total / TICK
+        user += int(f[11]) + int(f[13])
+        kernel += int(f[12]) + int(f[14])
+    return user / TICK, kernel / TICK
+
+
+def cpu_seconds(root):
+    """utime + stime (and reaped children's) of the tree, in seconds."""
+    return sum(cpu_split(root))
 
 
 def status_kib(root, key):
@@ -338,6 +344,7 @@ audit: {{ path: {audit_path} }}
         return p, {"plain": port, "bump": port}, os.path.join(d, "ca.crt")
 
     def start_proxy(self, name, tunnel_only=False):
+        name = name.removesuffix("-tunnel")
         if name == "socialgate":
             return self.start_socialgate(True)
         if name == "socialgate-noaudit":
@@ -371,7 +378,7 @@ audit: {{ path: {audit_path} }}
         return json.loads(r.stdout), cmd
 
     def measure_oha(self, workload, proxy_name, url, keepalive=True, rate=None,
-                    tunnel_only=False, warm=True):
+                    tunnel_only=False, warm=True, plain_port=False):
         a = self.args
         proc, ports, ca = (None, None, None)
         port = None
@@ -383,18 +390,22 @@ audit: {{ path: {audit_path} }}
                 port = ports["bump"] if url.startswith("https") else ports["plain"]
                 if not url.startswith("https"):
                     ca = None
+                if plain_port:
+                    # A CONNECT tunnel the proxy only relays (TLS end to end).
+                    port, ca = ports["plain"], self.up_ca
                 if port is None:
                     return None
             if warm:
                 self.oha(url, a.conns, a.warmup, proxy=port, ca=ca, keepalive=keepalive,
                          rate=rate)
-            cpu0 = cpu_seconds(proc.pid) if proc else 0.0
+            (u0, k0) = cpu_split(proc.pid) if proc else (0.0, 0.0)
             cs0 = context_switches(proc.pid) if proc else 0
             t0 = time.time()
             out, cmd = self.oha(url, a.conns, a.duration, proxy=port, ca=ca,
                                 keepalive=keepalive, rate=rate)
             wall = time.time() - t0
-            cpu1 = cpu_seconds(proc.pid) if proc else 0.0
+            (u1, k1) = cpu_split(proc.pid) if proc else (0.0, 0.0)
+            cpu0, cpu1 = u0 + k0, u1 + k1
             cs1 = context_switches(proc.pid) if proc else 0
             nthreads = threads(proc.pid) if proc else 0
             hwm = status_kib(proc.pid, "VmHWM") if proc else 0
@@ -424,6 +435,8 @@ audit: {{ path: {audit_path} }}
             "p50": (lat.get("p50") or 0) * 1000,
             "p99": (lat.get("p99") or 0) * 1000,
             "cpu_us": ((cpu1 - cpu0) / ok * 1e6) if (proc and ok) else None,
+            "user_us": ((u1 - u0) / ok * 1e6) if (proc and ok) else None,
+            "kernel_us": ((k1 - k0) / ok * 1e6) if (proc and ok) else None,
             "busy": ((cpu1 - cpu0) / wall * 100) if proc else None,
             "hwm_mib": hwm / 1024 if proc else None,
             "cs_per": ((cs1 - cs0) / ok) if (proc and ok) else None,
@@ -468,6 +481,18 @@ audit: {{ path: {audit_path} }}
             row = self.measure_oha(wl, name, u, keepalive=keepalive)
             if row:
                 res[name] = row
+        if keepalive:
+            # The relay floor: the same TLS requests through a plain CONNECT tunnel
+            # (127.0.0.1 is unlisted for socialgate; Squid's non-bump port), so the
+            # proxy only moves bytes: the four socket calls per request any proxy
+            # makes, and nothing else.
+            for name in ["socialgate", "squid"]:
+                if name not in peers:
+                    continue
+                row = self.measure_oha(wl, name + "-tunnel", f"https://127.0.0.1:{self.https_port}/",
+                                       plain_port=True)
+                if row:
+                    res[name + "-tunnel"] = row
         self.results[wl] = res
 
     def run_w2(self, peers):
@@ -668,21 +693,28 @@ def ratio(a, b):
 
 
 def oha_table(res, peers_order):
-    head = ("| proxy | req/s | p50 ms | p99 ms | proxy CPU µs/req | req/s per proxy core | "
+    head = ("| proxy | req/s | p50 ms | p99 ms | proxy CPU µs/req (user + kernel) | req/s per proxy core | "
             "proxy core busy | peak RSS MiB | context switches/req (threads) | "
             "non-2xx / errors |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     rows = [head]
-    for name in ["direct"] + peers_order:
+    tunnels = [k for k in res if k.endswith("-tunnel")]
+    for name in ["direct"] + peers_order + tunnels:
         r = res.get(name)
         if not r:
             continue
-        rows.append(f"| {name} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 2)} | {fmt(r['p99'], 2)} | "
-                    f"{fmt(r['cpu_us'], 1)} | {fmt(capacity(r), 0)} | {fmt(r['busy'], 0)}{' %' if r['busy'] is not None else ''} | "
+        rows.append(f"| {name + (' (relay only)' if name in tunnels else '')} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 2)} | {fmt(r['p99'], 2)} | "
+                    f"{fmt(r['cpu_us'], 1)}{split(r)} | {fmt(capacity(r), 0)} | {fmt(r['busy'], 0)}{' %' if r['busy'] is not None else ''} | "
                     f"{fmt(r['hwm_mib'], 1)} | {fmt(r.get('cs_per'), 2)}"
                     f"{'' if r.get('threads') is None else ' (' + str(r['threads']) + ')'} | "
                     f"{r['non200']} / {r['errors']} |")
     return "\n".join(rows)
+
+
+def split(r):
+    if r.get("user_us") is None:
+        return ""
+    return f" ({fmt(r['user_us'], 1)} + {fmt(r['kernel_us'], 1)})"
 
 
 def capacity(r):
@@ -747,6 +779,22 @@ def goal_lines(b):
             + f"; per proxy core ×{pc:.2f}"))
         out.append("- W3 CPU per request ≤ 0.3× Squid's: " + verdict(
             cr <= 0.3, f"×{cr:.2f} ({sg['cpu_us']:.1f} vs {sq['cpu_us']:.1f} µs)"))
+        floor = w3.get("socialgate-tunnel")
+        if floor and floor.get("cpu_us"):
+            out.append(
+                f"  - the relay floor (the same requests through socialgate's plain CONNECT "
+                f"tunnel: only the four socket calls per request) costs {floor['cpu_us']:.1f} µs "
+                f"({floor['user_us']:.1f} user + {floor['kernel_us']:.1f} kernel), i.e. "
+                f"{floor['cpu_us'] / sq['cpu_us']:.2f}× Squid's W3 CPU by itself; "
+                f"1/3 of Squid's W1 CPU would be {w1['squid']['cpu_us'] / 3:.1f} µs and "
+                f"0.3× its W3 CPU {sq['cpu_us'] * 0.3:.1f} µs"
+                if w1.get("squid") else "")
+            out.append(f"  - user-space CPU per request against Squid's: W1 ×"
+                       f"{ratio(w1['socialgate']['user_us'], w1['squid']['user_us']):.2f} "
+                       f"({w1['socialgate']['user_us']:.1f} vs {w1['squid']['user_us']:.1f} µs), "
+                       f"W3 ×{ratio(sg['user_us'], sq['user_us']):.2f} "
+                       f"({sg['user_us']:.1f} vs {sq['user_us']:.1f} µs)"
+                       if w1.get("squid") and w1.get("socialgate") else "")
     w4 = R.get("W4", {})
     sg, sq = w4.get("socialgate"), w4.get("squid")
     if sg and sq:

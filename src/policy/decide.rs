@@ -75,8 +75,19 @@ impl Decision {
 }
 
 impl Policy {
-    /// Decides `facts`. Pure.
+    /// Decides `facts`, with the `reason` worded. Pure.
     pub fn decide(&self, facts: &Facts<'_>) -> Decision {
+        self.decide_worded(facts, true)
+    }
+
+    /// [`Policy::decide`] without wording the `reason`, which only `explain` and
+    /// policy tests show: the proxy's per-request path (one formatted string less
+    /// per request). Everything else is identical.
+    pub fn decide_unworded(&self, facts: &Facts<'_>) -> Decision {
+        self.decide_worded(facts, false)
+    }
+
+    fn decide_worded(&self, facts: &Facts<'_>, word: bool) -> Decision {
         let req = &facts.request;
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
         let site = site_index.and_then(|i| self.sites.get(i as usize));
@@ -107,7 +118,16 @@ impl Policy {
             let unscannable = rule.dlp.is_some()
                 && rule.action != Action::Deny
                 && (activity == ACTIVITY_CONNECT || req.websocket);
-            let (action, reason) = if unscannable {
+            let (action, reason) = if !word {
+                (
+                    if unscannable {
+                        Action::Deny
+                    } else {
+                        rule.action
+                    },
+                    String::new(),
+                )
+            } else if unscannable {
                 (
                     Action::Deny,
                     format!(
@@ -143,12 +163,16 @@ impl Policy {
                 message: rule.message.clone(),
             };
         }
-        let reason = format!(
-            "no rule allows {} on {} for {}, so it is denied",
-            activity_name,
-            site_name,
-            describe_who(facts.user, &roles)
-        );
+        let reason = if word {
+            format!(
+                "no rule allows {} on {} for {}, so it is denied",
+                activity_name,
+                site_name,
+                describe_who(facts.user, &roles)
+            )
+        } else {
+            String::new()
+        };
         Decision {
             action: Action::Deny,
             rule: DEFAULT_DENY.into(),

@@ -53,6 +53,14 @@ pub fn normalize_host(raw: &str) -> Option<NormalHost> {
     if trimmed.is_empty() {
         return None;
     }
+    if is_plain_domain(trimmed) {
+        return Some(NormalHost::Domain(trimmed.to_string()));
+    }
+    parse_with_url(trimmed)
+}
+
+/// The WHATWG host parser (IDNA, numeric IPv4 forms, IPv6) and our character rules.
+fn parse_with_url(trimmed: &str) -> Option<NormalHost> {
     match url::Host::parse(trimmed).ok()? {
         url::Host::Domain(d) => {
             let d = d.strip_suffix('.').unwrap_or(&d).to_string();
@@ -70,6 +78,24 @@ pub fn normalize_host(raw: &str) -> Option<NormalHost> {
         url::Host::Ipv4(v4) => Some(NormalHost::Ip(IpAddr::V4(v4))),
         url::Host::Ipv6(v6) => Some(NormalHost::Ip(IpAddr::V6(v6))),
     }
+}
+
+/// Is `host` already in the form the WHATWG host parser would give: lowercase
+/// ASCII letters, digits and hyphens in non-empty labels, no punycode label to
+/// validate, and a last label starting with a letter (so it cannot be one of the
+/// numeric IPv4 forms)? Most requests name such a host; they skip the parser.
+fn is_plain_domain(host: &str) -> bool {
+    let bytes = host.as_bytes();
+    let last = host.rsplit('.').next().unwrap_or("");
+    !bytes.is_empty()
+        && bytes[0] != b'.'
+        && last.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.')
+        && !host.contains("..")
+        && !host.starts_with("xn--")
+        && !host.contains(".xn--")
 }
 
 /// A parsed domain pattern.
@@ -169,6 +195,44 @@ mod tests {
             Some(NormalHost::Domain(d)) => d,
             other => panic!("{s}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_parser() {
+        for h in [
+            "www.social.test",
+            "localhost",
+            "a-b.c-d.example",
+            "x1.y2.z3",
+            "123.example.com",
+            "example.c0m",
+            "a..b",
+            ".a.b",
+            "xn--bcher-kva.example",
+            "a.xn--bcher-kva",
+            "127.0.0.1",
+            "0x7f.1",
+            "1.2.3.0x4",
+            "a.b.0x7f",
+            "host.123",
+            "WWW.Social.Test",
+            "b\u{fc}cher.example",
+            "a_b.example",
+            "-lead.example",
+        ] {
+            if is_plain_domain(h) {
+                assert_eq!(
+                    Some(NormalHost::Domain(h.to_string())),
+                    parse_with_url(h),
+                    "{h}"
+                );
+            }
+        }
+        assert!(is_plain_domain("www.social.test"));
+        assert!(!is_plain_domain("127.0.0.1"));
+        assert!(!is_plain_domain("a.b.0x7f"));
+        assert!(!is_plain_domain("xn--bcher-kva.example"));
+        assert!(!is_plain_domain("WWW.social.test"));
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub async fn handle(
         return Response::new(Empty::new().map_err(|never| match never {}).boxed());
     }
     let verdict = crate::verdict::Verdict {
-        decision: policy.decide(&Facts {
+        decision: policy.decide_unworded(&Facts {
             user: &principal.user,
             groups: &principal.groups,
             request: RequestView {

@@ -276,7 +276,7 @@ pub async fn decide_request(
             },
             at: Some(Utc::now()),
         };
-        policy.decide(&facts)
+        policy.decide_unworded(&facts)
     };
     if decision.dlp.is_some() && decision.action != Action::Deny && has_body {
         // Fail closed: what cannot be scanned whole is not sent.

@@ -153,9 +153,10 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
         l.record.status = status;
         l.record.bytes_down = bytes_down;
         l.record.duration_ms = l.start.elapsed().as_millis() as u64;
+        // Finished once: the record can be moved out rather than copied.
         Some((
-            l.record.clone(),
-            l.role.clone(),
+            std::mem::take(&mut l.record),
+            std::mem::take(&mut l.role),
             l.decided,
             l.start.elapsed(),
             l.skip_audit,

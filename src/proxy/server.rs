@@ -192,7 +192,7 @@ async fn route(
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
-        + req.uri().to_string().len();
+        + uri_len(req.uri());
     if head_bytes > gw.settings.limits.max_header_bytes {
         return respond::plain(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -215,4 +215,11 @@ async fn route(
         return crate::admin::origin_form(&gw, &req, &reference);
     }
     forward::handle(gw, peer, conn, req, reference, log).await
+}
+
+/// The length of the request target as the client sent it, without formatting it.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
 }
