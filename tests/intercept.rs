@@ -237,6 +237,9 @@ async fn a_mismatched_host_inside_the_tunnel_gets_421() {
     let out = read_response(&mut tls).await;
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert_eq!(e.up.count(), 1);
+    // An HTTP/1.1 client reaches the site over HTTP/1.1, though the site offers
+    // HTTP/2: the upstream leg follows the client's protocol.
+    assert_eq!(e.up.requests()[0].version, http::Version::HTTP_11);
 }
 
 #[tokio::test]

@@ -2,8 +2,11 @@
 //!
 //! The client's TLS is terminated with a leaf minted for the CONNECT host (ALPN h2
 //! and http/1.1); each inner request is decided on its own (activity, DLP, warn) and
-//! allowed ones are re-serialised by hyper to the real site over verified TLS. The
-//! SNI and every inner Host / `:authority` must equal the CONNECT host, else 421.
+//! allowed ones are re-serialised by hyper to the real site over verified TLS, in
+//! the client's protocol: HTTP/2 when the client and the site both speak it,
+//! HTTP/1.1 for an HTTP/1.1 client (no HTTP/2 framing to pay for a client that
+//! sends one request at a time). The SNI and every inner Host / `:authority` must
+//! equal the CONNECT host, else 421.
 //! Upstream connections belong to this tunnel, hence to one user: never shared.
 //! WebSocket upgrades are decided like any request, then relayed byte for byte.
 
@@ -34,6 +37,8 @@ pub struct Tunnel {
     port: u16,
     /// Did the ClientHello name the CONNECT host?
     sni_matches: bool,
+    /// Did the client negotiate HTTP/2? Then the site is offered it too.
+    client_h2: bool,
     upstream: Mutex<UpstreamPool>,
 }
 
@@ -89,6 +94,7 @@ where
             .await
             .map_err(|_| "the client's TLS handshake took too long".to_string())??;
     let max_streams = gw.settings.limits.max_h2_streams;
+    let client_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     let tunnel = Arc::new(Tunnel {
         gw,
         principal,
@@ -96,6 +102,7 @@ where
         host,
         port,
         sni_matches,
+        client_h2,
         upstream: Mutex::new(UpstreamPool::default()),
     });
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -231,8 +238,9 @@ impl Tunnel {
         Response::from_parts(rparts, rbody.map_err(|e| Box::new(e) as BoxError).boxed())
     }
 
-    /// Sends over this tunnel's upstream connection (HTTP/2 when the site offers it;
-    /// a WebSocket always gets its own HTTP/1.1 connection).
+    /// Sends over this tunnel's upstream connection (HTTP/2 when the client speaks
+    /// it and the site offers it; a WebSocket always gets its own HTTP/1.1
+    /// connection).
     async fn send(
         &self,
         mut req: Request<ProxyBody>,
@@ -330,11 +338,12 @@ impl Tunnel {
                 ),
                 DialError::Failed(kind, detail) => (kind, detail),
             })?;
-        let mut config = (*self.gw.upstream_tls).clone();
-        if websocket {
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        }
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let config = if websocket || !self.client_h2 {
+            self.gw.upstream_tls_h1.clone()
+        } else {
+            self.gw.upstream_tls.clone()
+        };
+        let connector = tokio_rustls::TlsConnector::from(config);
         let name =
             rustls::pki_types::ServerName::try_from(self.host.to_string()).map_err(|_| {
                 (

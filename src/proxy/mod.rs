@@ -39,8 +39,12 @@ pub struct Gateway {
     pub identity: IdentityResolver,
     pub dialer: Dialer,
     pub issuer: Arc<crate::tls::LeafIssuer>,
-    /// rustls client settings for upstream TLS: system roots plus `extra_roots`.
+    /// rustls client settings for upstream TLS: system roots plus `extra_roots`,
+    /// ALPN h2 then http/1.1.
     pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// The same, offering http/1.1 only (WebSockets, and HTTP/1.1 clients); it
+    /// shares the session cache, so either resumes the other's sessions.
+    pub upstream_tls_h1: Arc<rustls::ClientConfig>,
     pub warn: warn::WarnGate,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub audit: crate::audit::AuditLog,
@@ -75,7 +79,11 @@ impl Gateway {
             Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
         metrics.set_policy_version(&policy.version);
         let settings_limits = settings.limits.clone();
-        let upstream_tls = Arc::new(upstream::client_tls_config(&settings.upstream.extra_roots)?);
+        let upstream_config = upstream::client_tls_config(&settings.upstream.extra_roots)?;
+        let mut h1_config = upstream_config.clone();
+        h1_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let upstream_tls = Arc::new(upstream_config);
+        let upstream_tls_h1 = Arc::new(h1_config);
         let identity = IdentityResolver::build(
             settings.identity.clone(),
             &settings.upstream.extra_roots,
@@ -98,6 +106,7 @@ impl Gateway {
             dialer,
             issuer,
             upstream_tls,
+            upstream_tls_h1,
             warn: warn::WarnGate::new(),
             metrics,
             audit,
