@@ -133,7 +133,8 @@ impl Dialer {
 pub type SharedDialer = Arc<Dialer>;
 
 /// The TLS client settings for upstream connections: the system's roots plus the
-/// PEM files in `extra_roots`, TLS 1.2 and 1.3 only, ALPN h2 then http/1.1.
+/// PEM files in `extra_roots`, TLS 1.2 and 1.3 only, AES-128-GCM suites first,
+/// ALPN h2 then http/1.1.
 pub fn client_tls_config(
     extra_roots: &[std::path::PathBuf],
 ) -> Result<rustls::ClientConfig, String> {
@@ -161,9 +162,9 @@ pub fn client_tls_config(
             ));
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
+    // The gateway's ring provider: AES-128-GCM suites offered first, as browsers
+    // do (a site that follows the client's order then avoids SHA-384).
+    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::ca::ring_provider())
     .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
     .map_err(|e| e.to_string())?
     .with_root_certificates(roots)
