@@ -165,10 +165,12 @@ pub fn client_tls_config(
     // The gateway's ring provider: AES-128-GCM suites offered first, as browsers
     // do (a site that follows the client's order then avoids SHA-384).
     let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::ca::ring_provider())
-    .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.resumption =
+        rustls::client::Resumption::store(Arc::new(crate::tls::tickets::TicketStore::default()));
     Ok(config)
 }

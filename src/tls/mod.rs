@@ -14,6 +14,7 @@
 
 pub mod ca;
 pub mod issuer;
+pub mod tickets;
 
 pub use ca::CertificateAuthority;
 pub use issuer::{normalize_host, LeafIssuer};
