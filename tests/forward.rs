@@ -437,26 +437,7 @@ async fn bulk_tunnels_carry_every_byte_both_ways() {
     );
     let gw = gateway(&fx, &settings, POLICY).await;
 
-    let mut s = tokio::net::TcpStream::connect(gw.proxy_addr())
-        .await
-        .unwrap();
-    s.write_all(
-        format!("CONNECT 127.0.0.1:{site_port} HTTP/1.1\r\nHost: 127.0.0.1:{site_port}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.unwrap();
-        head.push(b[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let s = open_tunnel(&gw, &format!("127.0.0.1:{site_port}"), "").await;
     let (mut r, mut w) = s.into_split();
     let writer = tokio::spawn(async move {
         let up: Vec<u8> = (0..UP).map(|i| pattern(i, 0x5a)).collect();

@@ -85,26 +85,12 @@ async fn tunnel_as(
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::pem::PemObject;
     let port = e.up.addr.port();
-    let mut s = tokio::net::TcpStream::connect(e.gw.proxy_addr())
-        .await
-        .unwrap();
-    s.write_all(
-        format!("CONNECT {connect_host}:{port} HTTP/1.1\r\nHost: {connect_host}:{port}\r\nProxy-Authorization: Basic {basic}\r\n\r\n")
-            .as_bytes(),
+    let s = open_tunnel(
+        &e.gw,
+        &format!("{connect_host}:{port}"),
+        &format!("Proxy-Authorization: Basic {basic}\r\n"),
     )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.unwrap();
-        head.push(b[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    .await;
     let mut roots = rustls::RootCertStore::empty();
     let ca = std::fs::read(e.fx.dir.path().join("ca.crt")).unwrap();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {

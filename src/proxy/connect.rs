@@ -216,18 +216,10 @@ async fn run_tunnel<C>(
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let (first, buffered) =
-        tokio::time::timeout(Duration::from_secs(10), read_first_flight(&mut client))
-            .await
-            .map_err(|_| "the client sent no ClientHello in time".to_string())??;
-    check_first_flight(&first, host, port, policy)?;
-    upstream
-        .write_all(&buffered)
-        .await
-        .map_err(|e| e.to_string())?;
+    let sent = pass_first_flight(&mut client, &mut upstream, host, port, policy).await?;
     super::relay::relay(client, upstream, idle)
         .await
-        .map(|(up, down)| (up + buffered.len() as u64, down))
+        .map(|(up, down)| (up + sent, down))
         .map_err(|e| e.to_string())
 }
 
@@ -242,21 +234,33 @@ async fn run_tcp_tunnel(
     policy: &Policy,
     idle: Duration,
 ) -> Result<(u64, u64), String> {
-    let first_flight = {
-        let mut reader = AsyncReadExt::chain(&early[..], &mut client);
-        tokio::time::timeout(Duration::from_secs(10), read_first_flight(&mut reader)).await
-    };
+    let mut reader = AsyncReadExt::chain(&early[..], &mut client);
+    let sent = pass_first_flight(&mut reader, &mut upstream, host, port, policy).await?;
+    super::relay::relay_tcp(client, upstream, idle)
+        .await
+        .map(|(up, down)| (up + sent, down))
+        .map_err(|e| e.to_string())
+}
+
+/// Reads the client's first flight (10 s at most), checks it, and sends it on.
+/// Returns how many bytes went up.
+async fn pass_first_flight<C: tokio::io::AsyncRead + Unpin>(
+    client: &mut C,
+    upstream: &mut TcpStream,
+    host: &NormalHost,
+    port: u16,
+    policy: &Policy,
+) -> Result<u64, String> {
     let (first, buffered) =
-        first_flight.map_err(|_| "the client sent no ClientHello in time".to_string())??;
+        tokio::time::timeout(Duration::from_secs(10), read_first_flight(client))
+            .await
+            .map_err(|_| "the client sent no ClientHello in time".to_string())??;
     check_first_flight(&first, host, port, policy)?;
     upstream
         .write_all(&buffered)
         .await
         .map_err(|e| e.to_string())?;
-    super::relay::relay_tcp(client, upstream, idle)
-        .await
-        .map(|(up, down)| (up + buffered.len() as u64, down))
-        .map_err(|e| e.to_string())
+    Ok(buffered.len() as u64)
 }
 
 /// Is this first flight acceptable for a tunnel to `host:port`?

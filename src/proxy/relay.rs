@@ -123,6 +123,32 @@ async fn wait_readable(r: &TcpStream, quiet: &Quiet) -> io::Result<Wait> {
     }
 }
 
+/// Waits until `r` is readable and runs `read` (a non-blocking read from `r`):
+/// `Some(bytes read)`, or `None` once `r` has ended or the tunnel has idled out, in
+/// which case the end is passed on to `w`.
+async fn next_chunk(
+    r: &TcpStream,
+    w: &TcpStream,
+    quiet: &Quiet,
+    mut read: impl FnMut() -> io::Result<usize>,
+) -> io::Result<Option<usize>> {
+    loop {
+        if let Wait::Idle = wait_readable(r, quiet).await? {
+            shut_write(w);
+            return Ok(None);
+        }
+        match read() {
+            Ok(0) => {
+                shut_write(w);
+                return Ok(None);
+            }
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Shuts the write side of `w`, so its peer sees the end of this direction.
 fn shut_write(w: &TcpStream) {
     let _ = socket2::SockRef::from(w).shutdown(std::net::Shutdown::Write);
@@ -146,18 +172,8 @@ async fn tcp_one_way(r: &TcpStream, w: &TcpStream, quiet: &Quiet) -> io::Result<
     let mut buf = vec![0u8; SMALL];
     let mut total = 0u64;
     loop {
-        if let Wait::Idle = wait_readable(r, quiet).await? {
-            shut_write(w);
+        let Some(n) = next_chunk(r, w, quiet, || r.try_read(&mut buf)).await? else {
             return Ok(total);
-        }
-        let n = match r.try_read(&mut buf) {
-            Ok(0) => {
-                shut_write(w);
-                return Ok(total);
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
         };
         write_all(w, &buf[..n]).await?;
         total += n as u64;
@@ -187,7 +203,7 @@ mod splice {
     use tokio::io::Interest;
     use tokio::net::TcpStream;
 
-    use super::{shut_write, wait_readable, Quiet, Wait};
+    use super::{next_chunk, Quiet};
 
     /// A non-blocking pipe carrying one direction of a tunnel.
     pub struct Pipe {
@@ -219,21 +235,13 @@ mod splice {
     ) -> io::Result<u64> {
         loop {
             // The pipe is empty here, so EAGAIN can only mean the socket is.
-            if let Wait::Idle = wait_readable(r, quiet).await? {
-                shut_write(w);
+            let fill = || {
+                r.try_io(Interest::READABLE, || {
+                    splice(r, None, &pipe.write, None, PIPE_BYTES, FLAGS).map_err(io::Error::from)
+                })
+            };
+            let Some(n) = next_chunk(r, w, quiet, fill).await? else {
                 return Ok(total);
-            }
-            let moved = r.try_io(Interest::READABLE, || {
-                splice(r, None, &pipe.write, None, PIPE_BYTES, FLAGS).map_err(io::Error::from)
-            });
-            let n = match moved {
-                Ok(0) => {
-                    shut_write(w);
-                    return Ok(total);
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
             };
             // The pipe holds n bytes, so EAGAIN can only mean the socket is full.
             let mut left = n;

@@ -226,6 +226,35 @@ pub async fn raw(gw: &RunningGateway, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Opens a CONNECT tunnel to `target` (`host:port`) with `headers` (each line
+/// ending in CRLF), asserts the gateway's 200 and returns the socket after its
+/// head, ready for the tunnelled bytes.
+pub async fn open_tunnel(
+    gw: &RunningGateway,
+    target: &str,
+    headers: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(gw.proxy_addr())
+        .await
+        .unwrap();
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{headers}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
 /// A TLS upstream for `host` on 127.0.0.1:0 with its own CA made now; answers
 /// `hello over tls`. Returns its address and the CA certificate (PEM).
 pub async fn upstream_tls(host: &str) -> (SocketAddr, String, Arc<AtomicUsize>) {
