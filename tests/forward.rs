@@ -447,6 +447,9 @@ async fn bulk_tunnels_carry_every_byte_both_ways() {
         w.shutdown().await.unwrap();
         w
     });
+    // Read late, so that the gateway's writes to the client block with data still
+    // coming from the site (the relay then tops its pipe up while it waits).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut down = Vec::new();
     r.read_to_end(&mut down).await.unwrap();
     let _w = writer.await.unwrap();

@@ -203,7 +203,7 @@ mod splice {
     use tokio::io::Interest;
     use tokio::net::TcpStream;
 
-    use super::{next_chunk, Quiet};
+    use super::{next_chunk, shut_write, Quiet};
 
     /// A non-blocking pipe carrying one direction of a tunnel.
     pub struct Pipe {
@@ -243,8 +243,9 @@ mod splice {
             let Some(n) = next_chunk(r, w, quiet, fill).await? else {
                 return Ok(total);
             };
-            // The pipe holds n bytes, so EAGAIN can only mean the socket is full.
+            // The pipe holds `left` bytes, so EAGAIN can only mean the socket is full.
             let mut left = n;
+            let mut ended = false;
             while left > 0 {
                 w.writable().await?;
                 let sent = w.try_io(Interest::WRITABLE, || {
@@ -252,13 +253,31 @@ mod splice {
                 });
                 match sent {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(m) => left -= m,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Ok(m) => {
+                        left -= m;
+                        total += m as u64;
+                        quiet.touch();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // While the receiver catches up, top the pipe up from the
+                        // sender. Outside `try_io`: an EAGAIN here may mean a full
+                        // pipe rather than an empty socket, so it must not clear
+                        // the socket's readiness; errors show on the next read.
+                        if !ended && left < PIPE_BYTES / 2 {
+                            match splice(r, None, &pipe.write, None, PIPE_BYTES - left, FLAGS) {
+                                Ok(0) => ended = true,
+                                Ok(more) => left += more,
+                                Err(_) => {}
+                            }
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
             }
-            total += n as u64;
-            quiet.touch();
+            if ended {
+                shut_write(w);
+                return Ok(total);
+            }
         }
     }
 }
