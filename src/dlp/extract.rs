@@ -302,13 +302,28 @@ fn extract_text_with_escapes<'b>(
     }
 }
 
+/// Bytes as text with invalid sequences replaced: `str::from_utf8`'s fast
+/// validation first (most bodies are valid UTF-8), the slower lossy walk only when
+/// it fails. Same result as `String::from_utf8_lossy`.
+pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// [`lossy`] for bytes already owned: no copy when they are valid.
+pub(crate) fn lossy_owned(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn decode_text<'b>(bytes: &'b [u8], charset: Option<&str>) -> Cow<'b, str> {
     let label = charset.map(|c| c.trim().to_ascii_lowercase());
     match label.as_deref() {
-        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii" | "") => String::from_utf8_lossy(bytes),
+        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii" | "") => lossy(bytes),
         Some(other) => match encoding_rs::Encoding::for_label(other.as_bytes()) {
             Some(enc) => Cow::Owned(enc.decode(bytes).0.into_owned()),
-            None => String::from_utf8_lossy(bytes),
+            None => lossy(bytes),
         },
     }
 }
@@ -384,7 +399,7 @@ fn extract_form<'b>(body: &'b [u8], fields: &mut Vec<Field<'b>>) {
 
 fn form_decode(part: &[u8]) -> Cow<'_, str> {
     if !part.iter().any(|&b| b == b'%' || b == b'+') {
-        return String::from_utf8_lossy(part);
+        return lossy(part);
     }
     let mut out = Vec::with_capacity(part.len());
     let mut i = 0;
@@ -406,7 +421,7 @@ fn form_decode(part: &[u8]) -> Cow<'_, str> {
         }
         i += 1;
     }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+    Cow::Owned(lossy_owned(out))
 }
 
 /// Every JSON string (keys too) and number, in document order. False if not JSON.
@@ -584,6 +599,23 @@ fn looks_binary(body: &[u8]) -> bool {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn lossy_text_is_what_the_standard_library_gives() {
+        let cases: [&[u8]; 6] = [
+            b"plain ascii",
+            "caf\u{e9} \u{1f600}".as_bytes(),
+            b"bad \xff byte",
+            b"cut \xe2\x82",
+            b"\xc0\xafover-long",
+            b"",
+        ];
+        for bytes in cases {
+            let expected = String::from_utf8_lossy(bytes);
+            assert_eq!(lossy(bytes), expected);
+            assert_eq!(lossy_owned(bytes.to_vec()), expected);
+        }
+    }
 
     fn limits() -> ScanLimits {
         ScanLimits::default()

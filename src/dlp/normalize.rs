@@ -218,7 +218,7 @@ fn decode_escapes(text: &str) -> Option<String> {
         out.push(b);
         i += 1;
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(super::extract::lossy_owned(out))
 }
 
 enum Decoded {
