@@ -894,6 +894,19 @@ def kept_notes(path):
     return text[i:j + len(NOTES_END)]
 
 
+def work_tree():
+    """The commit the work tree is at, and whether it had uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src",
+                                "Cargo.toml", "Cargo.lock"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "commit unknown (no git)"
+    return f"commit `{head[:80]}`" + (", with uncommitted changes to the source" if dirty else "")
+
+
 def write_doc(b, path, started, load_before, load_after, elapsed, peers):
     R = b.results
     a = b.args
@@ -911,13 +924,14 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers):
                  "builds run.sh does first)")
     L.append(f"- Date: {started} (UTC); the measurements took {elapsed / 60:.1f} min{total}.")
     L.append(f"- Machine: {machine()}.")
-    L.append(f"- Load average (1, 5, 15 min) before: {load_before}; after: {load_after}. "
-             + ("**The machine was shared and busy** (other engineers were compiling and "
-                "testing on the same two cores), so requests/s and latencies are noisy "
-                "(±20 % or worse); CPU time per request is the figure to compare, and ratios "
-                "are taken within this one run."
-                if max(float(load_before.split()[0]), float(load_after.split()[0])) > 0.5
-                else "The machine was otherwise quiet."))
+    L.append(f"- Load average (1, 5, 15 min) before: {load_before}; after: {load_after} "
+             "(the figure after counts the benchmark's own processes). "
+             + ("**Other work was running on the machine when the run started**, so "
+                "requests/s and latencies are noisy (±20 % or worse); CPU time per request "
+                "is the figure to compare, and ratios are taken within this one run."
+                if float(load_before.split()[0]) > 1.0
+                else "Nothing else was running when the run started; the machine is a shared "
+                     "VM, so treat differences under ~10 % as noise."))
     L.append(f"- Pinning: every proxy `taskset -c {PROXY_CPU}`; load generator and upstream "
              f"`taskset -c {LOAD_CPU}`. Each proxy is started afresh for each workload, "
              f"warmed for {a.warmup} s, then measured for {a.duration} s with {a.conns} "
@@ -929,8 +943,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers):
                  "that other people's compilers on the same cores take less of the measured "
                  "cores; they still take some, which is why \"proxy core busy\" stays under "
                  "100 % even where the proxy is the bottleneck.")
-    L.append("- socialgate was built (`cargo build --release`) from the work tree as it was at "
-             "the start of the run, while other engineers were editing it.")
+    L.append("- socialgate was built (`cargo build --release`) from the work tree at the start "
+             f"of the run: {work_tree()}.")
     L.append("- Peers: " + "; ".join(f"{k}: `{val}`" for k, val in v.items()) + ".")
     L.append("- Proxy CPU per request = (utime + stime of the proxy process and its "
              "children, from `/proc/<pid>/stat`, after − before the measured run) / "
