@@ -361,3 +361,33 @@ async fn websocket_through_an_intercepted_tunnel() {
     tls.read_exact(&mut echoed).await.unwrap();
     assert_eq!(&echoed, b"\x81\x05hello");
 }
+
+/// A client whose own body breaks mid-way inside an intercepted tunnel (a chunk
+/// size that is not a number) gets a 400 saying so, as on plain HTTP, not a 502
+/// blaming the site; the site never receives a complete request.
+#[tokio::test]
+async fn a_broken_client_body_inside_the_tunnel_is_a_400() {
+    let e = env_with(CertKind::Good).await;
+    // alice (press office) may post, so the request is forwarded while its body streams.
+    let mut tls = tunnel_as(
+        &e,
+        "YWxpY2U6YWxpY2UtcGFzcw==",
+        "www.social.test",
+        "www.social.test",
+        &[b"http/1.1"],
+    )
+    .await;
+    let port = e.up.addr.port();
+    tls.write_all(
+        format!(
+            "POST /api/posts HTTP/1.1\r\nHost: www.social.test:{port}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let out = read_response(&mut tls).await;
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("malformed or cut off"), "{out}");
+    assert_eq!(e.up.count(), 0, "no complete request reached the site");
+}

@@ -559,11 +559,7 @@ pub async fn send_upstream(
             )
         }
         // The client's own body broke (a malformed chunk, a reset): its fault, 400.
-        Err(e) if e.is_user() => respond::plain(
-            StatusCode::BAD_REQUEST,
-            "The request body was malformed or cut off; nothing complete was sent.",
-            reference,
-        ),
+        Err(e) if e.is_user() => respond::malformed_body(reference),
         Err(e) => gw.upstream_error(
             UpstreamFailure::Protocol,
             &format!("{host} closed the connection before answering ({e})"),

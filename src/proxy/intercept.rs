@@ -48,6 +48,20 @@ struct UpstreamPool {
     h1_idle: Vec<http1::SendRequest<ProxyBody>>,
 }
 
+/// Why sending to the site failed.
+enum SendFailure {
+    /// The site (or the way to it) failed: 502/504.
+    Upstream(UpstreamFailure, String),
+    /// The client's own body broke mid-way (a malformed chunk, a reset): 400.
+    ClientBody,
+}
+
+impl From<(UpstreamFailure, String)> for SendFailure {
+    fn from((kind, detail): (UpstreamFailure, String)) -> SendFailure {
+        SendFailure::Upstream(kind, detail)
+    }
+}
+
 enum Sender {
     H1(http1::SendRequest<ProxyBody>),
     H2(http2::SendRequest<ProxyBody>),
@@ -228,7 +242,10 @@ impl Tunnel {
         let result = self.send(up_req, &authority, path, websocket).await;
         let upstream_resp = match result {
             Ok(r) => r,
-            Err((kind, detail)) => return gw.upstream_error(kind, &detail, html, reference),
+            Err(SendFailure::Upstream(kind, detail)) => {
+                return gw.upstream_error(kind, &detail, html, reference)
+            }
+            Err(SendFailure::ClientBody) => return respond::malformed_body(reference),
         };
         if websocket && upstream_resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             return relay_websocket(client_upgrade, upstream_resp);
@@ -247,7 +264,7 @@ impl Tunnel {
         authority: &str,
         path: &str,
         websocket: bool,
-    ) -> Result<Response<Incoming>, (UpstreamFailure, String)> {
+    ) -> Result<Response<Incoming>, SendFailure> {
         let mut sender = None;
         if !websocket {
             let mut pool = self.upstream.lock().await;
@@ -280,7 +297,7 @@ impl Tunnel {
                 )
                 .await
                 .map_err(|_| self.timed_out())?
-                .map_err(|e| (UpstreamFailure::Protocol, format!("{}: {e}", self.host)))
+                .map_err(|e| self.send_failure(&e, format!("{}: {e}", self.host)))
             }
             Sender::H1(mut s) => {
                 *req.version_mut() = Version::HTTP_11;
@@ -297,16 +314,25 @@ impl Tunnel {
                 .await
                 .map_err(|_| self.timed_out())?
                 .map_err(|e| {
-                    (
-                        UpstreamFailure::Protocol,
-                        format!("{} closed the connection before answering ({e})", self.host),
-                    )
+                    let detail =
+                        format!("{} closed the connection before answering ({e})", self.host);
+                    self.send_failure(&e, detail)
                 })?;
                 if !websocket {
                     self.upstream.lock().await.h1_idle.push(s);
                 }
                 Ok(resp)
             }
+        }
+    }
+
+    /// A failed `send_request`: the client's body when hyper says the error came
+    /// from the request side, else the site.
+    fn send_failure(&self, e: &hyper::Error, detail: String) -> SendFailure {
+        if e.is_user() {
+            SendFailure::ClientBody
+        } else {
+            SendFailure::Upstream(UpstreamFailure::Protocol, detail)
         }
     }
 

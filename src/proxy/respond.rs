@@ -279,6 +279,16 @@ pub fn destination_denied(
     )
 }
 
+/// 400: the client's request body broke mid-way (a malformed chunk, a reset), so
+/// nothing complete reached the site.
+pub fn malformed_body(reference: &str) -> Response<ProxyBody> {
+    plain(
+        StatusCode::BAD_REQUEST,
+        "The request body was malformed or cut off; nothing complete was sent.",
+        reference,
+    )
+}
+
 /// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpstreamFailure {
