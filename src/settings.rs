@@ -217,6 +217,10 @@ pub struct UpstreamSettings {
     pub response_timeout: Duration,
 }
 
+/// `limits.max_scan_bytes` when the settings do not say (10 MiB); also the limit
+/// for scans made by `explain` and policy tests, which have no settings.
+pub const DEFAULT_MAX_SCAN_BYTES: usize = 10 << 20;
+
 /// Resource limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -281,7 +285,7 @@ impl Default for Settings {
             },
             limits: Limits {
                 max_header_bytes: 65536,
-                max_scan_bytes: 10 << 20,
+                max_scan_bytes: DEFAULT_MAX_SCAN_BYTES,
                 max_buffered_bytes: 256 << 20,
                 idle_timeout: Duration::from_secs(60),
                 header_read_timeout: Duration::from_secs(15),

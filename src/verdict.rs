@@ -155,6 +155,6 @@ pub fn evaluate_test_request(
         policy,
         &facts,
         Some(content),
-        crate::settings::Settings::default().limits.max_scan_bytes,
+        crate::settings::DEFAULT_MAX_SCAN_BYTES,
     )
 }
