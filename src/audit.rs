@@ -18,7 +18,10 @@ pub const QUEUE_CAPACITY: usize = 8192;
 /// One request, as the security team sees it.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct AuditRecord {
-    pub ts: String,
+    /// When the request arrived; written as RFC 3339 UTC with milliseconds
+    /// (`2026-11-25T21:37:00.123Z`), formatted by the writer.
+    #[serde(serialize_with = "rfc3339_millis")]
+    pub ts: chrono::DateTime<chrono::Utc>,
     pub reference: String,
     pub client_ip: String,
     pub user: Option<String>,
@@ -39,8 +42,16 @@ pub struct AuditRecord {
     pub duration_ms: u64,
 }
 
+fn rfc3339_millis<S: serde::Serializer>(
+    ts: &chrono::DateTime<chrono::Utc>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(&ts.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+}
+
 enum Msg {
-    Record(String),
+    /// Serialised by the writer, straight into its buffer.
+    Record(Box<AuditRecord>),
     Reopen,
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -78,15 +89,16 @@ fn open(path: &str) -> std::io::Result<Sink> {
 }
 
 impl Sink {
-    fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+    /// Writes `record` as one JSON line (serde escapes every string, so it stays one).
+    fn write_record(&mut self, record: &AuditRecord) -> std::io::Result<()> {
         match self {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(line.as_bytes())?;
+                serde_json::to_writer(&mut out, record)?;
                 out.write_all(b"\n")
             }
             Sink::File(f) => {
-                f.write_all(line.as_bytes())?;
+                serde_json::to_writer(&mut *f, record)?;
                 f.write_all(b"\n")
             }
         }
@@ -110,8 +122,8 @@ impl AuditLog {
         let handle = tokio::task::spawn_blocking(move || {
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    Msg::Record(line) => {
-                        if let Err(e) = sink.write_line(&line) {
+                    Msg::Record(record) => {
+                        if let Err(e) = sink.write_record(&record) {
                             tracing::error!(error = %e, path = %path, "cannot write the audit log; check the disk");
                         }
                     }
@@ -149,12 +161,10 @@ impl AuditLog {
         self.tx.capacity() > 0
     }
 
-    /// Queues a record; false when the queue is full (the caller counts it).
-    pub fn write(&self, record: &AuditRecord) -> bool {
-        match serde_json::to_string(record) {
-            Ok(line) => self.tx.try_send(Msg::Record(line)).is_ok(),
-            Err(_) => false,
-        }
+    /// Queues a record; false when the queue is full (the caller counts it). The
+    /// writer serialises it, off the request path.
+    pub fn write(&self, record: AuditRecord) -> bool {
+        self.tx.try_send(Msg::Record(Box::new(record))).is_ok()
     }
 
     /// Waits until every record queued so far is written and flushed.
@@ -181,12 +191,15 @@ mod tests {
         let path = dir.path().join("audit.jsonl");
         let (log, handle) = AuditLog::start(&path.display().to_string()).unwrap();
         let rec = AuditRecord {
+            ts: chrono::DateTime::parse_from_rfc3339("2026-11-25T21:37:00.123456Z")
+                .unwrap()
+                .with_timezone(&chrono::Utc),
             user: Some("mallory\r\n{\"user\":\"admin\"}".into()),
             path: "/a\"b".into(),
             ..Default::default()
         };
-        assert!(log.write(&rec));
-        assert!(log.write(&AuditRecord::default()));
+        assert!(log.write(rec));
+        assert!(log.write(AuditRecord::default()));
         drop(log);
         handle.await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -194,5 +207,8 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(v["user"], "mallory\r\n{\"user\":\"admin\"}");
+        // The timestamp as DESIGN.md gives it: RFC 3339, UTC, milliseconds.
+        let ts = v["ts"].as_str().unwrap();
+        assert_eq!(ts, "2026-11-25T21:37:00.123Z");
     }
 }

@@ -47,7 +47,7 @@ impl RequestLog {
         Arc::new(Mutex::new(RequestLog {
             start: Instant::now(),
             record: AuditRecord {
-                ts: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                ts: chrono::Utc::now(),
                 reference: reference.to_string(),
                 client_ip: crate::net_guard::canonical(client_ip).to_string(),
                 method: method.to_string(),
@@ -182,7 +182,7 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
     if skip_audit {
         return;
     }
-    if !gw.audit.write(&record) {
+    if !gw.audit.write(record) {
         m.audit_dropped.inc();
         tracing::warn!("the audit queue is full: a record was dropped (requests under a dlp rule are refused with 503 until it drains)");
     }
