@@ -162,6 +162,18 @@ def set_autogroup_nice(pid, nice):
         return False
 
 
+def cpu_busy(seconds=2.0):
+    """Share of all CPUs busy over `seconds` (from /proc/stat), in per cent."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + (v[4] if len(v) > 4 else 0)
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 100.0 * (1 - (i1 - i0) / max(1, t1 - t0))
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -907,7 +919,7 @@ def work_tree():
     return f"commit `{head[:80]}`" + (", with uncommitted changes to the source" if dirty else "")
 
 
-def write_doc(b, path, started, load_before, load_after, elapsed, peers):
+def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_before=None):
     R = b.results
     a = b.args
     order = [p for p in CORE_PEERS if p in peers]
@@ -924,12 +936,19 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers):
                  "builds run.sh does first)")
     L.append(f"- Date: {started} (UTC); the measurements took {elapsed / 60:.1f} min{total}.")
     L.append(f"- Machine: {machine()}.")
+    if busy_before is None:
+        busy_text = "CPU use before the run was not sampled. "
+        other = float(load_before.split()[0]) > 1.0
+    else:
+        busy_text = (f"CPUs busy in the 2 s before the first measurement: {busy_before:.0f} %. ")
+        other = busy_before > 10
     L.append(f"- Load average (1, 5, 15 min) before: {load_before}; after: {load_after} "
-             "(the figure after counts the benchmark's own processes). "
+             "(both count the benchmark's own work: the release build run.sh does just "
+             "before, and the load it makes). " + busy_text
              + ("**Other work was running on the machine when the run started**, so "
                 "requests/s and latencies are noisy (±20 % or worse); CPU time per request "
                 "is the figure to compare, and ratios are taken within this one run."
-                if float(load_before.split()[0]) > 1.0
+                if other
                 else "Nothing else was running when the run started; the machine is a shared "
                      "VM, so treat differences under ~10 % as noise."))
     L.append(f"- Pinning: every proxy `taskset -c {PROXY_CPU}`; load generator and upstream "
@@ -1189,7 +1208,7 @@ def main():
         b.total_s = saved.get("total_s")
         print_tables(b, saved["peers"])
         write_doc(b, args.out, saved["started"], saved["load_before"], saved["load_after"],
-                  saved["elapsed"], saved["peers"])
+                  saved["elapsed"], saved["peers"], saved.get("busy_before"))
         log(f"rewrote {args.out} from {args.report_only}")
         return
 
@@ -1217,7 +1236,8 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     t0 = time.time()
     load_before = loadavg()
-    log(f"working in {b.dir}; load average {load_before}")
+    busy_before = cpu_busy()
+    log(f"working in {b.dir}; load average {load_before}; CPUs {busy_before:.0f} % busy")
 
     def on_signal(signum, frame):
         b.stop_all()
@@ -1251,12 +1271,17 @@ def main():
             "commands": b.commands, "half_rate": getattr(b, "half_rate", None),
             "sg_settings": getattr(b, "sg_settings", ""), "started": started,
             "load_before": load_before, "load_after": load_after, "elapsed": elapsed,
-            "peers": peers, "argv": sys.argv[1:]}
-    with open(os.path.join(BENCH, "results.json"), "w") as f:
+            "busy_before": busy_before, "peers": peers, "argv": sys.argv[1:]}
+    # The figures behind docs/benchmarks.md live in target/bench/results.json; a run
+    # written elsewhere (--out) keeps its own beside it.
+    default_out = os.path.abspath(args.out) == os.path.join(ROOT, "docs", "benchmarks.md")
+    results_path = (os.path.join(BENCH, "results.json") if default_out
+                    else os.path.splitext(args.out)[0] + ".json")
+    with open(results_path, "w") as f:
         json.dump(save, f, indent=1)
     print_tables(b, peers)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    write_doc(b, args.out, started, load_before, load_after, elapsed, peers)
+    write_doc(b, args.out, started, load_before, load_after, elapsed, peers, busy_before)
     log(f"wrote {args.out}; took {elapsed / 60:.1f} min; logs in {b.dir}")
 
 
