@@ -75,6 +75,18 @@ async fn tunnel(
     tunnel_as(e, "Ym9iOmJvYi1wYXNz", connect_host, sni, alpn).await
 }
 
+/// An HTTP/1.1 tunnel to www.social.test as alice (press office: may post).
+async fn alice_http1_tunnel(e: &Env) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tunnel_as(
+        e,
+        "YWxpY2U6YWxpY2UtcGFzcw==",
+        "www.social.test",
+        "www.social.test",
+        &[b"http/1.1"],
+    )
+    .await
+}
+
 /// The same with other Basic credentials (base64 of `user:password`).
 async fn tunnel_as(
     e: &Env,
@@ -338,14 +350,7 @@ async fn websocket_through_an_intercepted_tunnel() {
     );
 
     // alice (press office) may: 101 from the site, then bytes are relayed both ways.
-    let mut tls = tunnel_as(
-        &e,
-        "YWxpY2U6YWxpY2UtcGFzcw==",
-        "www.social.test",
-        "www.social.test",
-        &[b"http/1.1"],
-    )
-    .await;
+    let mut tls = alice_http1_tunnel(&e).await;
     tls.write_all(upgrade.as_bytes()).await.unwrap();
     let out = read_response(&mut tls).await;
     assert!(out.starts_with("HTTP/1.1 101"), "{out}");
@@ -369,14 +374,7 @@ async fn websocket_through_an_intercepted_tunnel() {
 async fn a_broken_client_body_inside_the_tunnel_is_a_400() {
     let e = env_with(CertKind::Good).await;
     // alice (press office) may post, so the request is forwarded while its body streams.
-    let mut tls = tunnel_as(
-        &e,
-        "YWxpY2U6YWxpY2UtcGFzcw==",
-        "www.social.test",
-        "www.social.test",
-        &[b"http/1.1"],
-    )
-    .await;
+    let mut tls = alice_http1_tunnel(&e).await;
     let port = e.up.addr.port();
     tls.write_all(
         format!(
