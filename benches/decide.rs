@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use socialgate::policy::selftest::TestRequest;
 use socialgate::policy::sources::FsFiles;
-use socialgate::policy::{load_policy, Facts, RequestView};
+use socialgate::policy::{load_policy, Facts};
+use socialgate::view::{RawRequest, RequestView};
 
 /// 1,000 sites (each with exact and wildcard domains and four activities) and
 /// 100 rules over 20 roles, the deciding rule near the end.
@@ -61,16 +62,18 @@ fn bench(c: &mut Criterion) {
     let facts = Facts {
         user: "bob",
         groups: &groups,
-        request: RequestView {
-            method: &req.method,
-            host: &req.host,
-            path: &req.path,
-            query: req.query.as_deref(),
-            headers: &req.headers,
-            body: None,
-            websocket: false,
-            connect: false,
-        },
+        request: RequestView::build(
+            &policy,
+            &RawRequest {
+                method: &req.method,
+                host: &req.host,
+                target: "/api/graphql?op=FeedQuery",
+                headers: &req.headers,
+                body: None,
+                connect: false,
+            },
+        )
+        .unwrap(),
         at: Some(at),
     };
     let d = policy.decide(&facts);

@@ -24,11 +24,10 @@ use crate::dlp::normalize::{decimal_digit, is_invisible, normalize};
 use crate::dlp::{ScanInput, ScanLimits, Scanner};
 use crate::policy::selftest::{run_tests, TestRequest};
 use crate::policy::sources::{EmbeddedFiles, PolicyFiles, BUILTIN_POLICY};
-use crate::policy::{
-    load_policy, normalize_host, Decision, Facts, NormalHost, Policy, RequestView,
-};
+use crate::policy::{load_policy, normalize_host, Decision, Facts, NormalHost, Policy};
 use crate::settings::Settings;
 use crate::verdict::{apply_dlp, evaluate_test_request, Content};
+use crate::view::{RawRequest, RequestView};
 
 /// Decompression and scan cap used by the harnesses (the proxy default is 10 MiB;
 /// 1 MiB keeps fuzzing fast while still exercising the cap).
@@ -302,27 +301,29 @@ fn decide_proxy(
     connect: bool,
     at: DateTime<Utc>,
 ) {
-    let websocket = headers
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let header = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let body = (!connect).then_some(head.body);
+    let target = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let raw = RawRequest {
+        method: if connect { "CONNECT" } else { head.method },
+        host,
+        target: if connect { "" } else { &target },
+        headers,
+        body,
+        connect,
+    };
+    let Ok(view) = RequestView::build(policy, &raw) else {
+        return;
+    };
     for (user, groups) in IDENTITIES {
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_string()).collect();
         let facts = Facts {
             user,
             groups: &groups,
-            request: RequestView {
-                method: if connect { "CONNECT" } else { head.method },
-                host,
-                path,
-                query,
-                headers,
-                body,
-                websocket,
-                connect,
-            },
+            request: view.clone(),
             at: Some(at),
         };
         let decision = policy.decide(&facts);

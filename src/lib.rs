@@ -1,22 +1,21 @@
 //! socialgate: an HTTPS forward proxy that opens social media safely.
 //!
-//! The policy (`policy`) and the verdict (`verdict`) are pure; everything that
-//! touches the network lives in `proxy`. See DESIGN.md in the project docs for the
-//! contracts: CLI verbs, YAML keys, status codes, metric names.
+//! This crate is the gateway: listeners, identity, TLS, settings, the CLI, the
+//! admin listener, audit and metrics. The pure core (the request view, policy,
+//! DLP and the verdict) is the `socialgate-engine` crate, re-exported here under
+//! its own module names; everything that touches the network lives in `proxy`.
+//! `docs/architecture.md` shows how a request passes through both.
 
 pub mod admin;
 pub mod audit;
 pub mod cli;
-pub mod dlp;
-pub mod dlp_bridge;
 pub mod fuzz_harness;
 pub mod identity;
 pub mod metrics;
 pub mod net_guard;
-pub mod policy;
 pub mod proxy;
 pub mod runtime;
 pub mod settings;
 pub mod tls;
-pub mod verdict;
-pub mod yaml_source;
+
+pub use socialgate_engine::{dlp, dlp_bridge, policy, verdict, view, yaml_source};

@@ -219,7 +219,7 @@ pub struct UpstreamSettings {
 
 /// `limits.max_scan_bytes` when the settings do not say (10 MiB); also the limit
 /// for scans made by `explain` and policy tests, which have no settings.
-pub const DEFAULT_MAX_SCAN_BYTES: usize = 10 << 20;
+pub use crate::verdict::DEFAULT_MAX_SCAN_BYTES;
 
 /// Resource limits.
 #[derive(Debug, Clone)]

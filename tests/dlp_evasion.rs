@@ -18,7 +18,7 @@
 //! Every canary case must be a 403 naming the rule and the detector but never the
 //! value (body or headers), and the upstream must receive nothing. The same
 //! encodings of a benign post, and every post of the benign corpus
-//! (`src/dlp/benign_corpus.txt`), must be forwarded byte for byte, so the suite
+//! (`crates/engine/src/dlp/benign_corpus.txt`), must be forwarded byte for byte, so the suite
 //! proves the gateway is not simply blocking everything. Then the fail-closed
 //! answers: a body over `limits.max_scan_bytes` (whole, chunked, or a gzip bomb) is
 //! a 413, an unknown or broken Content-Encoding a 403, and nothing reaches the
@@ -28,7 +28,7 @@
 //! Splits: the scanner runs the detectors over each field, over all fields joined
 //! by a space, over the values alone joined by a space, (literal detectors only:
 //! `secrets`, `protective-marking`) over the values concatenated, and (digit
-//! detectors) over the values glued where a digit meets a digit (src/dlp/scan.rs).
+//! detectors) over the values glued where a digit meets a digit (crates/engine/src/dlp/scan.rs).
 //! So a value split at one of its own spaces is found by every detector
 //! (`form-split-two-fields`: each canary with a space is split at the space nearest
 //! its middle, the two without one mid-token), and so is a split that keeps the
@@ -98,7 +98,7 @@ const CANARIES: &[(&str, &str)] = &[
 const BENIGN: &str = "Bin collections resume on Monday 3 March; call 0300 123 4567";
 
 /// The benign corpus the engine's unit tests use.
-const CORPUS: &str = include_str!("../src/dlp/benign_corpus.txt");
+const CORPUS: &str = include_str!("../crates/engine/src/dlp/benign_corpus.txt");
 
 /// `alice:alice-pass`, for raw requests.
 const ALICE_BASIC: &str = "YWxpY2U6YWxpY2UtcGFzcw==";
@@ -110,7 +110,7 @@ const ALICE_BASIC: &str = "YWxpY2U6YWxpY2UtcGFzcw==";
 /// benign checks). Every listed combination must still fail on its transport: one
 /// that passes fails the suite, so the list cannot go stale.
 const KNOWN_GAPS: &[(&str, &str, &str, &str)] = &[
-    // Fixed in the engine (src/dlp), rows removed: whitespace runs between the
+    // Fixed in the engine (crates/engine/src/dlp), rows removed: whitespace runs between the
     // groups of a number (double-spaced, tab-separated, newline-separated,
     // form-split-keep-space), bidi and other invisible format characters
     // (bidi-marks), and a split inside a group (form-split-mid-group).

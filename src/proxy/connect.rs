@@ -21,7 +21,8 @@ use tokio::net::TcpStream;
 
 use super::respond::{self, BlockInfo};
 use super::{observe, Gateway, ProxyBody};
-use crate::policy::{normalize_host, Action, Facts, NormalHost, Policy, RequestView};
+use crate::policy::{normalize_host, Action, Facts, NormalHost, Policy};
+use crate::view::RequestView;
 
 /// What the first bytes of a tunnel showed.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,16 +121,7 @@ pub async fn handle(
         decision: policy.decide_unworded(&Facts {
             user: &principal.user,
             groups: &principal.groups,
-            request: RequestView {
-                method: "CONNECT",
-                host: &host,
-                path: "",
-                query: None,
-                headers: req.headers(),
-                body: None,
-                websocket: false,
-                connect: true,
-            },
+            request: RequestView::tunnel(&host, req.headers()),
             at: Some(Utc::now()),
         }),
         findings: Vec::new(),

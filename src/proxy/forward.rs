@@ -18,8 +18,9 @@ use super::respond::{self, BlockInfo, UpstreamFailure};
 use super::server::ClientConn;
 use super::{observe, warn, Gateway, ProxyBody};
 use crate::identity::Principal;
-use crate::policy::{normalize_host, Action, Facts, NormalHost, RequestView};
+use crate::policy::{normalize_host, Action, Facts, NormalHost};
 use crate::verdict::{apply_dlp, Content, ScanRefusal, Verdict};
+use crate::view::{RawRequest, RequestView};
 
 /// A body as the proxy holds it: still streaming, or read whole for a scan.
 pub enum HeldBody {
@@ -171,7 +172,11 @@ pub async fn handle(
         return acknowledge(&gw, &principal, &host, body, &reference).await;
     }
     let outcome = decide_request(&gw, &principal, &parts, &host, body, &reference).await;
-    let (verdict, body) = match outcome {
+    let Decided {
+        verdict,
+        body,
+        target: path,
+    } = match outcome {
         Ok(v) => v,
         Err(resp) => return resp,
     };
@@ -185,11 +190,6 @@ pub async fn handle(
     } else {
         format!("{}:{port}", host.to_authority_host())
     };
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_string();
     let mut headers = parts.headers;
     clean_request_headers(&mut headers, &gw.identity.identity_headers());
     if let Ok(v) = HeaderValue::from_str(&authority) {
@@ -216,8 +216,16 @@ pub async fn handle(
     send_upstream(&gw, &conn, &host, port, up, answer).await
 }
 
+/// A request decided: the verdict, the body to forward and the request target
+/// the site receives (the path as the view normalised it).
+pub struct Decided {
+    pub verdict: Verdict,
+    pub body: HeldBody,
+    pub target: String,
+}
+
 /// Identifies the activity (buffering the body if a matcher needs it), decides,
-/// and scans under a `dlp` rule. Returns the verdict and the body to forward.
+/// and scans under a `dlp` rule.
 pub async fn decide_request(
     gw: &Gateway,
     principal: &Principal,
@@ -225,11 +233,12 @@ pub async fn decide_request(
     host: &NormalHost,
     body: Incoming,
     reference: &str,
-) -> Result<(Verdict, HeldBody), Response<ProxyBody>> {
+) -> Result<Decided, Response<ProxyBody>> {
     let policy = gw.policy();
     let max = gw.settings.limits.max_scan_bytes;
     let has_body = !body.is_end_stream();
     let site = policy.site_for(host);
+    let forward_target;
     let mut held = HeldBody::Streaming(body);
     let refuse = |e: BufferError| match e {
         BufferError::TooLarge => respond::plain(
@@ -251,29 +260,35 @@ pub async fn decide_request(
     if has_body && site.is_some_and(|s| s.needs_body) {
         held = buffer(gw, held, max, declared).await.map_err(refuse)?;
     }
-    let websocket = parts
-        .headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let decision = {
         let buffered = match &held {
             HeldBody::Buffered(b, _) => Some(b.as_ref()),
             HeldBody::Streaming(_) => None,
         };
+        let raw = RawRequest {
+            method: parts.method.as_str(),
+            host,
+            target,
+            headers: &parts.headers,
+            body: buffered,
+            connect: false,
+        };
+        let view = match RequestView::build(&policy, &raw) {
+            Ok(v) => v,
+            Err(refusal) => {
+                return Err(respond::plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{refusal}; nothing was sent."),
+                    reference,
+                ))
+            }
+        };
+        forward_target = view.forward_target();
         let facts = Facts {
             user: &principal.user,
             groups: &principal.groups,
-            request: RequestView {
-                method: parts.method.as_str(),
-                host,
-                path: parts.uri.path(),
-                query: parts.uri.query(),
-                headers: &parts.headers,
-                body: buffered,
-                websocket,
-                connect: false,
-            },
+            request: view,
             at: Some(Utc::now()),
         };
         policy.decide_unworded(&facts)
@@ -306,7 +321,11 @@ pub async fn decide_request(
         query: parts.uri.query(),
     };
     let verdict = apply_dlp(&policy, decision, Some(content), max);
-    Ok((verdict, held))
+    Ok(Decided {
+        verdict,
+        body: held,
+        target: forward_target,
+    })
 }
 
 /// Reads the body whole, within `max` and the gateway-wide buffering budget

@@ -20,7 +20,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Mutex;
 
-use super::forward::{acknowledge, decide_request, respond_to_verdict};
+use super::forward::{acknowledge, decide_request, respond_to_verdict, Decided};
 use super::headers::{clean_request_headers, strip_hop_by_hop};
 use super::respond::{self, UpstreamFailure};
 use super::upstream::DialError;
@@ -202,18 +202,21 @@ impl Tunnel {
         if parts.method == http::Method::POST && parts.uri.path() == warn::CONTINUE_PATH {
             return acknowledge(gw, &self.principal, &self.host, body, reference).await;
         }
-        let (verdict, held) =
-            match decide_request(gw, &self.principal, &parts, &self.host, body, reference).await {
-                Ok(v) => v,
-                Err(resp) => return resp,
-            };
+        let Decided {
+            verdict,
+            body: held,
+            target,
+        } = match decide_request(gw, &self.principal, &parts, &self.host, body, reference).await {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        };
         observe::decided(gw, log, &verdict);
         if let Some(resp) =
             respond_to_verdict(gw, &self.principal, &verdict, &parts, html, reference, log)
         {
             return resp;
         }
-        let websocket = is_websocket(&parts.headers);
+        let websocket = crate::view::is_websocket_upgrade(&parts.headers);
         let mut up_req = Request::new(observe::count_up(held.into_proxy_body(), log.clone()));
         *up_req.method_mut() = parts.method.clone();
         let mut headers = parts.headers.clone();
@@ -234,12 +237,7 @@ impl Tunnel {
             up_req.headers_mut().insert(header::UPGRADE, upgrade);
             up_req.headers_mut().insert(header::CONNECTION, connection);
         }
-        let path = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let result = self.send(up_req, &authority, path, websocket).await;
+        let result = self.send(up_req, &authority, &target, websocket).await;
         let upstream_resp = match result {
             Ok(r) => r,
             Err(SendFailure::Upstream(kind, detail)) => {
@@ -424,13 +422,6 @@ fn describe_tls_error(host: &NormalHost, e: &std::io::Error) -> String {
         "the secure connection could not be set up"
     };
     format!("{host}: {what}")
-}
-
-fn is_websocket(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// Answers the client's upgrade with the site's 101 and copies bytes both ways.

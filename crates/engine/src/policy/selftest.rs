@@ -101,10 +101,7 @@ impl TestRequest {
 
     /// Is this a WebSocket upgrade?
     pub fn websocket(&self) -> bool {
-        self.headers
-            .get(http::header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        crate::view::is_websocket_upgrade(&self.headers)
     }
 }
 

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::policy::selftest::TestRequest;
-use crate::policy::{Action, Decision, Facts, Policy, RequestView};
+use crate::policy::{Action, Decision, Facts, Policy};
+use crate::view::{RawRequest, RequestView, ViewRefusal};
 
 /// One DLP finding: detector, number of distinct values, a masked sample.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -34,6 +35,42 @@ pub struct Verdict {
     pub refusal: Option<ScanRefusal>,
 }
 
+impl Verdict {
+    /// The verdict on a request whose view could not be built: denied, with the
+    /// refusal as its reason (the proxy answers 400).
+    pub fn refused_view(
+        policy: &Policy,
+        user: &str,
+        groups: &[String],
+        host: &crate::policy::NormalHost,
+        refusal: ViewRefusal,
+    ) -> Verdict {
+        let site = policy
+            .site_for(host)
+            .map_or_else(|| "unlisted".to_string(), |s| s.name.clone());
+        let roles = policy.role_names(policy.role_mask(user, groups));
+        Verdict {
+            decision: Decision {
+                action: Action::Deny,
+                rule: REQUEST_REFUSED.into(),
+                site,
+                activity: String::new(),
+                reason: refusal.to_string(),
+                dry_run: Vec::new(),
+                roles,
+                dlp: None,
+                warn_for: None,
+                message: None,
+            },
+            findings: Vec::new(),
+            refusal: None,
+        }
+    }
+}
+
+/// The rule named by a verdict on a request that has no single reading.
+pub const REQUEST_REFUSED: &str = "request-refused";
+
 /// What the scanner sees of a request.
 #[derive(Debug, Clone, Copy)]
 pub struct Content<'a> {
@@ -42,6 +79,10 @@ pub struct Content<'a> {
     pub body: &'a [u8],
     pub query: Option<&'a str>,
 }
+
+/// `limits.max_scan_bytes` when the settings do not say: the scan limit of
+/// policy tests and `explain`, and the gateway's default.
+pub const DEFAULT_MAX_SCAN_BYTES: usize = 10 << 20;
 
 /// Decides `facts`, then applies the deciding rule's DLP profile to `content`.
 pub fn evaluate(
@@ -127,15 +168,21 @@ pub fn evaluate_test_request(
     req: &TestRequest,
     at: Option<DateTime<Utc>>,
 ) -> Verdict {
-    let view = RequestView {
+    let target = match &req.query {
+        Some(q) => format!("{}?{q}", req.path),
+        None => req.path.clone(),
+    };
+    let raw = RawRequest {
         method: &req.method,
         host: &req.host,
-        path: &req.path,
-        query: req.query.as_deref(),
+        target: &target,
         headers: &req.headers,
         body: req.body.as_deref(),
-        websocket: req.websocket(),
         connect: req.connect,
+    };
+    let view = match RequestView::build(policy, &raw) {
+        Ok(v) => v,
+        Err(refusal) => return Verdict::refused_view(policy, user, groups, &req.host, refusal),
     };
     let facts = Facts {
         user,
@@ -151,10 +198,5 @@ pub fn evaluate_test_request(
         body: req.body.as_deref().unwrap_or(&[]),
         query: req.query.as_deref(),
     };
-    evaluate(
-        policy,
-        &facts,
-        Some(content),
-        crate::settings::DEFAULT_MAX_SCAN_BYTES,
-    )
+    evaluate(policy, &facts, Some(content), DEFAULT_MAX_SCAN_BYTES)
 }

@@ -11,29 +11,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::activity::classify;
-use super::{Action, ActivityId, NormalHost, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
+use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
+pub use crate::view::RequestView;
 
 /// The implicit last rule.
 pub const DEFAULT_DENY: &str = "default-deny";
 
-/// What the decision needs to know about a request.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestView<'a> {
-    pub method: &'a str,
-    pub host: &'a NormalHost,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: &'a http::HeaderMap,
-    /// The body, when the proxy buffered it (only where a matcher needs it).
-    pub body: Option<&'a [u8]>,
-    pub websocket: bool,
-    /// A CONNECT that is decided as a tunnel (activity `connect`).
-    pub connect: bool,
-}
-
 /// Everything `decide` reads. The clock is a fact too: `None` makes every `when`
 /// false (as in a policy test without `at:`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Facts<'a> {
     pub user: &'a str,
     pub groups: &'a [String],

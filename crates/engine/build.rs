@@ -5,14 +5,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-changed=policies");
-    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    // The policies live at the top of the repository, two levels above this crate.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let root = Path::new(&manifest).join("../..");
+    println!("cargo:rerun-if-changed={}", root.join("policies").display());
     let mut files = Vec::new();
-    collect(Path::new(&root), Path::new("policies"), &mut files);
+    collect(&root, Path::new("policies"), &mut files);
     files.sort();
-    let mut out = String::from("/// Built-in policy files: (path relative to the crate, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n");
+    let mut out = String::from("/// Built-in policy files: (path relative to the repository, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n");
     for rel in files {
-        let abs = Path::new(&root).join(&rel);
+        let abs = root.join(&rel);
         let _ = writeln!(
             out,
             "    ({:?}, include_str!({:?})),",

@@ -8,8 +8,8 @@
 
 use std::cell::OnceCell;
 
-use super::decide::RequestView;
 use super::{ActivityId, Matcher, PathMatch, Site, ACTIVITY_READ, ACTIVITY_WRITE};
+use crate::view::RequestView;
 
 /// The body parsed at most once per request, and only when a matcher asks.
 struct ParsedBody<'a> {
@@ -32,7 +32,7 @@ pub fn classify(site: Option<&Site>, req: &RequestView<'_>) -> ActivityId {
             }
         }
     }
-    fallback(req.method)
+    fallback(&req.method)
 }
 
 /// `read` for safe methods, `write` for the rest.
@@ -48,7 +48,12 @@ pub fn fallback(method: &str) -> ActivityId {
 }
 
 fn matcher_matches(m: &Matcher, req: &RequestView<'_>, body: &ParsedBody<'_>) -> bool {
-    if !m.methods.is_empty() && !m.methods.iter().any(|x| x.eq_ignore_ascii_case(req.method)) {
+    if !m.methods.is_empty()
+        && !m
+            .methods
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(&req.method))
+    {
         return false;
     }
     if let Some(ws) = m.websocket {
@@ -63,12 +68,12 @@ fn matcher_matches(m: &Matcher, req: &RequestView<'_>, body: &ParsedBody<'_>) ->
         }
     }
     match &m.path {
-        Some(PathMatch::Exact(p)) if req.path != p => return false,
+        Some(PathMatch::Exact(p)) if *req.path != **p => return false,
         Some(PathMatch::Prefix(p)) if !req.path.starts_with(p.as_str()) => return false,
         _ => {}
     }
     if let Some(re) = &m.path_regex {
-        if !re.is_match(req.path) {
+        if !re.is_match(&req.path) {
             return false;
         }
     }
