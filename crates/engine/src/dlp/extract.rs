@@ -20,7 +20,7 @@ use std::io::Read;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::ScanError;
+use super::{charset, ScanError};
 
 /// One request as the scanner sees it: headers it needs, the body, the query.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,6 +71,13 @@ impl<'b> Field<'b> {
         Field {
             text: text.into(),
             is_key: true,
+        }
+    }
+    /// The same field, owning its text.
+    pub fn into_owned(self) -> Field<'static> {
+        Field {
+            text: Cow::Owned(self.text.into_owned()),
+            is_key: self.is_key,
         }
     }
 }
@@ -206,69 +213,96 @@ fn unzstd(data: &[u8], cap: usize) -> Result<Vec<u8>, ScanError> {
     Ok(out)
 }
 
-/// Splits a decoded body into text fields by its Content-Type, then adds the query.
+/// Splits a decoded body into text fields by its Content-Type, then adds the
+/// query. An error when a text cannot be decoded faithfully (an unknown or
+/// "replacement" charset, malformed UTF-16/32, a broken Content-Transfer-Encoding).
 pub fn extract<'b>(
     body: &'b [u8],
     content_type: Option<&str>,
     query: Option<&'b str>,
-) -> Extracted<'b> {
+) -> Result<Extracted<'b>, ScanError> {
     let mut out = Extracted::default();
     if !body.is_empty() {
         let parsed = content_type.map(mailparse::parse_content_type);
         match parsed {
-            Some(ct) => extract_typed(body, &ct, content_type.unwrap_or_default(), &mut out),
-            None => extract_sniffed(body, &mut out),
+            Some(ct) if ct.mimetype.starts_with("multipart/") => {
+                if !extract_multipart(body, content_type.unwrap_or_default(), &mut out)? {
+                    extract_container(body, None, None, &mut out.fields)?;
+                }
+            }
+            Some(ct) => extract_container(
+                body,
+                Some(ct.mimetype.as_str()),
+                ct.params.get("charset").map(String::as_str),
+                &mut out.fields,
+            )?,
+            None => extract_container(body, None, None, &mut out.fields)?,
         }
     }
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         extract_form(query.as_bytes(), &mut out.fields);
     }
-    out
+    Ok(out)
 }
 
 fn is_json_type(mime: &str) -> bool {
     mime.ends_with("/json") || mime.ends_with("+json") || mime.ends_with("-json")
 }
 
-fn extract_typed<'b>(
+/// A non-multipart body (or part): decoded into its readings
+/// ([`charset::readings`]), then each reading split by type: JSON, form, or
+/// text; sniffed when `mime` is `None`.
+fn extract_container<'b>(
     body: &'b [u8],
-    ct: &mailparse::ParsedContentType,
-    header: &str,
-    out: &mut Extracted<'b>,
-) {
-    let mime = ct.mimetype.as_str();
-    if is_json_type(mime) {
-        if !extract_json(body, &mut out.fields) {
-            extract_text_with_escapes(body, None, &mut out.fields);
+    mime: Option<&str>,
+    charset: Option<&str>,
+    fields: &mut Vec<Field<'b>>,
+) -> Result<(), ScanError> {
+    for reading in charset::readings(body, charset)? {
+        match reading {
+            Cow::Borrowed(text) => split_text(text, mime, fields),
+            Cow::Owned(text) => {
+                let mut owned: Vec<Field<'_>> = Vec::new();
+                split_text(&text, mime, &mut owned);
+                fields.extend(owned.into_iter().map(|f| Field {
+                    text: Cow::Owned(f.text.into_owned()),
+                    is_key: f.is_key,
+                }));
+            }
         }
-    } else if mime == "application/x-www-form-urlencoded" {
-        extract_form(body, &mut out.fields);
-        if looks_like_json(body) {
-            extract_json(body, &mut out.fields);
-        }
-    } else if mime.starts_with("multipart/") {
-        if !extract_multipart(body, header, out) {
-            extract_text_with_escapes(body, None, &mut out.fields);
-        }
-    } else if looks_like_json(body) && extract_json(body, &mut out.fields) {
-        // A JSON body under another (or a fake) type: scan it as JSON.
-    } else {
-        extract_text_with_escapes(
-            body,
-            ct.params.get("charset").map(String::as_str),
-            &mut out.fields,
-        );
     }
+    Ok(())
 }
 
-fn extract_sniffed<'b>(body: &'b [u8], out: &mut Extracted<'b>) {
-    if looks_like_json(body) && extract_json(body, &mut out.fields) {
-        return;
+fn split_text<'b>(text: &'b str, mime: Option<&str>, fields: &mut Vec<Field<'b>>) {
+    let body = text.as_bytes();
+    match mime {
+        Some(mime) if is_json_type(mime) => {
+            if !extract_json(body, fields) {
+                extract_text_with_escapes(text, fields);
+            }
+        }
+        Some("application/x-www-form-urlencoded") => {
+            extract_form(body, fields);
+            if looks_like_json(body) {
+                extract_json(body, fields);
+            }
+        }
+        Some(_) => {
+            if !(looks_like_json(body) && extract_json(body, fields)) {
+                extract_text_with_escapes(text, fields);
+            }
+        }
+        None => {
+            if looks_like_json(body) && extract_json(body, fields) {
+                return;
+            }
+            if looks_like_form(body) {
+                extract_form(body, fields);
+            }
+            extract_text_with_escapes(text, fields);
+        }
     }
-    if looks_like_form(body) {
-        extract_form(body, &mut out.fields);
-    }
-    extract_text_with_escapes(body, None, &mut out.fields);
 }
 
 fn looks_like_json(body: &[u8]) -> bool {
@@ -283,16 +317,11 @@ fn looks_like_form(body: &[u8]) -> bool {
     memchr::memchr(b'=', body).is_some() && body.iter().all(|&b| b > b' ' && b != 0x7f)
 }
 
-/// Text in the declared charset (UTF-8 lossy otherwise), plus a copy with JSON
-/// `\uXXXX` escapes decoded when it has any (a JSON body that failed to parse).
-fn extract_text_with_escapes<'b>(
-    body: &'b [u8],
-    charset: Option<&str>,
-    fields: &mut Vec<Field<'b>>,
-) {
-    let text = decode_text(body, charset);
+/// The text, plus a copy with JSON `\uXXXX` escapes decoded when it has any (a
+/// JSON body that failed to parse).
+fn extract_text_with_escapes<'b>(text: &'b str, fields: &mut Vec<Field<'b>>) {
     let unescaped = if memchr::memmem::find(text.as_bytes(), b"\\u").is_some() {
-        Some(json_unescape(&text))
+        Some(json_unescape(text))
     } else {
         None
     };
@@ -315,17 +344,6 @@ pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
 /// [`lossy`] for bytes already owned: no copy when they are valid.
 pub(crate) fn lossy_owned(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-fn decode_text<'b>(bytes: &'b [u8], charset: Option<&str>) -> Cow<'b, str> {
-    let label = charset.map(|c| c.trim().to_ascii_lowercase());
-    match label.as_deref() {
-        None | Some("utf-8" | "utf8" | "us-ascii" | "ascii" | "") => lossy(bytes),
-        Some(other) => match encoding_rs::Encoding::for_label(other.as_bytes()) {
-            Some(enc) => Cow::Owned(enc.decode(bytes).0.into_owned()),
-            None => lossy(bytes),
-        },
-    }
 }
 
 /// Decodes `\uXXXX` (with surrogate pairs) and the short JSON escapes.
@@ -505,15 +523,16 @@ impl<'de> Visitor<'de> for CollectStrings<'_> {
     }
 }
 
-/// multipart/*: every text part, recursively. False if it could not be parsed.
-fn extract_multipart<'b>(
-    body: &'b [u8],
+/// multipart/*: every text part, recursively. `Ok(false)` if it could not be
+/// parsed (then the caller scans it as text).
+fn extract_multipart(
+    body: &[u8],
     content_type_header: &str,
-    out: &mut Extracted<'b>,
-) -> bool {
+    out: &mut Extracted<'_>,
+) -> Result<bool, ScanError> {
     if multipart_types_exceed_limit(body) {
         out.too_deeply_nested = true;
-        return true;
+        return Ok(true);
     }
     let mut message = Vec::with_capacity(body.len() + content_type_header.len() + 20);
     message.extend_from_slice(b"Content-Type: ");
@@ -521,24 +540,31 @@ fn extract_multipart<'b>(
     message.extend_from_slice(b"\r\n\r\n");
     message.extend_from_slice(body);
     let Ok(mail) = mailparse::parse_mail(&message) else {
-        return false;
+        return Ok(false);
     };
     if mail.subparts.is_empty() {
-        return false;
+        return Ok(false);
     }
     let mut fields = Vec::new();
     for part in &mail.subparts {
-        walk_part(part, &mut fields, &mut out.binary_parts_skipped);
+        walk_part(part, &mut fields, &mut out.binary_parts_skipped)?;
     }
     out.fields.extend(fields);
-    true
+    Ok(true)
 }
 
+/// One part: its name and filename, then its body. A part is binary (skipped,
+/// counted) only when its decoded bytes open with a known binary format's magic
+/// number ([`charset::is_known_binary`]), whatever its declared type; anything
+/// else is text in its charset (or sniffed), refused when it cannot be decoded.
+/// A part with a Content-Transfer-Encoding is scanned decoded and raw (RFC 7578
+/// servers ignore the header and store the raw text); an unknown or broken
+/// transfer encoding is refused.
 fn walk_part(
     part: &mailparse::ParsedMail<'_>,
     fields: &mut Vec<Field<'static>>,
     skipped: &mut usize,
-) {
+) -> Result<(), ScanError> {
     let disposition = part.get_content_disposition();
     if let Some(name) = disposition.params.get("name") {
         fields.push(Field::key(name.clone()));
@@ -548,51 +574,48 @@ fn walk_part(
     }
     if !part.subparts.is_empty() {
         for sub in &part.subparts {
-            walk_part(sub, fields, skipped);
+            walk_part(sub, fields, skipped)?;
         }
-        return;
+        return Ok(());
     }
     let mime = part.ctype.mimetype.to_ascii_lowercase();
-    let body = match part.get_body_raw() {
-        Ok(b) => b,
-        Err(_) => part.raw_bytes.to_vec(),
-    };
-    let textual = mime.starts_with("text/")
-        || is_json_type(&mime)
-        || mime == "application/x-www-form-urlencoded"
-        || part.ctype.params.contains_key("charset");
-    if !textual && looks_binary(&body) {
-        *skipped += 1;
-        return;
-    }
-    let mut part_fields: Vec<Field<'_>> = Vec::new();
-    if is_json_type(&mime) || looks_like_json(&body) {
-        if !extract_json(&body, &mut part_fields) {
-            extract_text_with_escapes(&body, None, &mut part_fields);
+    let charset = part.ctype.params.get("charset").map(String::as_str);
+    let cte = mailparse::MailHeaderMap::get_first_value(
+        part.headers.as_slice(),
+        "Content-Transfer-Encoding",
+    )
+    .map(|v| v.trim().to_ascii_lowercase());
+    let raw = match part.get_body_encoded() {
+        mailparse::body::Body::Base64(b) | mailparse::body::Body::QuotedPrintable(b) => {
+            Some(b.get_raw())
         }
-    } else if mime == "application/x-www-form-urlencoded" {
-        extract_form(&body, &mut part_fields);
+        _ => None,
+    };
+    match cte.as_deref() {
+        None | Some("" | "7bit" | "8bit" | "binary" | "base64" | "quoted-printable") => {}
+        Some(other) => {
+            return Err(ScanError::Undecodable(format!(
+                "unknown content-transfer-encoding {other:?} in a multipart part"
+            )))
+        }
+    }
+    let body = part.get_body_raw().map_err(|e| {
+        ScanError::Undecodable(format!(
+            "broken content-transfer-encoding in a multipart part: {e}"
+        ))
+    })?;
+    let mut part_fields: Vec<Field<'_>> = Vec::new();
+    if charset::is_known_binary(&body) {
+        *skipped += 1;
     } else {
-        let charset = part.ctype.params.get("charset").map(String::as_str);
-        extract_text_with_escapes(&body, charset, &mut part_fields);
+        extract_container(&body, Some(&mime), charset, &mut part_fields)?;
     }
-    fields.extend(part_fields.into_iter().map(|f| Field {
-        text: Cow::Owned(f.text.into_owned()),
-        is_key: f.is_key,
-    }));
-}
-
-/// A NUL byte or invalid UTF-8 in the first 8 KiB.
-fn looks_binary(body: &[u8]) -> bool {
-    let head = &body[..body.len().min(8192)];
-    if memchr::memchr(0, head).is_some() {
-        return true;
+    if let Some(raw) = raw {
+        // What a server that ignores the transfer encoding stores.
+        extract_container(raw, Some("text/plain"), None, &mut part_fields)?;
     }
-    match std::str::from_utf8(head) {
-        Ok(_) => false,
-        // A multi-byte character cut by the 8 KiB window is not evidence.
-        Err(e) => e.error_len().is_some() || head.len() == body.len(),
-    }
+    fields.extend(part_fields.into_iter().map(Field::into_owned));
+    Ok(())
 }
 
 #[cfg(test)]
@@ -629,6 +652,7 @@ mod tests {
 
     pub(crate) fn fields_of(body: &[u8], ct: Option<&str>) -> Vec<String> {
         extract(body, ct, None)
+            .unwrap()
             .fields
             .into_iter()
             .map(|f| f.text.into_owned())
@@ -856,7 +880,7 @@ mod tests {
         body.splice(pos..pos + 2, [0xE9u8]);
         body.extend_from_slice(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe");
         body.extend_from_slice(b"\r\n--XyZ--\r\n");
-        let out = extract(&body, Some("multipart/form-data; boundary=XyZ"), None);
+        let out = extract(&body, Some("multipart/form-data; boundary=XyZ"), None).unwrap();
         let f: Vec<String> = out
             .fields
             .into_iter()
@@ -879,7 +903,7 @@ mod tests {
 
     #[test]
     fn query_is_one_more_form_input() {
-        let out = extract(b"", Some("text/plain"), Some("q=JG+10&x=1"));
+        let out = extract(b"", Some("text/plain"), Some("q=JG+10&x=1")).unwrap();
         let f: Vec<String> = out
             .fields
             .into_iter()

@@ -14,6 +14,7 @@
 //! values is kept as hashes. Custom keywords are matched ASCII-case-insensitively
 //! (non-ASCII keywords match their exact, lower- and upper-case forms).
 
+mod charset;
 pub mod detectors;
 pub mod extract;
 pub mod normalize;

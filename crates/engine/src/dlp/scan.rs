@@ -147,7 +147,7 @@ impl Scanner {
         limits: &ScanLimits,
     ) -> Result<ScanReport, ScanError> {
         let decoded = decode_content(req.body, req.content_encoding, limits)?;
-        let extracted = extract(&decoded, req.content_type, req.query);
+        let extracted = extract(&decoded, req.content_type, req.query)?;
         if extracted.too_deeply_nested {
             return Err(ScanError::Undecodable(format!(
                 "multipart nested more than {} levels deep",
