@@ -244,7 +244,7 @@ fn parity_guess(bytes: &[u8]) -> Option<Wide> {
 fn decode_wide(bytes: &[u8], wide: Wide, lenient: bool) -> Option<String> {
     match wide {
         Wide::Utf16Le | Wide::Utf16Be => {
-            if bytes.len() % 2 != 0 && !lenient {
+            if !bytes.len().is_multiple_of(2) && !lenient {
                 return None;
             }
             let units = bytes.chunks_exact(2).map(|p| {
@@ -266,7 +266,7 @@ fn decode_wide(bytes: &[u8], wide: Wide, lenient: bool) -> Option<String> {
             Some(out)
         }
         Wide::Utf32Le | Wide::Utf32Be => {
-            if bytes.len() % 4 != 0 && !lenient {
+            if !bytes.len().is_multiple_of(4) && !lenient {
                 return None;
             }
             let mut out = String::with_capacity(bytes.len() / 4);
