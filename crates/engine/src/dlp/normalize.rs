@@ -172,6 +172,84 @@ fn needs_unicode_work(text: &str) -> bool {
     false
 }
 
+/// The detection view of a normalised text with look-alikes undone: each
+/// non-ASCII character decomposed (NFKD) with its combining marks (category M)
+/// dropped, and each remaining non-ASCII letter that Unicode TR39 confusables
+/// map to an ASCII skeleton replaced by it (Cyrillic `О` to `O`, Greek `Ι` to
+/// `I`; a capital whose TR39 prototype is `l` reads as `I`). ASCII is kept as it is (a TR39 skeleton of the whole text would turn
+/// `0` into `O` and `1` into `l`). `None` when nothing would change (pure
+/// ASCII, or only characters such as `£` that fold to themselves), so ordinary
+/// text costs one `is_ascii` pass or a visit of its non-ASCII characters.
+pub fn fold_view(text: &str) -> Option<String> {
+    if text.is_ascii() {
+        return None;
+    }
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let first = loop {
+        let offset = first_non_ascii(&bytes[i..])?;
+        i += offset;
+        let c = text.get(i..)?.chars().next()?;
+        if folds(c) {
+            break i;
+        }
+        i += c.len_utf8();
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push_str(&text[..first]);
+    for c in text[first..].chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            fold_into(c, &mut out);
+        }
+    }
+    Some(out)
+}
+
+fn folds(c: char) -> bool {
+    if unicode_normalization::char::is_combining_mark(c) {
+        return true;
+    }
+    let mut decomposed = false;
+    unicode_normalization::char::decompose_compatible(c, |d| decomposed |= d != c);
+    decomposed || ascii_skeleton(c).is_some()
+}
+
+fn fold_into(c: char, out: &mut String) {
+    let mut parts: Vec<char> = Vec::with_capacity(4);
+    unicode_normalization::char::decompose_compatible(c, |d| parts.push(d));
+    for d in parts {
+        if d.is_ascii() {
+            out.push(d);
+        } else if unicode_normalization::char::is_combining_mark(d) {
+            continue;
+        } else if let Some(skeleton) = ascii_skeleton(d) {
+            out.push_str(&skeleton);
+        } else {
+            out.push(d);
+        }
+    }
+}
+
+/// The TR39 skeleton of one non-ASCII character when it is ASCII letters or digits.
+fn ascii_skeleton(c: char) -> Option<String> {
+    if c.is_ascii() || !c.is_alphabetic() {
+        return None;
+    }
+    let mut buf = [0u8; 4];
+    let skeleton: String =
+        unicode_security::confusable_detection::skeleton(c.encode_utf8(&mut buf)).collect();
+    if skeleton.is_empty() || !skeleton.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    // TR39's prototype of `I` is `l`: a capital that looks like `I` reads as `I`.
+    if skeleton == "l" && c.is_uppercase() {
+        return Some("I".to_string());
+    }
+    Some(skeleton)
+}
+
 /// Position of the first byte >= 0x80, eight bytes at a time.
 fn first_non_ascii(bytes: &[u8]) -> Option<usize> {
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -343,6 +421,24 @@ fn named_entity(name: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fold_view_drops_marks_and_maps_confusables() {
+        assert_eq!(fold_view("plain"), None);
+        assert_eq!(
+            fold_view("£2.50 café? no: £"),
+            Some("£2.50 cafe? no: £".into())
+        );
+        assert_eq!(fold_view("£45"), None);
+        assert_eq!(fold_view("J\u{307}G103782B").as_deref(), Some("JG103782B"));
+        assert_eq!(fold_view("SENSITIV\u{c9}").as_deref(), Some("SENSITIVE"));
+        assert_eq!(
+            fold_view("\u{41e}FFICIAL \u{39f}FF\u{406}CIAL").as_deref(),
+            Some("OFFICIAL OFFICIAL")
+        );
+        // ASCII digits stay digits.
+        assert_eq!(fold_view("10 \u{41e}").as_deref(), Some("10 O"));
+    }
 
     #[test]
     fn ascii_without_escapes_is_borrowed() {

@@ -35,7 +35,7 @@ use super::detectors::{
     Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, BUILTIN_DETECTORS,
 };
 use super::extract::{decode_content, extract, Field, ScanInput, ScanLimits};
-use super::normalize::normalize;
+use super::normalize::{fold_view, normalize};
 use super::{DlpError, ScanError};
 
 /// What one detector found in one request. `sample` is masked (e.g. `JG******B`),
@@ -219,6 +219,15 @@ impl Scanner {
         }
         if let Some(c) = &self.custom {
             c.detect(text, &mut sink);
+        }
+        // Look-alikes and combining marks undone, only when the text has some.
+        if let Some(folded) = fold_view(text) {
+            if let Some(b) = &self.builtins {
+                b.detect(&folded, &mut sink);
+            }
+            if let Some(c) = &self.custom {
+                c.detect(&folded, &mut sink);
+            }
         }
     }
 }
