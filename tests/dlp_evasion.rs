@@ -217,7 +217,316 @@ const ENCODERS: &[(&str, Encoder)] = &[
     ("form-split-mid-group", enc_form_split_mid_group),
     // Header tricks the gateway must see through.
     ("two-content-encoding-headers", enc_two_content_encodings),
+    // DLP version 2 (issue 13): wide encodings, charset and binary tricks.
+    ("json-utf16le", enc_json_utf16le),
+    ("json-utf16be", enc_json_utf16be),
+    ("json-utf16le-bom", enc_json_utf16le_bom),
+    ("json-utf16be-bom", enc_json_utf16be_bom),
+    ("json-utf32le", enc_json_utf32le),
+    ("json-utf32be", enc_json_utf32be),
+    ("json-utf32le-bom", enc_json_utf32le_bom),
+    ("json-utf32be-bom", enc_json_utf32be_bom),
+    ("json-utf16le-labelled-utf8", enc_json_utf16_labelled_utf8),
+    ("text-utf16-no-bom-unlabelled", enc_text_utf16_unlabelled),
+    ("text-utf16-label-no-bom", enc_text_utf16_label),
+    (
+        "multipart-utf16-label-ascii-body",
+        enc_multipart_utf16_label_ascii,
+    ),
+    ("multipart-utf32-part", enc_multipart_utf32),
+    (
+        "multipart-octet-stream-trailing-nul",
+        enc_multipart_trailing_nul,
+    ),
+    (
+        "multipart-octet-stream-trailing-ff",
+        enc_multipart_trailing_ff,
+    ),
+    ("multipart-csv-ff-fe-ascii", enc_multipart_csv_bom_ascii),
+    ("multipart-image-type-text-body", enc_multipart_fake_image),
+    ("multipart-base64-raw-is-base64", enc_multipart_raw_base64),
+    // DLP version 2: separators, look-alikes and marks a user can type.
+    ("dotted", enc_dotted),
+    ("slashed", enc_slashed),
+    ("underscored", enc_underscored),
+    ("plus-separated", enc_plus_separated),
+    ("piped", enc_piped),
+    ("spaced-dashes", enc_spaced_dashes),
+    ("em-dashes", enc_em_dashes),
+    ("minus-signs", enc_minus_signs),
+    ("dash-line-break", enc_dash_line_break),
+    ("one-char-groups", enc_one_char_groups),
+    ("combining-marks", enc_combining_marks),
+    ("cyrillic-greek-lookalikes", enc_lookalikes),
 ];
+
+fn json_body(text: &str) -> String {
+    serde_json::json!({ "text": text, "visibility": "public" }).to_string()
+}
+
+fn utf16be(text: &str) -> Vec<u8> {
+    text.encode_utf16().flat_map(u16::to_be_bytes).collect()
+}
+
+fn utf32le(text: &str) -> Vec<u8> {
+    text.chars()
+        .flat_map(|c| (c as u32).to_le_bytes())
+        .collect()
+}
+
+fn utf32be(text: &str) -> Vec<u8> {
+    text.chars()
+        .flat_map(|c| (c as u32).to_be_bytes())
+        .collect()
+}
+
+fn with_bom(bom: &[u8], body: Vec<u8>) -> Vec<u8> {
+    [bom.to_vec(), body].concat()
+}
+
+fn enc_json_utf16le(text: &str) -> Sent {
+    Sent::post("application/json", utf16le(&json_body(text)))
+}
+
+fn enc_json_utf16be(text: &str) -> Sent {
+    Sent::post("application/json", utf16be(&json_body(text)))
+}
+
+fn enc_json_utf16le_bom(text: &str) -> Sent {
+    Sent::post(
+        "application/json",
+        with_bom(b"\xFF\xFE", utf16le(&json_body(text))),
+    )
+}
+
+fn enc_json_utf16be_bom(text: &str) -> Sent {
+    Sent::post(
+        "application/json",
+        with_bom(b"\xFE\xFF", utf16be(&json_body(text))),
+    )
+}
+
+fn enc_json_utf32le(text: &str) -> Sent {
+    Sent::post("application/json", utf32le(&json_body(text)))
+}
+
+fn enc_json_utf32be(text: &str) -> Sent {
+    Sent::post("application/json", utf32be(&json_body(text)))
+}
+
+fn enc_json_utf32le_bom(text: &str) -> Sent {
+    Sent::post(
+        "application/json",
+        with_bom(b"\xFF\xFE\x00\x00", utf32le(&json_body(text))),
+    )
+}
+
+fn enc_json_utf32be_bom(text: &str) -> Sent {
+    Sent::post(
+        "application/json",
+        with_bom(b"\x00\x00\xFE\xFF", utf32be(&json_body(text))),
+    )
+}
+
+/// UTF-16 bytes under a label that says UTF-8: the content says otherwise.
+fn enc_json_utf16_labelled_utf8(text: &str) -> Sent {
+    Sent::post("application/json; charset=utf-8", utf16le(&json_body(text)))
+}
+
+fn enc_text_utf16_unlabelled(text: &str) -> Sent {
+    Sent::post("text/plain", utf16le(text))
+}
+
+/// `charset=utf-16` (no byte order) and big-endian bytes without a BOM.
+fn enc_text_utf16_label(text: &str) -> Sent {
+    Sent::post("text/plain; charset=utf-16", utf16be(text))
+}
+
+fn enc_multipart_utf16_label_ascii(text: &str) -> Sent {
+    multipart(&[part(
+        "Content-Disposition: form-data; name=\"text\"\r\n\
+         Content-Type: text/plain; charset=utf-16",
+        text.as_bytes(),
+    )])
+}
+
+fn enc_multipart_utf32(text: &str) -> Sent {
+    multipart(&[part(
+        "Content-Disposition: form-data; name=\"text\"\r\n\
+         Content-Type: text/plain; charset=utf-32be",
+        &utf32be(text),
+    )])
+}
+
+fn octet_stream_part(body: &[u8]) -> Sent {
+    multipart(&[part(
+        "Content-Disposition: form-data; name=\"text\"\r\n\
+         Content-Type: application/octet-stream",
+        body,
+    )])
+}
+
+fn enc_multipart_trailing_nul(text: &str) -> Sent {
+    octet_stream_part(&[text.as_bytes(), b"\x00"].concat())
+}
+
+fn enc_multipart_trailing_ff(text: &str) -> Sent {
+    octet_stream_part(&[text.as_bytes(), b"\xFF"].concat())
+}
+
+/// A CSV upload that opens with `FF FE` (a UTF-16LE byte order mark) and goes on in ASCII.
+fn enc_multipart_csv_bom_ascii(text: &str) -> Sent {
+    let csv = format!("id,note\r\n1,{text}\r\n");
+    multipart(&[part(
+        "Content-Disposition: form-data; name=\"file\"; filename=\"export.csv\"\r\n\
+         Content-Type: text/csv",
+        &[b"\xFF\xFE".as_slice(), csv.as_bytes()].concat(),
+    )])
+}
+
+/// A text body declared as an image: only magic bytes make a part binary.
+fn enc_multipart_fake_image(text: &str) -> Sent {
+    multipart(&[part(
+        "Content-Disposition: form-data; name=\"photo\"; filename=\"p.png\"\r\n\
+         Content-Type: image/png",
+        &[text.as_bytes(), b"\x00\x01\x02"].concat(),
+    )])
+}
+
+/// A field marked `Content-Transfer-Encoding: base64` whose raw text is itself
+/// valid base64 (characters outside the alphabet made spaces, padded with `A`):
+/// a server that ignores the header (RFC 7578) stores the raw text.
+fn enc_multipart_raw_base64(text: &str) -> Sent {
+    let mut raw: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '+' || c == '/' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    let n = raw.chars().filter(|c| *c != ' ').count();
+    if n % 4 != 0 {
+        raw.push(' ');
+        raw.push_str(&"A".repeat(4 - n % 4));
+    }
+    multipart(&[part(
+        "Content-Disposition: form-data; name=\"text\"\r\n\
+         Content-Transfer-Encoding: base64",
+        raw.as_bytes(),
+    )])
+}
+
+/// Every space and dash between two characters replaced by `sep`.
+fn resep(text: &str, sep: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == ' ' || c == '-' {
+                sep.to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn enc_dotted(text: &str) -> Sent {
+    enc_plain(&resep(text, "."))
+}
+
+fn enc_slashed(text: &str) -> Sent {
+    enc_plain(&resep(text, "/"))
+}
+
+fn enc_underscored(text: &str) -> Sent {
+    enc_plain(&resep(text, "_"))
+}
+
+fn enc_plus_separated(text: &str) -> Sent {
+    enc_plain(&resep(text, "+"))
+}
+
+fn enc_piped(text: &str) -> Sent {
+    enc_plain(&resep(text, "|"))
+}
+
+fn enc_spaced_dashes(text: &str) -> Sent {
+    enc_plain(&resep(text, " - "))
+}
+
+fn enc_em_dashes(text: &str) -> Sent {
+    enc_json(&resep(text, "\u{2014}"))
+}
+
+fn enc_minus_signs(text: &str) -> Sent {
+    enc_plain(&resep(text, " \u{2212} "))
+}
+
+fn enc_dash_line_break(text: &str) -> Sent {
+    enc_plain(&resep(text, "-\n"))
+}
+
+/// Each short group (up to four letters and digits with a digit, or up to two
+/// characters) written one character at a time: `J G 1 0 3 7 8 2 B`.
+fn enc_one_char_groups(text: &str) -> Sent {
+    let spread: Vec<String> = text
+        .split(' ')
+        .map(|t| {
+            let short = t.chars().all(|c| c.is_ascii_alphanumeric())
+                && (t.len() <= 2 || (t.len() <= 4 && t.chars().any(|c| c.is_ascii_digit())));
+            if short {
+                t.chars().map(String::from).collect::<Vec<_>>().join(" ")
+            } else {
+                t.to_string()
+            }
+        })
+        .collect();
+    enc_plain(&spread.join(" "))
+}
+
+/// A combining acute accent after every letter and digit (`J\u{301}G\u{301}...`).
+fn enc_combining_marks(text: &str) -> Sent {
+    let marked: String = text
+        .chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() {
+                vec![c, '\u{0301}']
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    enc_plain(&marked)
+}
+
+/// Capital letters swapped for Cyrillic (or Greek) look-alikes where one exists.
+fn enc_lookalikes(text: &str) -> Sent {
+    let swapped: String = text
+        .chars()
+        .map(|c| match c {
+            'A' => '\u{0410}',
+            'B' => '\u{0412}',
+            'C' => '\u{0421}',
+            'E' => '\u{0415}',
+            'H' => '\u{041D}',
+            'I' => '\u{0406}',
+            'J' => '\u{0408}',
+            'K' => '\u{041A}',
+            'M' => '\u{041C}',
+            'N' => '\u{039D}',
+            'O' => '\u{041E}',
+            'P' => '\u{0420}',
+            'S' => '\u{0405}',
+            'T' => '\u{0422}',
+            'X' => '\u{0425}',
+            'Z' => '\u{0396}',
+            other => other,
+        })
+        .collect();
+    enc_plain(&swapped)
+}
 
 fn enc_plain(text: &str) -> Sent {
     Sent::post("text/plain; charset=utf-8", text)
@@ -631,6 +940,81 @@ fn enc_two_content_encodings(text: &str) -> Sent {
     Sent::post("text/plain; charset=utf-8", gzip(twice(text).as_bytes()))
         .with_header("content-encoding", "identity")
         .with_header("content-encoding", "gzip")
+}
+
+/// Bodies the scanner cannot decode faithfully (DLP version 2): each is a 403.
+fn undecodable(text: &str) -> Vec<(&'static str, Sent)> {
+    let multipart_part = |headers: &str, body: &[u8]| {
+        multipart(&[part(
+            &format!("Content-Disposition: form-data; name=\"text\"\r\n{headers}"),
+            body,
+        )])
+    };
+    vec![
+        (
+            "charset-iso-2022-kr",
+            Sent::post("text/plain; charset=iso-2022-kr", text),
+        ),
+        (
+            "charset-iso-2022-cn",
+            Sent::post("text/plain; charset=ISO-2022-CN", text),
+        ),
+        (
+            "charset-hz-gb-2312",
+            Sent::post("text/plain; charset=hz-gb-2312", text),
+        ),
+        (
+            "charset-unknown",
+            Sent::post("text/plain; charset=x-socialgate-unknown", text),
+        ),
+        (
+            "charset-utf-7",
+            Sent::post("text/plain; charset=utf-7", text),
+        ),
+        (
+            "json-charset-iso-2022-kr",
+            Sent::post("application/json; charset=iso-2022-kr", json_body(text)),
+        ),
+        (
+            "multipart-part-iso-2022-kr",
+            multipart_part(
+                "Content-Type: text/plain; charset=iso-2022-kr",
+                text.as_bytes(),
+            ),
+        ),
+        (
+            "multipart-part-hz",
+            multipart_part(
+                "Content-Type: text/plain; charset=HZ-GB-2312",
+                text.as_bytes(),
+            ),
+        ),
+        (
+            "utf16-bom-lone-surrogate",
+            Sent::post(
+                "text/plain",
+                [b"\xFF\xFE".as_slice(), &utf16le(text), b"\x00\xD8"].concat(),
+            ),
+        ),
+        (
+            "utf32-out-of-range",
+            Sent::post(
+                "application/json",
+                [utf32le(&json_body(text)), vec![0, 0, 0x11, 0]].concat(),
+            ),
+        ),
+        (
+            "multipart-broken-base64",
+            multipart_part(
+                "Content-Transfer-Encoding: base64",
+                format!("{text}!!").as_bytes(),
+            ),
+        ),
+        (
+            "multipart-unknown-transfer-encoding",
+            multipart_part("Content-Transfer-Encoding: x-uuencode", text.as_bytes()),
+        ),
+    ]
 }
 
 /// Every form of a canary that must never appear in a response or the audit log.
@@ -1535,6 +1919,13 @@ async fn run_suite(transport: Transport) {
             403,
         ),
     ];
+    // DLP version 2: what cannot be decoded faithfully is refused, benign or not.
+    let mut refusals = refusals;
+    for text in [BENIGN, CANARIES[0].1, CANARIES[1].1, CANARIES[3].1] {
+        for (name, sent) in undecodable(text) {
+            refusals.push((name, sent, vec![Delivery::Whole, Delivery::Chunks(1)], 403));
+        }
+    }
     for (name, sent, ways, status) in &refusals {
         for delivery in ways {
             let case = format!("{name}{}", delivery.suffix());

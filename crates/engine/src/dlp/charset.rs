@@ -75,13 +75,13 @@ pub(crate) fn readings<'b>(
         })
         .filter(|c| !c.is_empty());
     let Some(label) = label else {
-        return Ok(unlabelled(bytes));
+        return unlabelled(bytes);
     };
     if let Some(wide) = wide_label(&label, bytes) {
         return wide_strict(bytes, wide, &format!("charset={label}"));
     }
     if matches!(label.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-        return Ok(unlabelled(bytes));
+        return unlabelled(bytes);
     }
     let Some(enc) = encoding_rs::Encoding::for_label(label.as_bytes()) else {
         return Err(ScanError::Undecodable(format!(
@@ -94,7 +94,7 @@ pub(crate) fn readings<'b>(
         )));
     }
     if enc == encoding_rs::UTF_8 {
-        return Ok(unlabelled(bytes));
+        return unlabelled(bytes);
     }
     if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
         // Aliases such as "unicodefffe" or "ucs-2" that `wide_label` did not name.
@@ -120,21 +120,19 @@ pub(crate) fn readings<'b>(
     Ok(out)
 }
 
-/// No label, or an ASCII-compatible one: the null-byte pattern, the NUL parity
-/// guess, else UTF-8 (with replacement characters).
-fn unlabelled(bytes: &[u8]) -> Vec<Cow<'_, str>> {
+/// No label, or an ASCII-compatible one: the null-byte pattern (strict), the
+/// NUL parity guess (lenient), else UTF-8 (with replacement characters).
+fn unlabelled(bytes: &[u8]) -> Result<Vec<Cow<'_, str>>, ScanError> {
     if let Some(wide) = null_pattern(bytes) {
-        if let Ok(r) = wide_strict(bytes, wide, "null-byte pattern") {
-            return r;
-        }
+        return wide_strict(bytes, wide, "null-byte pattern");
     }
     if let Some(wide) = parity_guess(bytes) {
-        return vec![
+        return Ok(vec![
             Cow::Owned(decode_wide(bytes, wide, true).unwrap_or_default()),
             lossy(bytes),
-        ];
+        ]);
     }
-    vec![lossy(bytes)]
+    Ok(vec![lossy(bytes)])
 }
 
 /// Strict UTF-16/32; on failure, NUL-free valid UTF-8 is read as UTF-8 (the
@@ -408,6 +406,8 @@ mod tests {
 
     #[test]
     fn malformed_wide_text_is_refused_unless_it_is_plain_utf8() {
+        // The null-byte pattern, then a code point past U+10FFFF.
+        assert!(readings(b"{\x00\x00\x00\x00\x00\x11\x00", None).is_err());
         // A lone surrogate after a BOM.
         assert!(readings(b"\xFF\xFEA\x00\x00\xD8", None).is_err());
         // Odd length with NULs, declared UTF-16.

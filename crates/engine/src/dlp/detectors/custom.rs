@@ -1,0 +1,182 @@
+//! Custom detectors: the policy's own keywords and patterns.
+//!
+//! Job: compile every custom detector of a profile once: keywords into one
+//! ASCII-case-insensitive Aho-Corasick automaton (whole words), patterns into
+//! regexes, each with optional context words (`near`) within a distance; then
+//! report each match as `(slot, value)`.
+//!
+//! Limits: non-ASCII keywords match their exact, lower- and upper-case forms;
+//! keywords match their own spacing only (the fold view makes look-alike letters
+//! and accents match). Callers: `scan.rs` through `detectors/mod.rs`.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::Regex;
+
+use super::*;
+
+/// A custom detector as written in the policy's `dlp.detectors` map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomDetectorSpec {
+    /// The detector's name (the key in the policy map); must not be a built-in id.
+    pub name: String,
+    /// Whole words or phrases, matched case-insensitively.
+    pub keywords: Vec<String>,
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: Option<String>,
+    /// Context words: a match counts only with one of them within `within` chars.
+    pub near: Vec<String>,
+    /// Distance for `near`, in characters (bytes of normalised text); default 100.
+    pub within: Option<usize>,
+}
+
+/// Default `within` for custom `near` words.
+pub const DEFAULT_NEAR_WITHIN: usize = 100;
+
+/// The custom detectors of one profile, compiled.
+#[derive(Debug)]
+pub(crate) struct CustomDetectors {
+    pub(super) keywords: Option<AhoCorasick>,
+    /// For each keyword pattern: the custom detectors that own it.
+    pub(super) owners: Vec<Vec<usize>>,
+    pub(super) detectors: Vec<CompiledCustom>,
+}
+
+#[derive(Debug)]
+pub(super) struct CompiledCustom {
+    pub(super) slot: usize,
+    pub(super) pattern: Option<Regex>,
+    pub(super) near: Vec<String>,
+    pub(super) within: usize,
+}
+
+impl CustomDetectors {
+    /// Compiles `specs`, `slots[i]` being the output slot of `specs[i]`.
+    pub(crate) fn new(specs: &[(&CustomDetectorSpec, usize)]) -> Result<CustomDetectors, DlpError> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut owners: Vec<Vec<usize>> = Vec::new();
+        let mut detectors = Vec::new();
+        for (index, (spec, slot)) in specs.iter().enumerate() {
+            let pattern = match &spec.pattern {
+                Some(p) => Some(
+                    regex::RegexBuilder::new(p)
+                        .size_limit(10 * 1024 * 1024)
+                        .build()
+                        .map_err(|e| DlpError::BadPattern {
+                            detector: spec.name.clone(),
+                            error: e.to_string(),
+                        })?,
+                ),
+                None => None,
+            };
+            if pattern.is_none() && spec.keywords.is_empty() {
+                return Err(DlpError::EmptyDetector(spec.name.clone()));
+            }
+            for keyword in &spec.keywords {
+                let normal = normalize(keyword.trim()).into_owned();
+                if normal.is_empty() {
+                    return Err(DlpError::EmptyDetector(spec.name.clone()));
+                }
+                let variants = [normal.to_lowercase(), normal.to_uppercase(), normal];
+                for v in variants {
+                    match patterns.iter().position(|p| p.eq_ignore_ascii_case(&v)) {
+                        Some(existing) => {
+                            if !owners[existing].contains(&index) {
+                                owners[existing].push(index);
+                            }
+                        }
+                        None => {
+                            patterns.push(v);
+                            owners.push(vec![index]);
+                        }
+                    }
+                }
+            }
+            detectors.push(CompiledCustom {
+                slot: *slot,
+                pattern,
+                near: spec
+                    .near
+                    .iter()
+                    .map(|w| normalize(w.trim()).to_lowercase())
+                    .filter(|w| !w.is_empty())
+                    .collect(),
+                within: spec.within.unwrap_or(DEFAULT_NEAR_WITHIN),
+            });
+        }
+        let keywords = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .prefilter(false)
+                    .build(&patterns)
+                    .or_else(|_| {
+                        AhoCorasickBuilder::new()
+                            .ascii_case_insensitive(true)
+                            .match_kind(MatchKind::LeftmostLongest)
+                            .build(&patterns)
+                    })
+                    .map_err(|e| DlpError::Keywords(e.to_string()))?,
+            )
+        };
+        Ok(CustomDetectors {
+            keywords,
+            owners,
+            detectors,
+        })
+    }
+
+    pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
+        if let Some(ac) = &self.keywords {
+            for m in ac.find_iter(text) {
+                let (s, e) = (m.start(), m.end());
+                if !is_word_edge(text, s, e) {
+                    continue;
+                }
+                let Some(owners) = self.owners.get(m.pattern().as_usize()) else {
+                    continue;
+                };
+                for &owner in owners {
+                    if let Some(d) = self.detectors.get(owner) {
+                        if d.near_ok(text, s, e) {
+                            sink(d.slot, &text[s..e].to_lowercase());
+                        }
+                    }
+                }
+            }
+        }
+        for d in &self.detectors {
+            if let Some(re) = &d.pattern {
+                for m in re.find_iter(text) {
+                    if !m.is_empty() && d.near_ok(text, m.start(), m.end()) {
+                        sink(d.slot, m.as_str());
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl CompiledCustom {
+    pub(super) fn near_ok(&self, text: &str, s: usize, e: usize) -> bool {
+        if self.near.is_empty() {
+            return true;
+        }
+        let (ws, we) = char_window(text, s.saturating_sub(self.within), e + self.within);
+        let hay = text[ws..we].to_lowercase();
+        self.near.iter().any(|word| {
+            hay.match_indices(word.as_str())
+                .any(|(i, w)| is_word_edge(&hay, i, i + w.len()))
+        })
+    }
+}
+
+/// No letter or digit right before `s` nor right after `e`.
+pub(super) fn is_word_edge(text: &str, s: usize, e: usize) -> bool {
+    let before = text.get(..s).and_then(|t| t.chars().next_back());
+    let after = text.get(e..).and_then(|t| t.chars().next());
+    !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+}
