@@ -20,11 +20,12 @@
 //! that encoding_rs maps to its "replacement" encoding (ISO-2022-KR,
 //! ISO-2022-CN, HZ-GB-2312: 7-bit encodings where ASCII reads as itself, so the
 //! site may get a post in clear that the scanner cannot read), UTF-16/32 that is
-//! declared or marked but malformed (odd length, lone surrogates, code points
-//! past U+10FFFF) unless the bytes are NUL-free valid UTF-8 (then that is what
+//! declared, marked by a BOM, or (in JSON) shown by the null-byte pattern, but
+//! malformed (odd length, lone surrogates, code points past U+10FFFF) unless the bytes are NUL-free valid UTF-8 (then that is what
 //! a server stores), and bytes malformed in their declared legacy encoding.
-//! UTF-16 recognised only by the parity of its NULs is decoded leniently (it is
-//! a guess; the UTF-8 reading is scanned too). Unlabelled bytes that are not
+//! UTF-16 recognised only by the parity of its NULs, or by the null-byte
+//! pattern outside JSON, is decoded leniently when malformed (it is a guess;
+//! the UTF-8 reading is scanned too). Unlabelled bytes that are not
 //! UTF-8 are read as UTF-8 with replacement characters, which keeps every ASCII
 //! character (what the detectors look for) in place. Callers: `extract.rs`.
 
@@ -59,6 +60,7 @@ impl Wide {
 pub(crate) fn readings<'b>(
     bytes: &'b [u8],
     charset: Option<&str>,
+    json: bool,
 ) -> Result<Vec<Cow<'b, str>>, ScanError> {
     if let Some((wide, bom)) = bom_wide(bytes) {
         return wide_strict(&bytes[bom..], wide, "byte order mark");
@@ -75,13 +77,13 @@ pub(crate) fn readings<'b>(
         })
         .filter(|c| !c.is_empty());
     let Some(label) = label else {
-        return unlabelled(bytes);
+        return unlabelled(bytes, json);
     };
     if let Some(wide) = wide_label(&label, bytes) {
         return wide_strict(bytes, wide, &format!("charset={label}"));
     }
     if matches!(label.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-        return unlabelled(bytes);
+        return unlabelled(bytes, json);
     }
     let Some(enc) = encoding_rs::Encoding::for_label(label.as_bytes()) else {
         return Err(ScanError::Undecodable(format!(
@@ -94,7 +96,7 @@ pub(crate) fn readings<'b>(
         )));
     }
     if enc == encoding_rs::UTF_8 {
-        return unlabelled(bytes);
+        return unlabelled(bytes, json);
     }
     if enc == encoding_rs::UTF_16LE || enc == encoding_rs::UTF_16BE {
         // Aliases such as "unicodefffe" or "ucs-2" that `wide_label` did not name.
@@ -120,11 +122,22 @@ pub(crate) fn readings<'b>(
     Ok(out)
 }
 
-/// No label, or an ASCII-compatible one: the null-byte pattern (strict), the
-/// NUL parity guess (lenient), else UTF-8 (with replacement characters).
-fn unlabelled(bytes: &[u8]) -> Result<Vec<Cow<'_, str>>, ScanError> {
+/// No label, or an ASCII-compatible one: the null-byte pattern (strict for
+/// JSON, where RFC 8259/4627 define it; for other text a guess, read leniently
+/// with the UTF-8 reading too), the NUL parity guess (lenient), else UTF-8
+/// (with replacement characters).
+fn unlabelled(bytes: &[u8], json: bool) -> Result<Vec<Cow<'_, str>>, ScanError> {
     if let Some(wide) = null_pattern(bytes) {
-        return wide_strict(bytes, wide, "null-byte pattern");
+        if json {
+            return wide_strict(bytes, wide, "null-byte pattern");
+        }
+        if let Some(text) = decode_wide(bytes, wide, false) {
+            return Ok(vec![Cow::Owned(text)]);
+        }
+        return Ok(vec![
+            Cow::Owned(decode_wide(bytes, wide, true).unwrap_or_default()),
+            lossy(bytes),
+        ]);
     }
     if let Some(wide) = parity_guess(bytes) {
         return Ok(vec![
@@ -359,7 +372,7 @@ mod tests {
     use super::*;
 
     fn read(bytes: &[u8], cs: Option<&str>) -> Vec<String> {
-        readings(bytes, cs)
+        readings(bytes, cs, true)
             .unwrap()
             .into_iter()
             .map(Cow::into_owned)
@@ -407,13 +420,15 @@ mod tests {
     #[test]
     fn malformed_wide_text_is_refused_unless_it_is_plain_utf8() {
         // The null-byte pattern, then a code point past U+10FFFF.
-        assert!(readings(b"{\x00\x00\x00\x00\x00\x11\x00", None).is_err());
+        assert!(readings(b"{\x00\x00\x00\x00\x00\x11\x00", None, true).is_err());
+        // Outside JSON the pattern is a guess: read leniently.
+        assert!(readings(b"{\x00\x00\x00\x00\x00\x11\x00", None, false).is_ok());
         // A lone surrogate after a BOM.
-        assert!(readings(b"\xFF\xFEA\x00\x00\xD8", None).is_err());
+        assert!(readings(b"\xFF\xFEA\x00\x00\xD8", None, false).is_err());
         // Odd length with NULs, declared UTF-16.
-        assert!(readings(b"A\x00B\x00C", Some("utf-16le")).is_err());
+        assert!(readings(b"A\x00B\x00C", Some("utf-16le"), false).is_err());
         // UTF-32 past U+10FFFF.
-        assert!(readings(b"\xFF\xFE\x00\x00\x00\x00\x11\x00", None).is_err());
+        assert!(readings(b"\xFF\xFE\x00\x00\x00\x00\x11\x00", None, false).is_err());
         // An ASCII body labelled UTF-16: the UTF-8 reading is scanned.
         let r = read(b"JG 10 37 82 B", Some("utf-16"));
         assert!(r.contains(&"JG 10 37 82 B".to_string()), "{r:?}");
@@ -435,7 +450,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    readings(b"plain ascii", Some(cs)),
+                    readings(b"plain ascii", Some(cs), false),
                     Err(ScanError::Undecodable(_))
                 ),
                 "{cs}"
@@ -443,7 +458,7 @@ mod tests {
         }
         assert_eq!(read(b"caf\xe9", Some("iso-8859-1")), vec!["café"]);
         // Malformed Shift_JIS is refused.
-        assert!(readings(b"\x81", Some("shift_jis")).is_err());
+        assert!(readings(b"\x81", Some("shift_jis"), false).is_err());
         // ISO-2022-JP is decoded (encoding_rs knows it).
         assert_eq!(read(b"abc", Some("iso-2022-jp")), vec!["abc"]);
         assert_eq!(read(b"abc", Some("\"utf-8\"")), vec!["abc"]);

@@ -258,7 +258,7 @@ fn extract_container<'b>(
     charset: Option<&str>,
     fields: &mut Vec<Field<'b>>,
 ) -> Result<(), ScanError> {
-    for reading in charset::readings(body, charset)? {
+    for reading in charset::readings(body, charset, mime.is_some_and(is_json_type))? {
         match reading {
             Cow::Borrowed(text) => split_text(text, mime, fields),
             Cow::Owned(text) => {
