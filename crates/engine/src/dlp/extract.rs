@@ -894,6 +894,72 @@ mod tests {
         assert_eq!(out.binary_parts_skipped, 1);
     }
 
+    fn one_part(headers: &str, body: &[u8]) -> Result<Vec<String>, ScanError> {
+        let mut b =
+            format!("--B\r\nContent-Disposition: form-data; name=\"f\"\r\n{headers}\r\n\r\n")
+                .into_bytes();
+        b.extend_from_slice(body);
+        b.extend_from_slice(b"\r\n--B--\r\n");
+        let out = extract(&b, Some("multipart/form-data; boundary=B"), None)?;
+        Ok(out
+            .fields
+            .into_iter()
+            .map(|f| f.text.into_owned())
+            .collect())
+    }
+
+    #[test]
+    fn v2_parts_are_binary_only_by_magic_bytes() {
+        // Declared binary, but text (a trailing NUL or 0xFF): scanned.
+        let f = one_part(
+            "Content-Type: application/octet-stream",
+            b"JG 10 37 82 B\x00",
+        )
+        .unwrap();
+        assert!(f.iter().any(|t| t.contains("JG 10 37 82 B")), "{f:?}");
+        let f = one_part("Content-Type: image/png", b"JG 10 37 82 B\xff").unwrap();
+        assert!(f.iter().any(|t| t.contains("JG 10 37 82 B")), "{f:?}");
+        // A real PNG declared as text: skipped.
+        let mut b = Vec::new();
+        b.extend_from_slice(
+            b"--B\r\nContent-Type: text/plain\r\n\r\n\x89PNG\r\n\x1a\n\x00\x00JG 10 37 82 B\r\n--B--\r\n",
+        );
+        let out = extract(&b, Some("multipart/form-data; boundary=B"), None).unwrap();
+        assert_eq!(out.binary_parts_skipped, 1);
+    }
+
+    #[test]
+    fn v2_transfer_encoded_parts_are_scanned_raw_and_decoded() {
+        // The raw text is itself valid base64: both readings are scanned.
+        let f = one_part("Content-Transfer-Encoding: base64", b"AKIAIOSFODNN7EXAMPLE").unwrap();
+        assert!(f.iter().any(|t| t == "AKIAIOSFODNN7EXAMPLE"), "{f:?}");
+        let f = one_part("Content-Transfer-Encoding: base64", b"SkcgMTAgMzcgODIgQg==").unwrap();
+        assert!(f.iter().any(|t| t == "JG 10 37 82 B"), "{f:?}");
+        // Broken or unknown transfer encodings are refused.
+        assert!(one_part("Content-Transfer-Encoding: base64", b"not base64!").is_err());
+        assert!(one_part("Content-Transfer-Encoding: x-uuencode", b"abc").is_err());
+        // Charsets that cannot be decoded faithfully are refused in a part too.
+        assert!(one_part("Content-Type: text/plain; charset=iso-2022-kr", b"abc").is_err());
+        // An ASCII body labelled UTF-16 is read as what it is.
+        let f = one_part("Content-Type: text/plain; charset=utf-16", b"JG 10 37 82 B").unwrap();
+        assert!(f.iter().any(|t| t == "JG 10 37 82 B"), "{f:?}");
+    }
+
+    #[test]
+    fn v2_wide_json_bodies() {
+        let json = r#"{"t":"JG 10 37 82 B"}"#;
+        let le: Vec<u8> = json.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be32: Vec<u8> = json
+            .chars()
+            .flat_map(|c| (c as u32).to_be_bytes())
+            .collect();
+        for body in [le, be32] {
+            let f = fields_of(&body, Some("application/json"));
+            assert!(f.contains(&"JG 10 37 82 B".to_string()), "{f:?}");
+        }
+        assert!(extract(b"abc", Some("text/plain; charset=hz-gb-2312"), None).is_err());
+    }
+
     #[test]
     fn multipart_without_boundary_is_text() {
         let f = fields_of(b"--x\r\n\r\nplain\r\n--x--", Some("multipart/form-data"));
