@@ -408,7 +408,7 @@ fn enc_multipart_raw_base64(text: &str) -> Sent {
         })
         .collect();
     let n = raw.chars().filter(|c| *c != ' ').count();
-    if n % 4 != 0 {
+    if !n.is_multiple_of(4) {
         raw.push(' ');
         raw.push_str(&"A".repeat(4 - n % 4));
     }
