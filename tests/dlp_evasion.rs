@@ -13,7 +13,14 @@
 //! zstd, quoted-printable, nested and UTF-16 multipart parts, a UTF-16 body, PUT,
 //! GET with a body, everything stacked), evasions anyone can type (whitespace
 //! variants, bidi marks, other splits) and a header trick (Content-Encoding on two
-//! lines).
+//! lines). DLP version 2 (issue 13) adds: JSON in UTF-16/UTF-32 with and without
+//! a byte order mark (and UTF-16 under a UTF-8 label), UTF-16 text without a BOM,
+//! a UTF-32 part, a part labelled UTF-16 holding ASCII, text parts declared
+//! `application/octet-stream` or `image/png` with a trailing NUL or 0xFF, a CSV
+//! upload opening with FF FE, a base64-marked field whose raw text is itself
+//! base64; and identifiers written with dots, slashes, underscores, plus signs,
+//! pipes, spaced dashes, em dashes, minus signs, dash-line-breaks, one character
+//! per group, combining marks, Cyrillic/Greek look-alikes.
 //!
 //! Every canary case must be a 403 naming the rule and the detector but never the
 //! value (body or headers), and the upstream must receive nothing. The same
@@ -21,8 +28,10 @@
 //! (`crates/engine/src/dlp/benign_corpus.txt`), must be forwarded byte for byte, so the suite
 //! proves the gateway is not simply blocking everything. Then the fail-closed
 //! answers: a body over `limits.max_scan_bytes` (whole, chunked, or a gzip bomb) is
-//! a 413, an unknown or broken Content-Encoding a 403, and nothing reaches the
-//! upstream. Last, the audit log records each block with its detector and never
+//! a 413, an unknown or broken Content-Encoding a 403, a charset that cannot be
+//! decoded faithfully (ISO-2022-KR/CN, HZ-GB-2312, UTF-7, unknown; in a body or a
+//! part), malformed UTF-16/32 and a broken or unknown Content-Transfer-Encoding a
+//! 403 (benign text and canaries alike), and nothing reaches the upstream. Last, the audit log records each block with its detector and never
 //! holds a canary in any form.
 //!
 //! Splits: the scanner runs the detectors over each field, over all fields joined

@@ -1,18 +1,28 @@
 //! Extraction: from a raw request body to the text fields that get scanned.
 //!
 //! Job: undo the Content-Encoding (gzip, x-gzip, deflate, br, zstd, identity; a
-//! list is undone in reverse order) with the decompressed size capped, then split
-//! the container named by Content-Type into text fields: form-urlencoded keys and
+//! list is undone in reverse order) with the decompressed size capped, decode
+//! the text into its readings ([`super::charset::readings`]: byte order marks,
+//! UTF-16/32 labels and null-byte patterns, legacy charsets strictly, a second
+//! reading where a server could read the bytes another way), then split the
+//! container named by Content-Type into text fields: form-urlencoded keys and
 //! values; multipart/form-data parts (nested multipart, base64 and
-//! quoted-printable parts, per-part charset, binary parts skipped and counted);
-//! JSON object keys, string values and numbers, in document order; anything else
-//! as text. When the type is missing or wrong, the body is sniffed and scanned
-//! every plausible way (scanning too much beats scanning too little).
+//! quoted-printable parts scanned decoded and raw, per-part charset, parts
+//! skipped as binary only by magic bytes and counted); JSON object keys, string
+//! values and numbers, in document order; anything else as text. When the type
+//! is missing or wrong, the body is sniffed and scanned every plausible way
+//! (scanning too much beats scanning too little).
 //!
 //! Limits: the caller holds the whole body; decompression stops at
-//! `max_decoded_bytes` (`TooLarge`); JSON nested deeper than serde_json's
-//! recursion limit (128) is scanned as text with its `\u` escapes decoded;
-//! binary-looking parts of a non-text type are not scanned (images, archives).
+//! `max_decoded_bytes` (`TooLarge`); what cannot be decoded faithfully is an
+//! error (`Undecodable`: an unknown or "replacement" charset, malformed
+//! UTF-16/32, text malformed in its legacy charset, an unknown or broken
+//! Content-Transfer-Encoding), never scanned as lossy text; unlabelled bytes
+//! that are not UTF-8 are read with replacement characters (every ASCII
+//! character stays). JSON nested deeper than serde_json's recursion limit (128)
+//! is scanned as text with its `\u` escapes decoded; parts whose bytes open
+//! with a known binary format's magic number are not scanned (images, audio,
+//! video, PDF, Office, archives), whatever their declared type.
 
 use std::borrow::Cow;
 use std::fmt;

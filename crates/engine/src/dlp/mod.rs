@@ -1,10 +1,13 @@
 //! Data-loss prevention: a pure scanner over request bodies and query strings.
 //!
 //! Job: turn the bytes of an outgoing request into findings `{detector, count,
-//! sample}` with a masked sample, following `shared/DLP.md`: decode the
-//! Content-Encoding ([`extract`]), split the container into text fields
+//! sample}` with a masked sample ("DLP version 2", described for readers in
+//! `docs/dlp.md`): decode the Content-Encoding ([`extract`]), decode the text
+//! faithfully or refuse (`charset`), split the container into text fields
 //! ([`extract`]), normalise each field ([`normalize`]), and run the built-in and
-//! custom detectors ([`detectors`]) over each field and over all fields joined
+//! custom detectors ([`detectors`]) over each field, over all fields joined, and
+//! over the fold view (look-alikes and combining marks undone) and the
+//! separator view (any separators between the groups of an identifier)
 //! ([`scan`]).
 //!
 //! Limits: no I/O, no clock, no globals. The caller buffers the whole body

@@ -11,7 +11,10 @@
 //! to a space; U+0085, U+2028, U+2029 to a line feed, so line boundaries stay),
 //! map every Unicode decimal digit of any script to ASCII, map Unicode dashes to
 //! `-`, then decode percent-escapes and HTML entities that survived extraction,
-//! re-normalising after each round.
+//! re-normalising after each round. [`fold_view`] gives the detectors a second
+//! reading with combining marks dropped (NFKD, category M) and non-ASCII
+//! look-alike letters mapped to their Latin skeleton (Unicode TR39, through
+//! the `unicode-security` crate).
 //!
 //! Limits: at most two decoding rounds (a triple-encoded value stays encoded);
 //! named HTML entities are the common ones only (see [`named_entity`]); case is

@@ -11,7 +11,10 @@
 //! (`943 47` + `6 5919`) for the digit detectors, and each two neighbouring values
 //! that meet without whitespace glued on their own (`J` + `G 10 37 82 B`,
 //! `OFFICIAL-` + `SENSITIVE` with other fields around); count distinct values
-//! per detector and mask one sample.
+//! per detector and mask one sample. Each text a detector pass reads is also
+//! read in its fold view (`normalize::fold_view`: combining marks dropped,
+//! TR39 look-alikes mapped to Latin), computed only when the text holds such a
+//! character; the separator view is the detectors' own (`detectors/text.rs`).
 //!
 //! Limits: findings hold only a masked sample (first two and last one characters
 //! at most, fewer for short values); distinct values are remembered as 64-bit
