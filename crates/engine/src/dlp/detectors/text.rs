@@ -31,42 +31,95 @@ pub(super) const MAX_SEPARATOR_RUN: usize = 5;
 
 /// Whether a digit cluster may be one group of an identifier written with
 /// other separators than the digit pass reads (`JG.10.37.82.B`,
-/// `943/476/5919`, `4111 - 1111`, `J G 1 0 3 7 8 2 B`): a separator run that
-/// the cluster pass stopped at between the cluster and a letter or digit, or
-/// four single-digit groups.
+/// `943/476/5919`, `4111 - 1111`, `J G 1 0 3 7 8 2 B`): four single-digit
+/// groups, three dotted groups, or a separator run that the cluster pass
+/// stopped at between the cluster and a letter or digit; and then at least
+/// [`CHAIN_DIGITS`] digits in the chain of tokens the cluster belongs to
+/// ([`chain_digits`]), so that prose (`Route 42. The`, `1,200 people`) costs
+/// no view.
 pub(super) fn is_separator_candidate(bytes: &[u8], groups: &[Group], seps: &[u8]) -> bool {
-    if groups.iter().filter(|g| g.len() == 1).count() >= 4 {
-        return true;
-    }
-    // Dotted groups (`943.476.5919`): the digit pass reads dots for cards only.
-    if groups.len() >= 3 && seps.contains(&b'.') {
-        return true;
-    }
     let first = groups[0].start;
     let last = groups[groups.len() - 1].end;
-    // After the cluster: a separator run, then an alphanumeric.
+    let trigger = groups.iter().filter(|g| g.len() == 1).count() >= 4
+        || (groups.len() >= 3 && seps.contains(&b'.'))
+        || separator_after(bytes, last)
+        || separator_before(bytes, first);
+    trigger && chain_digits(bytes, groups) >= CHAIN_DIGITS
+}
+
+/// The fewest digits of an identifier the separator view reads (an NI number
+/// or a sort code has six).
+const CHAIN_DIGITS: usize = 6;
+
+/// A separator run after the cluster that the digit pass does not read, then a
+/// letter or digit.
+fn separator_after(bytes: &[u8], last: usize) -> bool {
     let run = run_len(bytes, last, is_group_separator).min(MAX_SEPARATOR_RUN + 1);
-    if run > 0 && run <= MAX_SEPARATOR_RUN && is_alnum_at(bytes, last + run) {
-        let sep = &bytes[last..last + run];
-        let plain = sep.iter().all(|&b| is_space(b))
-            || (run == 1 && matches!(sep[0], b'-' | b'.') && bytes[last + 1].is_ascii_digit());
-        if !plain || bytes[last + run].is_ascii_alphabetic() && !sep.iter().all(|&b| is_space(b)) {
-            return true;
-        }
+    if run == 0 || run > MAX_SEPARATOR_RUN || !is_alnum_at(bytes, last + run) {
+        return false;
     }
-    // Before it, likewise.
+    let sep = &bytes[last..last + run];
+    let blank = sep.iter().all(|&b| is_space(b));
+    let read =
+        blank || (run == 1 && matches!(sep[0], b'-' | b'.') && bytes[last + 1].is_ascii_digit());
+    !read || (bytes[last + run].is_ascii_alphabetic() && !blank)
+}
+
+/// A separator run other than whitespace before the cluster, after a letter or digit.
+fn separator_before(bytes: &[u8], first: usize) -> bool {
     let run = run_len_back(bytes, first, is_group_separator).min(MAX_SEPARATOR_RUN + 1);
-    if run > 0 && run <= MAX_SEPARATOR_RUN && first > run && is_alnum_at(bytes, first - run - 1) {
-        let sep = &bytes[first - run..first];
-        if !sep.iter().all(|&b| is_space(b)) {
-            return true;
+    run > 0
+        && run <= MAX_SEPARATOR_RUN
+        && first > run
+        && is_alnum_at(bytes, first - run - 1)
+        && !bytes[first - run..first].iter().all(|&b| is_space(b))
+}
+
+/// The digits of the cluster plus those of the neighbouring tokens linked to
+/// it by short separator runs, up to a word (a token of three letters or more)
+/// either way; stops counting at [`CHAIN_DIGITS`].
+fn chain_digits(bytes: &[u8], groups: &[Group]) -> usize {
+    let mut digits: usize = groups.iter().map(|g| g.len()).sum();
+    let is_alnum = |b: u8| b.is_ascii_alphanumeric();
+    let letters = |t: &[u8]| t.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    let mut i = groups[groups.len() - 1].end;
+    while digits < CHAIN_DIGITS {
+        let run = run_len(bytes, i, is_group_separator);
+        let token = run_len(bytes, i + run, is_alnum);
+        if token == 0 || run > MAX_SEPARATOR_RUN {
+            break;
         }
+        let t = &bytes[i + run..i + run + token];
+        let l = letters(t);
+        if l >= 3 {
+            break;
+        }
+        digits += t.len() - l;
+        i += run + token;
     }
-    false
+    let mut i = groups[0].start;
+    while digits < CHAIN_DIGITS {
+        let run = run_len_back(bytes, i, is_group_separator);
+        if run > MAX_SEPARATOR_RUN || run >= i {
+            break;
+        }
+        let token = run_len_back(bytes, i - run, is_alnum);
+        if token == 0 {
+            break;
+        }
+        let t = &bytes[i - run - token..i - run];
+        let l = letters(t);
+        if l >= 3 {
+            break;
+        }
+        digits += t.len() - l;
+        i -= run + token;
+    }
+    digits
 }
 
 /// Context kept on each side of a separator-view candidate.
-pub(super) const SEPARATOR_CONTEXT: usize = 96;
+pub(super) const SEPARATOR_CONTEXT: usize = 64;
 
 /// The windows around the candidates, each rewritten so that every separator
 /// run of at most [`MAX_SEPARATOR_RUN`] bytes between two alphanumerics is one
@@ -78,13 +131,13 @@ pub(super) fn separator_views(text: &str, candidates: &[(usize, usize)]) -> Vec<
     for &(first, last) in candidates {
         let mut start = first.saturating_sub(SEPARATOR_CONTEXT);
         let mut end = (last + SEPARATOR_CONTEXT).min(bytes.len());
-        for _ in 0..32 {
+        for _ in 0..16 {
             if start == 0 || is_space(bytes[start - 1]) {
                 break;
             }
             start -= 1;
         }
-        for _ in 0..32 {
+        for _ in 0..16 {
             if end >= bytes.len() || is_space(bytes[end]) {
                 break;
             }
