@@ -184,14 +184,20 @@ fn needs_unicode_work(text: &str) -> bool {
 /// ASCII, or only characters such as `£` that fold to themselves), so ordinary
 /// text costs one `is_ascii` pass or a visit of its non-ASCII characters.
 pub fn fold_view(text: &str) -> Option<String> {
-    if text.is_ascii() {
-        return None;
-    }
     let bytes = text.as_bytes();
     let mut i = 0;
     let first = loop {
+        // ASCII a block at a time (the common case), then the exact position.
+        while bytes.len() - i >= 64 && bytes[i..i + 64].is_ascii() {
+            i += 64;
+        }
         let offset = first_non_ascii(&bytes[i..])?;
         i += offset;
+        // U+0080–U+00BF (`£`, `©`, `°`, NBSP): symbols that never fold.
+        if bytes[i] == 0xC2 {
+            i += 2;
+            continue;
+        }
         let c = text.get(i..)?.chars().next()?;
         if folds(c) {
             break i;

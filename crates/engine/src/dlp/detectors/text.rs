@@ -33,10 +33,11 @@ pub(super) const MAX_SEPARATOR_RUN: usize = 5;
 /// other separators than the digit pass reads (`JG.10.37.82.B`,
 /// `943/476/5919`, `4111 - 1111`, `J G 1 0 3 7 8 2 B`): four single-digit
 /// groups, three dotted groups, or a separator run that the cluster pass
-/// stopped at between the cluster and a letter or digit; and then at least
-/// [`CHAIN_DIGITS`] digits in the chain of tokens the cluster belongs to
-/// ([`chain_digits`]), so that prose (`Route 42. The`, `1,200 people`) costs
-/// no view.
+/// stopped at between the cluster and a letter or digit; and then the chain of
+/// tokens the cluster belongs to ([`Chain`]) must be shaped like an identifier:
+/// nine digits or more (cards, NHS numbers, passports, IBANs), six with letters
+/// beside them (NI numbers), or three pairs of digits (sort codes). So prose
+/// (`Route 42. The`, `1,200 people`), dates and references cost no view.
 pub(super) fn is_separator_candidate(bytes: &[u8], groups: &[Group], seps: &[u8]) -> bool {
     let first = groups[0].start;
     let last = groups[groups.len() - 1].end;
@@ -44,12 +45,74 @@ pub(super) fn is_separator_candidate(bytes: &[u8], groups: &[Group], seps: &[u8]
         || (groups.len() >= 3 && seps.contains(&b'.'))
         || separator_after(bytes, last)
         || separator_before(bytes, first);
-    trigger && chain_digits(bytes, groups) >= CHAIN_DIGITS
+    trigger && Chain::of(bytes, groups).looks_like_identifier()
 }
 
-/// The fewest digits of an identifier the separator view reads (an NI number
-/// or a sort code has six).
-const CHAIN_DIGITS: usize = 6;
+/// The tokens linked to a cluster by short separator runs, up to a word (a
+/// token of three letters or more) either way.
+#[derive(Debug, Default)]
+struct Chain {
+    digits: usize,
+    letters: usize,
+    /// Every token of digits has two of them (a sort code's shape).
+    pairs: bool,
+}
+
+impl Chain {
+    /// Enough digits for every identifier the view reads.
+    const ENOUGH: usize = 9;
+
+    fn of(bytes: &[u8], groups: &[Group]) -> Chain {
+        let mut chain = Chain {
+            digits: groups.iter().map(|g| g.len()).sum(),
+            letters: 0,
+            pairs: groups.iter().all(|g| g.len() == 2),
+        };
+        let is_alnum = |b: u8| b.is_ascii_alphanumeric();
+        let mut i = groups[groups.len() - 1].end;
+        while chain.digits < Self::ENOUGH {
+            let run = run_len(bytes, i, is_group_separator);
+            let token = run_len(bytes, i + run, is_alnum);
+            if token == 0 || run > MAX_SEPARATOR_RUN || !chain.add(&bytes[i + run..i + run + token])
+            {
+                break;
+            }
+            i += run + token;
+        }
+        let mut i = groups[0].start;
+        while chain.digits < Self::ENOUGH {
+            let run = run_len_back(bytes, i, is_group_separator);
+            if run > MAX_SEPARATOR_RUN || run >= i {
+                break;
+            }
+            let token = run_len_back(bytes, i - run, is_alnum);
+            if token == 0 || !chain.add(&bytes[i - run - token..i - run]) {
+                break;
+            }
+            i -= run + token;
+        }
+        chain
+    }
+
+    /// Adds a token; false (not added) for a word.
+    fn add(&mut self, token: &[u8]) -> bool {
+        let letters = token.iter().filter(|b| b.is_ascii_alphabetic()).count();
+        if letters >= 3 {
+            return false;
+        }
+        let digits = token.len() - letters;
+        self.letters += letters;
+        self.digits += digits;
+        self.pairs &= digits == 0 || (digits == 2 && letters == 0);
+        true
+    }
+
+    fn looks_like_identifier(&self) -> bool {
+        self.digits >= Self::ENOUGH
+            || (self.digits >= 6 && self.letters >= 2)
+            || (self.digits == 6 && self.pairs)
+    }
+}
 
 /// A separator run after the cluster that the digit pass does not read, then a
 /// letter or digit.
@@ -73,49 +136,6 @@ fn separator_before(bytes: &[u8], first: usize) -> bool {
         && first > run
         && is_alnum_at(bytes, first - run - 1)
         && !bytes[first - run..first].iter().all(|&b| is_space(b))
-}
-
-/// The digits of the cluster plus those of the neighbouring tokens linked to
-/// it by short separator runs, up to a word (a token of three letters or more)
-/// either way; stops counting at [`CHAIN_DIGITS`].
-fn chain_digits(bytes: &[u8], groups: &[Group]) -> usize {
-    let mut digits: usize = groups.iter().map(|g| g.len()).sum();
-    let is_alnum = |b: u8| b.is_ascii_alphanumeric();
-    let letters = |t: &[u8]| t.iter().filter(|b| b.is_ascii_alphabetic()).count();
-    let mut i = groups[groups.len() - 1].end;
-    while digits < CHAIN_DIGITS {
-        let run = run_len(bytes, i, is_group_separator);
-        let token = run_len(bytes, i + run, is_alnum);
-        if token == 0 || run > MAX_SEPARATOR_RUN {
-            break;
-        }
-        let t = &bytes[i + run..i + run + token];
-        let l = letters(t);
-        if l >= 3 {
-            break;
-        }
-        digits += t.len() - l;
-        i += run + token;
-    }
-    let mut i = groups[0].start;
-    while digits < CHAIN_DIGITS {
-        let run = run_len_back(bytes, i, is_group_separator);
-        if run > MAX_SEPARATOR_RUN || run >= i {
-            break;
-        }
-        let token = run_len_back(bytes, i - run, is_alnum);
-        if token == 0 {
-            break;
-        }
-        let t = &bytes[i - run - token..i - run];
-        let l = letters(t);
-        if l >= 3 {
-            break;
-        }
-        digits += t.len() - l;
-        i -= run + token;
-    }
-    digits
 }
 
 /// Context kept on each side of a separator-view candidate.
