@@ -78,6 +78,7 @@ pub(super) fn marking_at(bytes: &[u8], s: usize, e: usize, kind: Literal) -> Opt
 
 /// The word (letters and digits) before the separator run that ends at `s`
 /// (see [`marking_gap`]), if there is such a run.
+#[inline]
 pub(super) fn word_before(bytes: &[u8], s: usize) -> Option<&[u8]> {
     let gap = marking_gap(
         bytes,
@@ -106,6 +107,7 @@ fn marking_gap(bytes: &[u8], at: usize, len: usize) -> usize {
 
 /// Whether the bytes up to the next line break (or the end of the text, within
 /// 200 bytes) hold no letter or digit.
+#[inline]
 pub(super) fn only_punctuation<'a>(mut bytes: impl Iterator<Item = &'a u8>) -> bool {
     for _ in 0..200 {
         match bytes.next() {

@@ -104,6 +104,7 @@ pub(super) struct Group {
 }
 
 impl Group {
+    #[inline]
     pub(super) fn len(self) -> usize {
         self.end - self.start
     }
@@ -117,6 +118,7 @@ pub(super) struct DigitBuf {
 }
 
 impl DigitBuf {
+    #[inline]
     pub(super) fn push(&mut self, digits: &[u8]) -> bool {
         let Some(dest) = self.buf.get_mut(self.len..self.len + digits.len()) else {
             return false;
@@ -125,12 +127,15 @@ impl DigitBuf {
         self.len += digits.len();
         true
     }
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.len
     }
+    #[inline]
     pub(super) fn digits(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+    #[inline]
     pub(super) fn as_str(&self) -> &str {
         std::str::from_utf8(self.digits()).unwrap_or_default()
     }
@@ -138,6 +143,7 @@ impl DigitBuf {
 
 /// How cards are printed: groups of four (the last one to four digits), or the
 /// 4-6-5 / 4-6-4 of American Express and Diners.
+#[inline]
 pub(super) fn card_grouping(groups: &[Group]) -> bool {
     let Some((last, head)) = groups.split_last() else {
         return false;
@@ -149,6 +155,7 @@ pub(super) fn card_grouping(groups: &[Group]) -> bool {
 }
 
 /// Issuer prefix (4, 51–55, 2221–2720, 34/37, 6011/65, 35) and Luhn over 13–19 digits.
+#[inline]
 pub(crate) fn is_card(d: &[u8]) -> bool {
     if !(13..=19).contains(&d.len()) || !d.iter().all(u8::is_ascii_digit) {
         return false;
@@ -166,6 +173,7 @@ pub(crate) fn is_card(d: &[u8]) -> bool {
     issuer && luhn(d)
 }
 
+#[inline]
 pub(crate) fn luhn(d: &[u8]) -> bool {
     let sum: u32 = d
         .iter()
@@ -189,6 +197,7 @@ pub(crate) fn luhn(d: &[u8]) -> bool {
 }
 
 /// Mod-11 over ten digits; all-same-digit dummies (0000000000, 1111111111) excluded.
+#[inline]
 pub(crate) fn is_nhs_number(d: &[u8]) -> bool {
     if d.len() != 10 || !d.iter().all(u8::is_ascii_digit) || d.iter().all(|&b| b == d[0]) {
         return false;
@@ -281,6 +290,7 @@ pub(super) struct BankCandidates {
 }
 
 impl BankCandidates {
+    #[inline]
     pub(super) fn report(&self, text: &str, slot: usize, sink: &mut Sink<'_>) {
         for &(ss, se, dashed) in &self.sort_codes {
             let sort_code: String = text[ss..se]

@@ -22,6 +22,7 @@ pub(super) const WINDOW_PAD: usize = 48;
 /// A separator between the groups of an identifier in the separator view:
 /// ASCII whitespace, `-` (Unicode dashes are `-` once normalised), `.`, `/`,
 /// `\`, `_`, `+`, `,`, `|`.
+#[inline]
 pub(super) fn is_group_separator(b: u8) -> bool {
     is_space(b) || matches!(b, b'-' | b'.' | b'/' | b'\\' | b'_' | b'+' | b',' | b'|')
 }
@@ -237,6 +238,7 @@ pub(super) fn rewrite_separators(window: &str) -> String {
 }
 
 /// Position of the first ASCII digit, eight bytes at a time.
+#[inline]
 pub(super) fn find_digit(bytes: &[u8]) -> Option<usize> {
     const HI: u64 = 0x8080_8080_8080_8080;
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
@@ -335,11 +337,13 @@ pub(super) fn push_window(
 }
 
 /// ASCII whitespace: space, tab, line feed, vertical tab, form feed, carriage return.
+#[inline]
 pub(super) fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')
 }
 
 /// `from` moved back by `units` units (a byte, or a whole run of whitespace), not below `floor`.
+#[inline]
 pub(super) fn walk_back(bytes: &[u8], from: usize, units: usize, floor: usize) -> usize {
     let mut i = from.min(bytes.len());
     for _ in 0..units {
@@ -357,6 +361,7 @@ pub(super) fn walk_back(bytes: &[u8], from: usize, units: usize, floor: usize) -
 }
 
 /// `from` moved on by `units` units (a byte, or a whole run of whitespace).
+#[inline]
 pub(super) fn walk_forward(bytes: &[u8], from: usize, units: usize) -> usize {
     let mut i = from.min(bytes.len());
     for _ in 0..units {
@@ -370,6 +375,7 @@ pub(super) fn walk_forward(bytes: &[u8], from: usize, units: usize) -> usize {
 }
 
 /// Whether `[from, to)` spans at most `units` units (a run of whitespace counting as one).
+#[inline]
 pub(super) fn within_units(bytes: &[u8], from: usize, to: usize, units: usize) -> bool {
     to.saturating_sub(from) <= units || walk_forward(bytes, from, units) >= to
 }
@@ -377,6 +383,7 @@ pub(super) fn within_units(bytes: &[u8], from: usize, to: usize, units: usize) -
 /// Whether the bytes may hold a run of two or more whitespace characters (two
 /// spaces, CR LF, blank lines): true for those, and for any two ASCII control
 /// characters or spaces in a row. Eight bytes at a time.
+#[inline]
 pub(super) fn has_space_run(bytes: &[u8]) -> bool {
     const HI: u64 = 0x8080_8080_8080_8080;
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
@@ -420,6 +427,7 @@ pub(super) struct WindowView<'t> {
 impl<'t> WindowView<'t> {
     /// The window `[start, end)`; `space_run` false when it is known to hold
     /// no run of whitespace (then borrowed, without a look).
+    #[inline]
     pub(super) fn new(text: &'t str, start: usize, end: usize, space_run: bool) -> WindowView<'t> {
         let raw = &text[start..end];
         let bytes = raw.as_bytes();
@@ -454,6 +462,7 @@ impl<'t> WindowView<'t> {
     }
 
     /// The offset in the whole text of byte `i` of the view.
+    #[inline]
     pub(super) fn original(&self, i: usize) -> usize {
         if self.map.is_empty() {
             self.start + i
@@ -464,6 +473,7 @@ impl<'t> WindowView<'t> {
 }
 
 /// `[start, end)` clamped to the text and moved outwards to char boundaries.
+#[inline]
 pub(super) fn char_window(text: &str, mut start: usize, end: usize) -> (usize, usize) {
     let mut end = end.min(text.len());
     while start > 0 && !text.is_char_boundary(start) {
@@ -475,10 +485,12 @@ pub(super) fn char_window(text: &str, mut start: usize, end: usize) -> (usize, u
     (start.min(end), end)
 }
 
+#[inline]
 pub(super) fn is_alnum_at(bytes: &[u8], i: usize) -> bool {
     bytes.get(i).is_some_and(u8::is_ascii_alphanumeric)
 }
 
+#[inline]
 pub(super) fn run_len(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> usize {
     bytes
         .get(from..)
@@ -486,6 +498,7 @@ pub(super) fn run_len(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> u
 }
 
 /// How many bytes right before `to` satisfy `pred`.
+#[inline]
 pub(super) fn run_len_back(bytes: &[u8], to: usize, pred: impl Fn(u8) -> bool) -> usize {
     bytes.get(..to).map_or(0, |head| {
         head.iter().rev().take_while(|&&b| pred(b)).count()
