@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::context;
+use crate::identity::ldap::list_or_none;
 use crate::policy::load_policy;
 use crate::policy::selftest::run_tests;
 use crate::policy::sources::FsFiles;
@@ -118,8 +120,8 @@ fn check_settings(path: &Path, user: Option<&str>) -> ExitCode {
         problems += crate::identity::ldap::check_directory(l, &settings.upstream.extra_roots, user);
     }
     if let Some(u) = user {
-        let groups = super::configured_groups(&settings, u);
-        println!("groups of {u}: {}", super::list_or_none(&groups));
+        let groups = context::configured_groups(&settings, u);
+        println!("groups of {u}: {}", list_or_none(&groups));
     }
     if problems == 0 {
         println!("{name}: identity sources OK");

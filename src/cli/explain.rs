@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use super::context;
+use crate::identity::ldap::list_or_none;
 use crate::policy::selftest::TestRequest;
 use crate::settings::Settings;
 
@@ -60,14 +62,15 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
     // Groups given on the command line win; else the settings' sources say.
     if a.groups.is_empty() {
         if let Some(s) = &settings {
-            a.groups = super::configured_groups(s, &a.user);
+            a.groups = context::configured_groups(s, &a.user);
         }
     }
-    let policy =
-        match super::load_policy_for(a.policy, || settings.unwrap_or_else(super::local_settings)) {
-            Ok(p) => p,
-            Err(code) => return code,
-        };
+    let policy = match context::load_policy_for(a.policy, || {
+        settings.unwrap_or_else(context::local_settings)
+    }) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     let at = match &a.at {
         None => Some(chrono::Utc::now()),
         Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
@@ -128,7 +131,7 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
         println!("rule:     {}", d.rule);
         println!("site:     {}", d.site);
         println!("activity: {}", d.activity);
-        println!("roles:    {}", super::list_or_none(&d.roles));
+        println!("roles:    {}", list_or_none(&d.roles));
         for dr in &d.dry_run {
             println!("dry run:  would {} by {}", dr.action, dr.rule);
         }

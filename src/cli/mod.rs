@@ -3,26 +3,21 @@
 //! Exit codes: 0 all well; 1 a problem (printed as `FILE:LINE:COL: message` where
 //! it concerns a file); 2 bad usage (clap); `scan` 3 when it found something.
 //!
-//! Job: parse the arguments (clap) and dispatch; this file also holds what
-//! several commands share: the settings `run` would use from this directory,
-//! the policy a command decides with, and a user's configured groups.
-//! Called by the `socialgate` binary (`src/main.rs`) only.
+//! Job: parse the arguments (clap) and dispatch to the command's file; what
+//! several commands look up (settings, policy, a user's groups) is
+//! `context.rs`. Called by the `socialgate` binary (`src/main.rs`) only.
 
 mod ca;
 mod check;
+mod context;
 mod explain;
 mod hash_password;
 mod run;
 mod scan;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-use crate::policy::Policy;
-use crate::runtime::{load_checked_policy, PolicySource};
-use crate::settings::Settings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -64,88 +59,5 @@ pub fn main() -> ExitCode {
         Command::Scan(a) => scan::run(a),
         Command::Ca { command } => ca::run(command),
         Command::HashPassword(a) => hash_password::run(a),
-    }
-}
-
-/// The settings `run` would use from this directory (`./socialgate.yaml`), so
-/// `explain` and `scan` decide with the same policy; the built-in defaults when
-/// there is none or it does not load.
-fn local_settings() -> Settings {
-    let path = PathBuf::from("socialgate.yaml");
-    if !path.exists() {
-        return Settings::default();
-    }
-    match Settings::load(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}\nsocialgate: ./socialgate.yaml has errors; using the built-in defaults to find the policy");
-            Settings::default()
-        }
-    }
-}
-
-/// The policy `--policy` names, else the one `run` would choose with
-/// `settings` (only called then), loaded with its tests run; its errors are
-/// printed on stderr and come back as exit code 1.
-fn load_policy_for(
-    policy: Option<PathBuf>,
-    settings: impl FnOnce() -> Settings,
-) -> Result<Policy, ExitCode> {
-    let source = match policy {
-        Some(p) => PolicySource::File(p),
-        None => PolicySource::for_settings(&settings()),
-    };
-    load_checked_policy(&source).map_err(|errs| {
-        for e in errs {
-            eprintln!("{e}");
-        }
-        ExitCode::from(1)
-    })
-}
-
-/// The groups `user` gets from `group_members` and, when configured and
-/// reachable, the directory (a directory outage is reported on stderr and the
-/// user is then in no directory group, as the gateway would treat them).
-fn configured_groups(settings: &Settings, user: &str) -> Vec<String> {
-    let mut identity = settings.identity.clone();
-    identity.kerberos = None;
-    identity.basic = None;
-    let resolver = match crate::identity::IdentityResolver::build(
-        identity,
-        &settings.upstream.extra_roots,
-        None,
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("socialgate: {e}");
-            return Vec::new();
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("socialgate: cannot start the runtime: {e}");
-            return Vec::new();
-        }
-    };
-    rt.block_on(async {
-        if let Some(d) = resolver.directory() {
-            if let Err(e) = d.lookup(user).await {
-                eprintln!("socialgate: {e}; `{user}` is taken to be in no directory group");
-            }
-        }
-        resolver.groups_for(user).await
-    })
-}
-
-/// `a, b, c`, or `(none)` for an empty list.
-fn list_or_none(items: &[String]) -> String {
-    if items.is_empty() {
-        "(none)".to_string()
-    } else {
-        items.join(", ")
     }
 }

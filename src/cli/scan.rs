@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
+use super::context;
 use crate::dlp::{ScanInput, ScanLimits, Scanner};
 
 #[derive(Args, Debug)]
@@ -38,7 +39,7 @@ fn scanner_for(policy: Option<PathBuf>, profile: Option<&str>) -> Result<Arc<Sca
     let Some(name) = profile else {
         return Ok(Arc::new(Scanner::all_builtins()));
     };
-    let policy = super::load_policy_for(policy, super::local_settings)?;
+    let policy = context::load_policy_for(policy, context::local_settings)?;
     match policy
         .dlp
         .profiles

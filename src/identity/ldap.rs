@@ -655,11 +655,7 @@ pub(crate) fn check_directory(
             println!("ldap: {u} is {}", entry.dn);
             println!(
                 "ldap: directory groups of {u}: {}",
-                if entry.groups.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    entry.groups.join(", ")
-                }
+                list_or_none(&entry.groups)
             );
             0
         }
@@ -675,6 +671,16 @@ pub(crate) fn check_directory(
             println!("ldap: FAIL looking up {u}: {e}");
             1
         }
+    }
+}
+
+/// `a, b, c`, or `(none)` for an empty list: how `socialgate check` and
+/// `explain` print groups and roles.
+pub(crate) fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
     }
 }
 

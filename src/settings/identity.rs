@@ -18,8 +18,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ldap::{parse_ldap, LdapSettings, RawLdap};
+use super::problems::Problems;
 use super::values::parse_cidr;
-use super::Problems;
 use crate::yaml_source::{child, index};
 
 #[derive(Debug, Deserialize, Default)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml::Value;
 
+use super::problems::Problems;
 use super::values::parse_duration;
-use super::Problems;
 use crate::yaml_source::child;
 
 /// `limits.max_scan_bytes` when the settings do not say (10 MiB); also the limit

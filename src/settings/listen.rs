@@ -7,8 +7,8 @@
 
 use std::net::SocketAddr;
 
+use super::problems::Problems;
 use super::values::parse_listen;
-use super::Problems;
 use crate::policy::raw::OneOrMany;
 use crate::yaml_source::index;
 

@@ -8,7 +8,8 @@
 //! at its `FILE:LINE:COL`, with "did you mean" for a misspelt key), then hands
 //! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
 //! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
-//! `limits.rs`, `audit.rs`; `values.rs` holds the value syntaxes they share.
+//! `limits.rs`, `audit.rs`; `values.rs` holds the value syntaxes they share and
+//! `problems.rs` the list they report into.
 //! Every section's problems are collected in file-section order before the
 //! load fails, each at its key.
 //!
@@ -22,6 +23,7 @@ mod identity;
 mod ldap;
 mod limits;
 mod listen;
+mod problems;
 mod upstream;
 mod values;
 
@@ -33,6 +35,7 @@ use serde::Deserialize;
 
 use crate::policy::raw::OneOrMany;
 use crate::yaml_source::{ConfigError, ConfigErrors, YamlDoc};
+use problems::Problems;
 
 pub use identity::{
     BasicSettings, IdentitySettings, KerberosSettings, NetworkIdentity, TrustedHeaderSettings,
@@ -105,20 +108,6 @@ impl Default for Settings {
     }
 }
 
-/// The problems of one load, each placed at the position of a key path such
-/// as `identity.networks[0].cidr`; the section parsers report into it.
-struct Problems<'a> {
-    doc: &'a YamlDoc,
-    errors: Vec<ConfigError>,
-}
-
-impl Problems<'_> {
-    /// A problem with the value at `path`.
-    fn at(&mut self, path: &str, message: String) {
-        self.errors.push(self.doc.error_at(path, message));
-    }
-}
-
 impl Settings {
     /// Loads settings from YAML text (`file` names it in errors), collecting every error.
     pub fn from_yaml(file: &str, text: &str) -> Result<Settings, ConfigErrors> {
@@ -128,7 +117,7 @@ impl Settings {
             Some(r) => r,
             None => return Err(ConfigErrors(errors)),
         };
-        let mut problems = Problems { doc: &doc, errors };
+        let mut problems = Problems::new(&doc);
         let mut s = Settings::default();
         if let Some(l) = raw.listen {
             s.listen = listen::parse_proxy(l, &mut problems);
@@ -158,11 +147,7 @@ impl Settings {
         if let Some(a) = raw.audit {
             s.audit_path = audit::parse(a);
         }
-        if problems.errors.is_empty() {
-            Ok(s)
-        } else {
-            Err(ConfigErrors(problems.errors))
-        }
+        problems.into_result(s)
     }
 
     /// Reads and parses a settings file.

@@ -16,8 +16,8 @@ use indexmap::IndexMap;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use super::problems::Problems;
 use super::values::{parse_cidr, parse_duration};
-use super::Problems;
 use crate::yaml_source::{child, index};
 
 #[derive(Debug, Deserialize, Default)]
