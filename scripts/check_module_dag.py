@@ -118,7 +118,6 @@ def strip_code(text):
 USE_RE = re.compile(r"\buse\s+([^;]+);")
 PATH_RE = re.compile(r"(?<![\w$:.])(\w+(?:\s*::\s*\w+)+)")
 MOD_OPEN_RE = re.compile(r"\bmod\s+(\w+)\s*\{")
-MOD_DECL_RE = re.compile(r"\bmod\s+(\w+)\s*;")
 CFG_TEST_RE = re.compile(
     r"#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*([;{])"
 )
@@ -130,10 +129,11 @@ class FileInfo:
         self.module = module
         self.path = path
         self.code = PUB_IN_RE.sub(lambda m: " " * len(m.group(0)), strip_code(text))
-        # Spans of `#[cfg(test)] mod x { ... }` blocks, blanked out.
+        # `#[cfg(test)] mod x { ... }` blocks are blanked out; the names of
+        # `#[cfg(test)] mod x;` children are kept, to skip their files.
         self.test_children = set()
         self.code = self._drop_test_blocks(self.code)
-        # Inline modules: (start, end, depth) for `super` resolution.
+        # Inline `mod x { ... }` bodies as (start, end), for `super` resolution.
         self.inline = self._inline_spans(self.code)
         # What `use` items bring into this module's namespace (visible to its
         # descendants through `super::`, and to all when `pub`): name -> path
@@ -196,7 +196,7 @@ class FileInfo:
 
 
 def expand_use_with_alias(tree):
-    """Like expand_use, but each path comes with its `as` alias (or None)."""
+    """`a::{b, c::{d as e}}` -> [([a, b], None), ([a, c, d], "e")]."""
     results = []
     for part in _leaves(re.sub(r"\s+", " ", tree).strip()):
         m = re.match(r"^(.*?)\s+as\s+(\w+)$", part)
@@ -232,7 +232,7 @@ def _leaves(tree):
         if not p:
             continue
         if p == "self":
-            out.append(head.rstrip(":").rstrip(":").strip().rstrip(":"))
+            out.append(head.rstrip(": "))
             continue
         for leaf in _leaves(p):
             out.append(head + leaf if head.endswith("::") else head + "::" + leaf)
