@@ -5,24 +5,25 @@
 //! Then the gateway reads the client's TLS ClientHello (up to 16 KiB, 10 s) and
 //! closes the tunnel when its SNI differs from the CONNECT host or names an
 //! intercepted site, or when traffic to port 443 is not TLS. Only then are bytes
-//! copied both ways.
+//! copied both ways (`relay`). A CONNECT to an intercepted site is handed to
+//! `intercept` after identity and port only: its name is not looked up until an
+//! inner request is allowed. Called by `route`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::respond::{self, BlockInfo};
-use super::{observe, Gateway, ProxyBody};
-use crate::policy::{normalize_host, Action, Facts, NormalHost, Policy};
-use crate::view::RequestView;
+use super::body::{self, ProxyBody};
+use super::context::{ClientConn, Exchange, RequestCtx};
+use super::observe;
+use super::pipeline;
+use super::respond::Refusal;
+use crate::policy::{normalize_host, NormalHost, Policy};
 
 /// What the first bytes of a tunnel showed.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,66 +33,36 @@ pub enum FirstFlight {
     NotTls,
 }
 
-pub async fn handle(
-    gw: Arc<Gateway>,
-    peer: SocketAddr,
-    conn: Arc<super::server::ClientConn>,
+pub(crate) async fn handle(
+    ctx: &RequestCtx,
+    conn: Arc<ClientConn>,
     req: Request<Incoming>,
-    reference: String,
-    log: &observe::SharedLog,
-) -> Response<ProxyBody> {
-    let html = respond::wants_html(req.headers());
-    let principal = match gw
-        .admit_on(
-            peer.ip(),
-            Some(&conn.identity),
-            req.headers(),
-            &reference,
-            log,
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(authority) = req.uri().authority().cloned() else {
-        return respond::plain(
-            StatusCode::BAD_REQUEST,
-            "CONNECT needs host:port.",
-            &reference,
-        );
-    };
+) -> Result<Response<ProxyBody>, Refusal> {
+    let principal = pipeline::admit(ctx, Some(&conn.identity), req.headers()).await?;
+    let authority = req
+        .uri()
+        .authority()
+        .cloned()
+        .ok_or(Refusal::BadRequest("CONNECT needs host:port.".into()))?;
     let (Some(host), Some(port)) = (normalize_host(authority.host()), authority.port_u16()) else {
-        return respond::plain(
-            StatusCode::BAD_REQUEST,
-            "CONNECT needs a valid host:port.",
-            &reference,
-        );
+        return Err(Refusal::BadRequest(
+            "CONNECT needs a valid host:port.".into(),
+        ));
     };
-    if let Err(d) = gw.dialer.guard.check_port(port) {
-        gw.destination_refused(log, d.label());
-        return respond::destination_denied(
-            &format!("port {port} is not allowed ({})", d.label()),
-            html,
-            &gw.settings.support_contact,
-            &reference,
-        );
-    }
+    let gw = ctx.gw.clone();
+    pipeline::check_port(&gw, port)?;
     let policy = gw.policy();
     if policy.site_for(&host).is_some_and(|s| s.intercept) && host.as_domain().is_some() {
-        // Accepted once identity, port and destination pass; each inner request is
-        // then decided (and audited) on its own.
-        if let Err(e) = super::intercept::check_destination(&gw, &host, port).await {
-            return gw.dial_error(e, &host, html, &reference, log);
-        }
-        let Ok(slot) = gw.tunnel_slots.clone().try_acquire_owned() else {
-            return respond::plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
-                &reference,
-            );
-        };
-        observe::not_audited(log);
+        // Accepted once identity and port pass, without looking the name up: each
+        // inner request is decided (and audited) on its own, and only an allowed
+        // one resolves and dials.
+        let slot = gw
+            .tunnel_slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::TooManyTunnels)?;
+        observe::not_audited(&ctx.log);
+        let peer = ctx.peer;
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
                 Ok(upgraded) => {
@@ -100,7 +71,7 @@ pub async fn handle(
                     let served = super::intercept::serve(
                         gw,
                         principal,
-                        peer.ip(),
+                        peer,
                         host.clone(),
                         port,
                         TokioIo::new(upgraded),
@@ -115,49 +86,31 @@ pub async fn handle(
             }
             drop(slot);
         });
-        return Response::new(Empty::new().map_err(|never| match never {}).boxed());
+        return Ok(Response::new(body::empty()));
     }
-    let verdict = crate::verdict::Verdict {
-        decision: policy.decide_unworded(&Facts {
-            user: &principal.user,
-            groups: &principal.groups,
-            request: RequestView::tunnel(&host, req.headers()),
-            at: Some(Utc::now()),
-        }),
-        findings: Vec::new(),
-        refusal: None,
+    let ex = Exchange {
+        ctx,
+        principal,
+        host,
+        port,
     };
-    observe::decided(&gw, log, &verdict);
-    let decision = &verdict.decision;
-    if decision.action != Action::Allow {
-        tracing::info!(user = %principal.user, site = %decision.site, rule = %decision.rule, "tunnel refused");
-        if principal.challenge_on_deny {
-            return gw.refuse_identity(&reference);
-        }
-        let info = BlockInfo {
-            rule: &decision.rule,
-            site: &decision.site,
-            activity: &decision.activity,
-            detectors: &[],
-            support_contact: &gw.settings.support_contact,
-        };
-        return respond::blocked(&info, html, &reference);
-    }
-    let Ok(slot) = gw.tunnel_slots.clone().try_acquire_owned() else {
-        return respond::plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
-            &reference,
-        );
-    };
-    let upstream = match gw.dialer.dial(&host, port).await {
-        Ok((s, _)) => s,
-        Err(e) => return gw.dial_error(e, &host, html, &reference, log),
-    };
+    pipeline::decide_tunnel(&ex, req.headers())?;
+    let Exchange { host, .. } = ex;
+    let slot = gw
+        .tunnel_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Refusal::TooManyTunnels)?;
+    // Dialled before the 200, so that a failure is a 502 rather than a dead tunnel.
+    let (upstream, _) = gw
+        .dialer
+        .dial(&host, port)
+        .await
+        .map_err(|e| pipeline::dial_refusal(e, &host, port))?;
     let idle = gw.settings.limits.idle_timeout;
     // The tunnel's audit record is written when it closes, with its byte counts.
-    observe::defer(log);
-    let log = log.clone();
+    observe::defer(&ctx.log);
+    let log = ctx.log.clone();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
@@ -194,7 +147,7 @@ pub async fn handle(
         }
         drop(slot);
     });
-    Response::new(Empty::new().map_err(|never| match never {}).boxed())
+    Ok(Response::new(body::empty()))
 }
 
 async fn run_tunnel<C>(

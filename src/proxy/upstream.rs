@@ -11,9 +11,30 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::respond::UpstreamFailure;
 use crate::net_guard::{DestinationDenied, DestinationGuard};
 use crate::policy::NormalHost;
+
+/// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    Dns,
+    Refused,
+    Timeout,
+    Tls,
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamFailure::Dns => "dns",
+            UpstreamFailure::Refused => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
 
 /// Why no connection was made.
 #[derive(Debug)]
