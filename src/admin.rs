@@ -118,7 +118,10 @@ fn ca_response(gw: &Gateway) -> Response<ProxyBody> {
 }
 
 /// Origin-form requests on the proxy port: the PAC file and the CA; else 400.
-pub fn origin_form(gw: &Gateway, req: &Request<Incoming>) -> Result<Response<ProxyBody>, Refusal> {
+pub(crate) fn origin_form(
+    gw: &Gateway,
+    req: &Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     match (req.method(), req.uri().path()) {
         (&http::Method::GET, "/proxy.pac" | "/wpad.dat") => Ok(pac_response(gw, req)),
         (&http::Method::GET, "/ca.crt") => Ok(ca_response(gw)),

@@ -16,22 +16,24 @@
 //!   (CONNECT: plain relay or `intercept`);
 //! - `route` (by method and form), `server` (the listener).
 
-pub mod body;
+pub(crate) mod body;
 pub(crate) mod connect;
 pub(crate) mod context;
-pub mod dns;
+pub(crate) mod dns;
 pub(crate) mod forward;
-pub mod gateway;
-pub mod headers;
+pub(crate) mod gateway;
+pub(crate) mod headers;
 pub(crate) mod intercept;
-pub mod observe;
+pub(crate) mod observe;
 pub(crate) mod pipeline;
-pub mod relay;
-pub mod respond;
+pub(crate) mod relay;
+pub(crate) mod respond;
 pub(crate) mod route;
-pub mod server;
-pub mod upstream;
-pub mod warn;
+pub(crate) mod server;
+pub(crate) mod upstream;
+pub(crate) mod warn;
 
+// Nothing outside the crate uses the proxy's modules; the gateway state and
+// the body type are named by `runtime`'s public `RunningGateway` and by `admin`.
 pub use body::{BoxError, ProxyBody};
 pub use gateway::Gateway;
