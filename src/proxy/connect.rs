@@ -9,17 +9,21 @@
 //! `intercept` after identity and port only: its name is not looked up until an
 //! inner request is allowed. Called by `route`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::body::{self, ProxyBody};
 use super::context::{ClientConn, Exchange, RequestCtx};
+use super::gateway::Gateway;
 use super::observe;
 use super::pipeline;
 use super::respond::Refusal;
@@ -56,37 +60,18 @@ pub(crate) async fn handle(
         // Accepted once identity and port pass, without looking the name up: each
         // inner request is decided (and audited) on its own, and only an allowed
         // one resolves and dials.
-        let slot = gw
-            .tunnel_slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Refusal::TooManyTunnels)?;
+        let slot = tunnel_slot(&gw)?;
         observe::not_audited(&ctx.log);
         let peer = ctx.peer;
-        tokio::spawn(async move {
-            match hyper::upgrade::on(req).await {
-                Ok(upgraded) => {
-                    gw.metrics.tunnels_active.inc();
-                    let metrics = gw.metrics.clone();
-                    let served = super::intercept::serve(
-                        gw,
-                        principal,
-                        peer,
-                        host.clone(),
-                        port,
-                        TokioIo::new(upgraded),
-                    )
-                    .await;
-                    metrics.tunnels_active.dec();
-                    if let Err(why) = served {
-                        tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        let gw2 = gw.clone();
+        let serve = move |upgraded| async move {
+            let served =
+                super::intercept::serve(gw2, principal, peer, host.clone(), port, upgraded).await;
+            if let Err(why) = served {
+                tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
             }
-            drop(slot);
-        });
-        return Ok(Response::new(body::empty()));
+        };
+        return open_tunnel(&gw, slot, req, serve, || ());
     }
     let ex = Exchange {
         ctx,
@@ -96,11 +81,8 @@ pub(crate) async fn handle(
     };
     pipeline::decide_tunnel(&ex, req.headers())?;
     let Exchange { host, .. } = ex;
-    let slot = gw
-        .tunnel_slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| Refusal::TooManyTunnels)?;
+    // Taken before the dial, so that a gateway at its limit dials nothing.
+    let slot = tunnel_slot(&gw)?;
     // Dialled before the 200, so that a failure is a 502 rather than a dead tunnel.
     let (upstream, _) = gw
         .dialer
@@ -110,39 +92,70 @@ pub(crate) async fn handle(
     let idle = gw.settings.limits.idle_timeout;
     // The tunnel's audit record is written when it closes, with its byte counts.
     observe::defer(&ctx.log);
-    let log = ctx.log.clone();
+    let (log, failed_log) = (ctx.log.clone(), ctx.log.clone());
+    let (gw2, gw3) = (gw.clone(), gw.clone());
+    let serve = move |upgraded: TokioIo<Upgraded>| async move {
+        // The client's own socket when hyper hands it back (it always does for
+        // the proxy listener), so that bulk data can be spliced.
+        let result = match upgraded.into_inner().downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let early = parts.read_buf;
+                let client = parts.io.into_inner();
+                run_tcp_tunnel(client, early, upstream, &host, port, &policy, idle).await
+            }
+            Err(upgraded) => {
+                run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle).await
+            }
+        };
+        match result {
+            Ok((up, down)) => {
+                observe::add_bytes_up(&log, up);
+                observe::finish(&gw2, &log, 200, down);
+            }
+            Err(why) => {
+                tracing::info!(host = %host, reason = %why, "tunnel closed");
+                observe::finish(&gw2, &log, 200, 0);
+            }
+        }
+    };
+    open_tunnel(&gw, slot, req, serve, move || {
+        observe::finish(&gw3, &failed_log, 200, 0)
+    })
+}
+
+/// A `limits.max_tunnels` slot, held while the tunnel is open.
+fn tunnel_slot(gw: &Gateway) -> Result<OwnedSemaphorePermit, Refusal> {
+    gw.tunnel_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Refusal::TooManyTunnels)
+}
+
+/// Answers the CONNECT with its 200 and, once the client's connection is handed
+/// over, runs `serve` on it (counted in `tunnels_active`, holding `slot`);
+/// `on_fail` when the hand-over fails.
+fn open_tunnel<F, Fut>(
+    gw: &Gateway,
+    slot: OwnedSemaphorePermit,
+    req: Request<Incoming>,
+    serve: F,
+    on_fail: impl FnOnce() + Send + 'static,
+) -> Result<Response<ProxyBody>, Refusal>
+where
+    F: FnOnce(TokioIo<Upgraded>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let metrics = gw.metrics.clone();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                gw.metrics.tunnels_active.inc();
-                // The client's own socket when hyper hands it back (it always does
-                // for the proxy listener), so that bulk data can be spliced.
-                let result = match upgraded.downcast::<TokioIo<TcpStream>>() {
-                    Ok(parts) => {
-                        let early = parts.read_buf;
-                        let client = parts.io.into_inner();
-                        run_tcp_tunnel(client, early, upstream, &host, port, &policy, idle).await
-                    }
-                    Err(upgraded) => {
-                        run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle)
-                            .await
-                    }
-                };
-                gw.metrics.tunnels_active.dec();
-                match result {
-                    Ok((up, down)) => {
-                        observe::add_bytes_up(&log, up);
-                        observe::finish(&gw, &log, 200, down);
-                    }
-                    Err(why) => {
-                        tracing::info!(host = %host, reason = %why, "tunnel closed");
-                        observe::finish(&gw, &log, 200, 0);
-                    }
-                }
+                metrics.tunnels_active.inc();
+                serve(TokioIo::new(upgraded)).await;
+                metrics.tunnels_active.dec();
             }
             Err(e) => {
                 tracing::debug!(error = %e, "CONNECT upgrade failed");
-                observe::finish(&gw, &log, 200, 0);
+                on_fail();
             }
         }
         drop(slot);
