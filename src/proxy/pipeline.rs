@@ -47,10 +47,10 @@ pub(crate) async fn admit(
 
 /// TRACE is never passed on.
 pub(crate) fn check_method(method: &http::Method) -> Result<(), Refusal> {
-    match *method == http::Method::TRACE {
-        true => Err(Refusal::MethodNotAllowed),
-        false => Ok(()),
+    if *method == http::Method::TRACE {
+        return Err(Refusal::MethodNotAllowed);
     }
+    Ok(())
 }
 
 /// May a request or CONNECT name this port at all?
