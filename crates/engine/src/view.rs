@@ -59,19 +59,41 @@ pub enum ViewRefusal {
     /// The path could be read more than one way by the site (400).
     #[error("the request path is ambiguous: {0}")]
     AmbiguousPath(&'static str),
+    /// The method the request counts as could be read more than one way (400).
+    #[error("the request method is ambiguous: {0}")]
+    AmbiguousMethod(String),
 }
 
+/// The headers that make a request count as another method.
+pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 impl<'a> RequestView<'a> {
-    /// Builds the view of `raw` as the `policy` will see it.
-    pub fn build(_policy: &Policy, raw: &RawRequest<'a>) -> Result<RequestView<'a>, ViewRefusal> {
+    /// Builds the view of `raw` as the `policy` will see it: the path
+    /// normalised ([`normalize_path`]), the method overrides applied
+    /// ([`effective_method`]). Refuses what has no single reading.
+    pub fn build(policy: &Policy, raw: &RawRequest<'a>) -> Result<RequestView<'a>, ViewRefusal> {
         let (path, query) = match raw.target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (raw.target, None),
         };
+        let (path, method) = if raw.connect {
+            (Cow::Borrowed(path), Cow::Borrowed(raw.method))
+        } else {
+            let site = policy.site_for(raw.host);
+            let query_names = site.map_or(&[][..], |s| s.method_override_query.as_slice());
+            (
+                normalize_path(path)?,
+                effective_method(raw.method, raw.headers, query, query_names)?,
+            )
+        };
         Ok(RequestView {
-            method: Cow::Borrowed(raw.method),
+            method,
             host: raw.host,
-            path: Cow::Borrowed(path),
+            path,
             query,
             headers: raw.headers,
             body: raw.body,
@@ -110,10 +132,188 @@ impl<'a> RequestView<'a> {
     }
 }
 
-/// Is this request a WebSocket upgrade (`Upgrade: websocket`)?
+/// Is this request a WebSocket upgrade? Any `Upgrade` line naming `websocket`
+/// among its protocols counts (a client must not hide the upgrade behind a
+/// second protocol or a second line).
 pub fn is_websocket_upgrade(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// `GET`, `HEAD` and `OPTIONS`: the methods that only read.
+pub fn is_safe_method(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// Normalises a request path (RFC 3986 section 6.2.2): percent-encoded
+/// unreserved characters are decoded, other percent-encodings get upper-case hex
+/// digits, and `.` and `..` segments are removed. Encoded `/` (`%2F`) and `\`
+/// (`%5C`) stay encoded.
+///
+/// Refused, because a server could read them another way: a NUL (raw or `%00`),
+/// a raw `\`, a control character, space or non-ASCII byte, a `%` without two
+/// hex digits, a `.` or `..` that an encoded `/` or `\` separates from the rest of
+/// its segment (`/a/..%2fb`, `%2e%2e%2f`), a dot segment with `;` parameters
+/// (`/..;/`), and a `..` that climbs above the root. `""` and `*` are left
+/// alone; any other path must start with `/`.
+pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, ViewRefusal> {
+    use ViewRefusal::AmbiguousPath;
+    if path.is_empty() || path == "*" {
+        return Ok(Cow::Borrowed(path));
+    }
+    if !path.starts_with('/') {
+        return Err(AmbiguousPath("it does not start with `/`"));
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let digit = |j: usize| bytes.get(j).and_then(|b| (*b as char).to_digit(16));
+                let (Some(hi), Some(lo)) = (digit(i + 1), digit(i + 2)) else {
+                    return Err(AmbiguousPath("a `%` is not followed by two hex digits"));
+                };
+                let b = (hi * 16 + lo) as u8;
+                if b == 0 {
+                    return Err(AmbiguousPath("it holds a NUL (`%00`)"));
+                }
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    decoded.push(b as char);
+                } else {
+                    decoded.push('%');
+                    decoded.push(HEX[hi as usize] as char);
+                    decoded.push(HEX[lo as usize] as char);
+                }
+                i += 3;
+            }
+            0 => return Err(AmbiguousPath("it holds a NUL")),
+            b'\\' => return Err(AmbiguousPath("it holds a backslash")),
+            b if !(0x21..0x7f).contains(&b) => {
+                return Err(AmbiguousPath(
+                    "it holds a control character, a space or a non-ASCII byte",
+                ))
+            }
+            b => {
+                decoded.push(b as char);
+                i += 1;
+            }
+        }
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for seg in decoded[1..].split('/') {
+        trailing_slash = false;
+        if seg.contains("%2F") || seg.contains("%5C") {
+            let hidden_dot = seg
+                .split("%2F")
+                .flat_map(|s| s.split("%5C"))
+                .any(|part| is_dot_segment(part.split(';').next().unwrap_or(part)));
+            if hidden_dot {
+                return Err(AmbiguousPath(
+                    "a `.` or `..` is next to an encoded `/` or `\\`",
+                ));
+            }
+        }
+        let base = seg.split(';').next().unwrap_or(seg);
+        if base != seg && is_dot_segment(base) {
+            return Err(AmbiguousPath("a dot segment carries `;` parameters"));
+        }
+        match seg {
+            "." => trailing_slash = true,
+            ".." => {
+                if kept.pop().is_none() {
+                    return Err(AmbiguousPath("a `..` climbs above the root"));
+                }
+                trailing_slash = true;
+            }
+            s => kept.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    out.push('/');
+    out.push_str(&kept.join("/"));
+    if trailing_slash && !kept.is_empty() {
+        out.push('/');
+    }
+    if out == path {
+        Ok(Cow::Borrowed(path))
+    } else {
+        Ok(Cow::Owned(out))
+    }
+}
+
+fn is_dot_segment(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
+/// The method a request counts as. `X-HTTP-Method-Override`, `X-HTTP-Method`
+/// and `X-Method-Override`, and the query parameters the site names
+/// (`method_override: { query: [...] }`), make the request the method they name.
+///
+/// Refused: two signals that name different methods (or one header given twice
+/// with different values), a value that is not a method, and an override that
+/// would make an unsafe method (`POST`, `PUT`, ...) count as a safe one (`GET`,
+/// `HEAD`, `OPTIONS`): the site may ignore the override and write.
+pub fn effective_method<'a>(
+    wire: &'a str,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+    query_names: &[String],
+) -> Result<Cow<'a, str>, ViewRefusal> {
+    let mut named: Option<(String, String)> = None;
+    let mut note = |value: &str, from: String| -> Result<(), ViewRefusal> {
+        let value = value.trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ViewRefusal::AmbiguousMethod(format!(
+                "{from} names `{value}`, which is not a method"
+            )));
+        }
+        let up = value.to_ascii_uppercase();
+        match &named {
+            Some((m, first)) if *m != up => Err(ViewRefusal::AmbiguousMethod(format!(
+                "{first} names {m} but {from} names {up}"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                named = Some((up, from));
+                Ok(())
+            }
+        }
+    };
+    for name in METHOD_OVERRIDE_HEADERS {
+        for v in headers.get_all(*name) {
+            let Ok(text) = v.to_str() else {
+                return Err(ViewRefusal::AmbiguousMethod(format!(
+                    "header `{name}` is not text"
+                )));
+            };
+            note(text, format!("header `{name}`"))?;
+        }
+    }
+    if let (false, Some(q)) = (query_names.is_empty(), query) {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if query_names.iter().any(|n| *n == k) {
+                note(&v, format!("query parameter `{k}`"))?;
+            }
+        }
+    }
+    let Some((method, from)) = named else {
+        return Ok(Cow::Borrowed(wire));
+    };
+    if method.eq_ignore_ascii_case(wire) {
+        return Ok(Cow::Borrowed(wire));
+    }
+    if is_safe_method(&method) && !is_safe_method(wire) {
+        return Err(ViewRefusal::AmbiguousMethod(format!(
+            "{from} asks a {wire} to count as {method}; the site may ignore it and write"
+        )));
+    }
+    Ok(Cow::Owned(method))
 }

@@ -68,6 +68,9 @@ pub struct Site {
     pub activities: Vec<(ActivityId, Vec<Matcher>)>,
     /// True when some matcher reads the body (`form` or `json`).
     pub needs_body: bool,
+    /// Query parameters that name the method the request counts as
+    /// (`method_override: { query: [...] }`).
+    pub method_override_query: Vec<String>,
 }
 
 /// How a matcher tests the path.
