@@ -317,3 +317,219 @@ pub fn effective_method<'a>(
     }
     Ok(Cow::Owned(method))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::normalize_host;
+    use crate::policy::sources::test_policy;
+
+    #[test]
+    fn paths_are_normalised() {
+        let table = [
+            ("/", "/"),
+            ("", ""),
+            ("*", "*"),
+            ("/a/b?", "/a/b?"),
+            (
+                "/youtubei/v1/reel/../comment/create_comment",
+                "/youtubei/v1/comment/create_comment",
+            ),
+            (
+                "/youtubei/v1/reel/%2e%2e/comment/create_comment",
+                "/youtubei/v1/comment/create_comment",
+            ),
+            (
+                "/youtubei/v1/reel/%2E%2E/comment/create_comment",
+                "/youtubei/v1/comment/create_comment",
+            ),
+            ("/a/./b/.", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/a/..", "/"),
+            ("/a/.", "/a/"),
+            ("/%61%62c", "/abc"),
+            ("/%7e%2D%5f", "/~-_"),
+            ("/a%2fb", "/a%2Fb"),
+            ("/a%5cb", "/a%5Cb"),
+            ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/a//b", "/a//b"),
+            ("/a/..../b", "/a/..../b"),
+            ("/a/.b/c.", "/a/.b/c."),
+        ];
+        for (raw, want) in table {
+            assert_eq!(normalize_path(raw).unwrap(), want, "{raw}");
+        }
+        assert!(matches!(normalize_path("/a/b"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for raw in [
+            "/a/..%2fb",
+            "/a/..%2Fb",
+            "/a/%2e%2e%2fb",
+            "/a/%2e%2e%5cb",
+            "/a/b%2f..",
+            "/a/.%2fb",
+            "/a/%2e%2f",
+            "/a\\b",
+            "/a/..\\b",
+            "/a%00b",
+            "/a\0b",
+            "/..",
+            "/a/../..",
+            "/%2e%2e/x",
+            "/a/..;/b",
+            "/a/.;x/b",
+            "/a%",
+            "/a%2",
+            "/a%zz",
+            "/a b",
+            "/a\tb",
+            "/caf\u{e9}",
+            "a/b",
+        ] {
+            assert!(
+                matches!(normalize_path(raw), Err(ViewRefusal::AmbiguousPath(_))),
+                "{raw:?} should be refused, got {:?}",
+                normalize_path(raw)
+            );
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn method_overrides() {
+        let names = vec!["method".to_string()];
+        let m = |wire, h: &[(&'static str, &'static str)], q: Option<&str>| {
+            effective_method(wire, &headers(h), q, &names)
+        };
+        assert_eq!(m("GET", &[], None).unwrap(), "GET");
+        assert_eq!(
+            m("GET", &[("x-http-method-override", "POST")], None).unwrap(),
+            "POST"
+        );
+        assert_eq!(
+            m("GET", &[("x-http-method", "delete")], None).unwrap(),
+            "DELETE"
+        );
+        assert_eq!(
+            m("GET", &[("x-method-override", "PUT")], None).unwrap(),
+            "PUT"
+        );
+        assert_eq!(m("GET", &[], Some("method=post&x=1")).unwrap(), "POST");
+        assert_eq!(m("POST", &[], Some("method=PUT")).unwrap(), "PUT");
+        // Two signals that agree are one.
+        assert_eq!(
+            m(
+                "GET",
+                &[
+                    ("x-http-method-override", "POST"),
+                    ("x-http-method", "post")
+                ],
+                Some("method=POST")
+            )
+            .unwrap(),
+            "POST"
+        );
+        // The site's query names only: another site's `method` is just a parameter.
+        assert_eq!(
+            effective_method("GET", &headers(&[]), Some("method=post"), &[]).unwrap(),
+            "GET"
+        );
+        for (wire, h, q) in [
+            (
+                "GET",
+                vec![
+                    ("x-http-method-override", "POST"),
+                    ("x-http-method-override", "PUT"),
+                ],
+                None,
+            ),
+            (
+                "GET",
+                vec![
+                    ("x-http-method-override", "POST"),
+                    ("x-http-method", "DELETE"),
+                ],
+                None,
+            ),
+            (
+                "GET",
+                vec![("x-http-method-override", "POST")],
+                Some("method=delete"),
+            ),
+            ("GET", vec![], Some("method=post&method=put")),
+            ("GET", vec![("x-http-method-override", "")], None),
+            ("GET", vec![("x-http-method-override", "PO ST")], None),
+            // An unsafe method must not count as a safe one: the site may ignore it.
+            ("POST", vec![("x-http-method-override", "GET")], None),
+            ("POST", vec![], Some("method=get")),
+        ] {
+            assert!(
+                matches!(m(wire, &h, q), Err(ViewRefusal::AmbiguousMethod(_))),
+                "{wire} {h:?} {q:?}: {:?}",
+                m(wire, &h, q)
+            );
+        }
+    }
+
+    const POLICY: &str = r#"
+version: 1
+sites:
+  graph:
+    domains: [graph.demo.test]
+    method_override: { query: [method] }
+    activities:
+      post: [{ method: POST, path: /me/feed }]
+rules:
+  - { name: all, action: allow }
+"#;
+
+    #[test]
+    fn build_applies_the_site_overrides_and_normalises() {
+        let policy = test_policy(POLICY);
+        let host = normalize_host("graph.demo.test").unwrap();
+        let other = normalize_host("other.test").unwrap();
+        let h = http::HeaderMap::new();
+        let raw = |host, target| RawRequest {
+            method: "GET",
+            host,
+            target,
+            headers: &h,
+            body: None,
+            connect: false,
+        };
+        let v = RequestView::build(&policy, &raw(&host, "/x/../me/feed?method=post")).unwrap();
+        assert_eq!(v.method, "POST");
+        assert_eq!(v.path, "/me/feed");
+        assert_eq!(v.forward_target(), "/me/feed?method=post");
+        let v = RequestView::build(&policy, &raw(&other, "/me/feed?method=post")).unwrap();
+        assert_eq!(v.method, "GET");
+        // Unlisted hosts are normalised and refused the same way (fail closed).
+        assert!(RequestView::build(&policy, &raw(&other, "/a/..%2f")).is_err());
+        assert!(RequestView::build(&policy, &raw(&host, "/a/..%2f")).is_err());
+    }
+
+    #[test]
+    fn websocket_upgrades_are_seen_behind_other_protocols() {
+        assert!(is_websocket_upgrade(&headers(&[("upgrade", "WebSocket")])));
+        assert!(is_websocket_upgrade(&headers(&[(
+            "upgrade",
+            "h2c, websocket"
+        )])));
+        assert!(is_websocket_upgrade(&headers(&[
+            ("upgrade", "h2c"),
+            ("upgrade", "websocket")
+        ])));
+        assert!(!is_websocket_upgrade(&headers(&[("upgrade", "h2c")])));
+    }
+}

@@ -402,3 +402,302 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
         Ok(serde_json::Value::Object(out))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::policy::sources::test_policy;
+    use crate::policy::{normalize_host, Policy};
+    use crate::view::RawRequest;
+
+    // `read` is listed FIRST on purpose: file order must not let it win.
+    const POLICY: &str = r#"
+version: 1
+sites:
+  demo:
+    domains: [demo.test]
+    method_override: { query: [method] }
+    activities:
+      read:
+        - { method: POST, path: /graphql, form: { op: '.+Query' } }
+        - { method: POST, path: /graphql, header: { x-op: '.+Query' } }
+        - { method: POST, path: /feed }
+      post:
+        - { method: POST, path: /graphql, form: { op: 'CreatePost' } }
+        - { method: POST, path: /graphql, json: { op: 'CreatePost' } }
+        - { method: POST, path: /statuses }
+      message:
+        - { websocket: true, path: /chat }
+        - { method: POST, path: /statuses, json: { visibility: direct } }
+rules:
+  - { name: all, action: allow }
+"#;
+
+    fn name(policy: &Policy, line: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> String {
+        let (method, target) = line.split_once(' ').unwrap();
+        let host = normalize_host("demo.test").unwrap();
+        let mut h = http::HeaderMap::new();
+        for (k, v) in headers {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let raw = RawRequest {
+            method,
+            host: &host,
+            target,
+            headers: &h,
+            body,
+            connect: false,
+        };
+        let view = RequestView::build(policy, &raw).unwrap();
+        let site = policy.site_for(&host);
+        policy.activity_name(classify(site, &view)).to_string()
+    }
+
+    const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn the_stricter_activity_wins_whatever_the_file_order() {
+        let p = test_policy(POLICY);
+        assert_eq!(
+            name(&p, "POST /graphql", &[("x-op", "FeedQuery")], None),
+            "read"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[("x-op", "FeedQuery"), FORM],
+                Some(b"op=CreatePost")
+            ),
+            "post"
+        );
+        assert_eq!(
+            name(&p, "POST /graphql", &[FORM], Some(b"op=FeedQuery")),
+            "read"
+        );
+        assert_eq!(name(&p, "POST /feed", &[], None), "read");
+        // Among write-kind activities, file order decides.
+        assert_eq!(
+            name(
+                &p,
+                "POST /statuses",
+                &[JSON],
+                Some(br#"{"visibility":"direct"}"#)
+            ),
+            "post"
+        );
+    }
+
+    #[test]
+    fn fields_are_looked_for_in_the_query_too() {
+        let p = test_policy(POLICY);
+        assert_eq!(name(&p, "POST /graphql?op=CreatePost", &[], None), "post");
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql?op=CreatePost",
+                &[("x-op", "FeedQuery")],
+                None
+            ),
+            "post"
+        );
+        // Body and query disagree, or a field is given twice: `write`, never `read`.
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql?op=FeedQuery",
+                &[FORM],
+                Some(b"op=CreatePost")
+            ),
+            "write"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql?op=FeedQuery",
+                &[FORM],
+                Some(b"op=FeedQuery")
+            ),
+            "write"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[FORM],
+                Some(b"op=FeedQuery&op=OtherQuery")
+            ),
+            "write"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[JSON],
+                Some(br#"{"op":"FeedQuery","op":"CreatePost"}"#)
+            ),
+            "write"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql?op=FeedQuery",
+                &[JSON],
+                Some(br#"{"op":"CreatePost"}"#)
+            ),
+            "write"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[("x-op", "FeedQuery"), ("x-op", "AQuery")],
+                None
+            ),
+            "write"
+        );
+    }
+
+    #[test]
+    fn matchers_see_the_decoded_body() {
+        let p = test_policy(POLICY);
+        let gz = gzip(b"op=CreatePost");
+        let enc = ("content-encoding", "gzip");
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[("x-op", "FeedQuery"), FORM, enc],
+                Some(&gz)
+            ),
+            "post"
+        );
+        let gz = gzip(br#"{"op":"CreatePost"}"#);
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[("x-op", "FeedQuery"), JSON, enc],
+                Some(&gz)
+            ),
+            "post"
+        );
+        let multipart =
+            b"--B\r\nContent-Disposition: form-data; name=\"op\"\r\n\r\nCreatePost\r\n--B--\r\n";
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[
+                    ("x-op", "FeedQuery"),
+                    ("content-type", "multipart/form-data; boundary=B")
+                ],
+                Some(multipart)
+            ),
+            "post"
+        );
+        // The declared charset.
+        let utf16: Vec<u8> =
+            r#"{"op":"CreatePost"}"#.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[
+                    ("x-op", "FeedQuery"),
+                    ("content-type", "application/json; charset=utf-16le")
+                ],
+                Some(&utf16)
+            ),
+            "post"
+        );
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[(
+                    "content-type",
+                    "application/x-www-form-urlencoded; charset=iso-8859-1"
+                )],
+                Some(b"op=Caf%E9Query")
+            ),
+            "read"
+        );
+    }
+
+    #[test]
+    fn an_undecodable_body_is_never_a_read() {
+        let p = test_policy(POLICY);
+        for (enc, body) in [
+            ("gzip", &b"not gzip"[..]),
+            ("x-unknown", &b"op=CreatePost"[..]),
+        ] {
+            assert_eq!(
+                name(
+                    &p,
+                    "POST /graphql",
+                    &[("x-op", "FeedQuery"), FORM, ("content-encoding", enc)],
+                    Some(body)
+                ),
+                "write",
+                "{enc}"
+            );
+        }
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[
+                    ("x-op", "FeedQuery"),
+                    ("content-type", "application/json; charset=no-such")
+                ],
+                Some(b"{}")
+            ),
+            "write"
+        );
+    }
+
+    #[test]
+    fn overrides_count_for_classification() {
+        let p = test_policy(POLICY);
+        assert_eq!(name(&p, "GET /statuses", &[], None), "read");
+        assert_eq!(
+            name(
+                &p,
+                "GET /statuses",
+                &[("x-http-method-override", "POST")],
+                None
+            ),
+            "post"
+        );
+        assert_eq!(name(&p, "GET /statuses?method=post", &[], None), "post");
+        assert_eq!(
+            name(&p, "GET /graphql?op=CreatePost&method=POST", &[], None),
+            "post"
+        );
+    }
+
+    #[test]
+    fn an_unnamed_websocket_is_a_write() {
+        let p = test_policy(POLICY);
+        let ws = [("connection", "Upgrade"), ("upgrade", "websocket")];
+        assert_eq!(name(&p, "GET /chat", &ws, None), "message");
+        assert_eq!(name(&p, "GET /other", &ws, None), "write");
+        assert_eq!(name(&p, "GET /other", &[], None), "read");
+        // Unlisted hosts: no catalogue to name it, the method decides.
+        assert_eq!(fallback("GET"), ACTIVITY_READ);
+    }
+}
