@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::policy::load_policy;
-use crate::policy::selftest::{run_tests, TestRequest};
+use crate::policy::selftest::TestRequest;
 use crate::policy::sources::FsFiles;
 use crate::runtime::{load_checked_policy, PolicySource};
 use crate::settings::Settings;
+use crate::verdict::run_tests;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use socialgate::policy::load_policy;
-use socialgate::policy::selftest::run_tests;
 use socialgate::policy::sources::FsFiles;
+use socialgate::verdict::run_tests;
 
 fn errors_of(file: &str) -> Vec<String> {
     let path = format!("tests/fixtures/policies/{file}");

@@ -8,13 +8,20 @@
 //! proxy forwards exactly the request the view describes
 //! ([`RequestView::forward_target`]), so what was decided is what the site gets.
 //!
+//! The path is normalised (dot segments removed, unreserved characters decoded,
+//! RFC 3986 section 6.2.2) and the method overrides applied; a path or method
+//! that a site could read another way is a [`ViewRefusal`] (400).
+//!
 //! Limits: pure (no I/O, no clock). The body is whatever the caller buffered;
-//! the view never reads more. Callers: `verdict` (policy tests, `explain`), the
-//! gateway's proxy pipeline, the fuzz harness and the benches.
+//! the view never reads more, and never rewrites the query or the body. Depends
+//! only on `policy::host` (so `policy` can read the view without a cycle);
+//! `RequestView::build(policy, raw)` is defined in `policy`. Callers: `verdict`
+//! (policy tests, `explain`), the gateway's proxy pipeline, the fuzz harness and
+//! the benches.
 
 use std::borrow::Cow;
 
-use crate::policy::{NormalHost, Policy};
+use crate::policy::host::NormalHost;
 
 /// A request as it arrived, before anything is interpreted.
 #[derive(Debug, Clone, Copy)]
@@ -72,10 +79,16 @@ pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
 ];
 
 impl<'a> RequestView<'a> {
-    /// Builds the view of `raw` as the `policy` will see it: the path
+    /// Builds the view of `raw`, given the query parameters its site names as
+    /// method overrides (`method_override: { query: [...] }`): the path
     /// normalised ([`normalize_path`]), the method overrides applied
-    /// ([`effective_method`]). Refuses what has no single reading.
-    pub fn build(policy: &Policy, raw: &RawRequest<'a>) -> Result<RequestView<'a>, ViewRefusal> {
+    /// ([`effective_method`]). Refuses what has no single reading. Callers go
+    /// through `RequestView::build(policy, raw)` (in `policy`), which looks the
+    /// site up.
+    pub fn from_raw(
+        raw: &RawRequest<'a>,
+        override_query: &[String],
+    ) -> Result<RequestView<'a>, ViewRefusal> {
         let (path, query) = match raw.target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (raw.target, None),
@@ -83,11 +96,9 @@ impl<'a> RequestView<'a> {
         let (path, method) = if raw.connect {
             (Cow::Borrowed(path), Cow::Borrowed(raw.method))
         } else {
-            let site = policy.site_for(raw.host);
-            let query_names = site.map_or(&[][..], |s| s.method_override_query.as_slice());
             (
                 normalize_path(path)?,
-                effective_method(raw.method, raw.headers, query, query_names)?,
+                effective_method(raw.method, raw.headers, query, override_query)?,
             )
         };
         Ok(RequestView {

@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
+pub use crate::view::RequestView;
 pub use compile::load_policy;
-pub use decide::{Decision, DryRun, Facts, RequestView};
+pub use decide::{Decision, DryRun, Facts};
 pub use host::{normalize_host, DomainPattern, HostTable, NormalHost};
 pub use raw::{Action, OnFinding};
 
@@ -156,6 +157,21 @@ pub struct DlpProfile {
     pub on_finding: OnFinding,
     /// The compiled scanner (absent only in a policy that failed to load).
     pub scanner: Option<std::sync::Arc<crate::dlp::Scanner>>,
+}
+
+impl<'a> RequestView<'a> {
+    /// Builds the view of `raw` as the `policy` will see it (see
+    /// [`RequestView::from_raw`]): the site of the host gives the query
+    /// parameters that override the method.
+    pub fn build(
+        policy: &Policy,
+        raw: &crate::view::RawRequest<'a>,
+    ) -> Result<RequestView<'a>, crate::view::ViewRefusal> {
+        let names = policy
+            .site_for(raw.host)
+            .map_or(&[][..], |s| s.method_override_query.as_slice());
+        RequestView::from_raw(raw, names)
+    }
 }
 
 impl Policy {
