@@ -61,6 +61,14 @@ fn broken_policies_report_every_error_with_its_position() {
             ],
         ),
         (
+            "method_override.yaml",
+            &[
+                "method_override.yaml:5:24: unknown key `quer` in site `graph`; did you mean `query`? (known keys: query)",
+                "method_override.yaml:8:40: site `api`: `a=b` cannot name a query parameter",
+                "method_override.yaml:11:22: site `empty`: `method_override` names no query parameter (give `query: [name, ...]`)",
+            ],
+        ),
+        (
             "syntax.yaml",
             &["syntax.yaml:6:1: YAML syntax: while parsing a flow mapping, did not find expected ',' or '}'"],
         ),

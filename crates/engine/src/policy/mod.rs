@@ -3,7 +3,9 @@
 //! `raw` mirrors the YAML, `compile` builds matchers once (collecting every error
 //! with `file:line:col`), `activity` names a request's activity, `decide` picks the
 //! first matching rule. Deciding is pure: no I/O, no clock, no globals; the caller
-//! supplies the time. `selftest` runs the policy's own `tests:`.
+//! supplies the time. `selftest` compiles the policy's own `tests:` (the verdict
+//! runs them). [`RequestView::build`] is defined here: the site of the host says
+//! which query parameters override the method.
 
 pub mod activity;
 pub mod compile;
