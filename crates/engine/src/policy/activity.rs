@@ -9,7 +9,7 @@
 //!   named only when no write-kind activity matches.
 //! - Nothing matches: `read` for GET, HEAD and OPTIONS, `write` for everything
 //!   else, and `write` for a WebSocket upgrade (the catalogue names the sockets
-//!   that only read).
+//!   that only read: a `read` matcher names a socket only with `websocket: true`).
 //! - `form` and `json` matchers see the body as DLP does: Content-Encoding undone
 //!   (with the scanner's size cap), multipart/form-data fields, the declared
 //!   charset. A field they look for is looked for in the query string as well.
@@ -70,6 +70,8 @@ pub fn classify(site: Option<&Site>, req: &RequestView<'_>) -> ActivityId {
         for m in matchers {
             match matcher_matches(m, req, &body) {
                 Ok(false) => {}
+                // A socket reads only where a matcher says so (`websocket: true`).
+                Ok(true) if *id == ACTIVITY_READ && req.websocket && m.websocket != Some(true) => {}
                 Ok(true) if *id == ACTIVITY_READ => read = true,
                 Ok(true) => return *id,
                 Err(Unclear::Ambiguous) => return ACTIVITY_WRITE,
@@ -77,11 +79,14 @@ pub fn classify(site: Option<&Site>, req: &RequestView<'_>) -> ActivityId {
             }
         }
     }
-    if undecodable || req.websocket {
+    if undecodable {
         return ACTIVITY_WRITE;
     }
     if read {
         return ACTIVITY_READ;
+    }
+    if req.websocket {
+        return ACTIVITY_WRITE;
     }
     fallback(&req.method)
 }
@@ -216,18 +221,26 @@ impl<'a> ParsedBody<'a> {
         }
     }
 
-    fn content_type(&self) -> Option<(String, Option<String>, String)> {
-        let header = joined(self.req.headers, http::header::CONTENT_TYPE)?;
+    /// The media type, charset and whole header; two `Content-Type` lines
+    /// cannot be decoded (the site might read either).
+    fn content_type(&self) -> Result<Option<(String, Option<String>, String)>, Unclear> {
+        let mut lines = self.req.headers.get_all(http::header::CONTENT_TYPE).iter();
+        let value = match (lines.next(), lines.next()) {
+            (None, _) => return Ok(None),
+            (Some(v), None) => v,
+            (Some(_), Some(_)) => return Err(Unclear::Undecodable),
+        };
+        let header = String::from_utf8_lossy(value.as_bytes()).into_owned();
         let ct = mailparse::parse_content_type(&header);
         let charset = ct.params.get("charset").cloned();
-        Some((ct.mimetype.to_ascii_lowercase(), charset, header))
+        Ok(Some((ct.mimetype.to_ascii_lowercase(), charset, header)))
     }
 
     /// Form fields: a form-urlencoded or multipart/form-data body (by its
     /// Content-Type); none for any other body.
     fn form(&self) -> Result<&Fields, Unclear> {
         let form = self.form.get_or_init(|| {
-            let Some((mime, charset, header)) = self.content_type() else {
+            let Some((mime, charset, header)) = self.content_type()? else {
                 return Ok(Vec::new());
             };
             match mime.as_str() {
@@ -251,7 +264,7 @@ impl<'a> ParsedBody<'a> {
             if bytes.is_empty() {
                 return Ok(None);
             }
-            let charset = self.content_type().and_then(|(_, c, _)| c);
+            let charset = self.content_type()?.and_then(|(_, c, _)| c);
             let text = decode_charset(bytes, charset.as_deref())?;
             match serde_json::from_str::<Strict>(&text) {
                 Ok(Strict(v)) => Ok(Some(v)),
@@ -425,6 +438,8 @@ sites:
         - { method: POST, path: /graphql, form: { op: '.+Query' } }
         - { method: POST, path: /graphql, header: { x-op: '.+Query' } }
         - { method: POST, path: /feed }
+        - { method: GET, path: /feed }
+        - { websocket: true, path: /live }
       post:
         - { method: POST, path: /graphql, form: { op: 'CreatePost' } }
         - { method: POST, path: /graphql, json: { op: 'CreatePost' } }
@@ -668,6 +683,16 @@ rules:
             ),
             "write"
         );
+        // Two Content-Type lines: the site might parse the body either way.
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql",
+                &[("x-op", "FeedQuery"), FORM, ("content-type", "text/plain")],
+                Some(b"op=FeedQuery")
+            ),
+            "write"
+        );
     }
 
     #[test]
@@ -697,6 +722,9 @@ rules:
         assert_eq!(name(&p, "GET /chat", &ws, None), "message");
         assert_eq!(name(&p, "GET /other", &ws, None), "write");
         assert_eq!(name(&p, "GET /other", &[], None), "read");
+        // A `read` matcher names a socket only when it says `websocket: true`.
+        assert_eq!(name(&p, "GET /live", &ws, None), "read");
+        assert_eq!(name(&p, "GET /feed", &ws, None), "write");
         // Unlisted hosts: no catalogue to name it, the method decides.
         assert_eq!(fallback("GET"), ACTIVITY_READ);
     }
