@@ -180,6 +180,14 @@ pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, ViewRefusal> {
     if !path.starts_with('/') {
         return Err(AmbiguousPath("it does not start with `/`"));
     }
+    // Most paths have nothing to decode and no segment starting with a dot.
+    if !path.contains("/.")
+        && path
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'%' && b != b'\\')
+    {
+        return Ok(Cow::Borrowed(path));
+    }
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
@@ -367,6 +375,8 @@ mod tests {
             ("/a//b", "/a//b"),
             ("/a/..../b", "/a/..../b"),
             ("/a/.b/c.", "/a/.b/c."),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a;b/c", "/a;b/c"),
         ];
         for (raw, want) in table {
             assert_eq!(normalize_path(raw).unwrap(), want, "{raw}");
