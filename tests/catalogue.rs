@@ -433,6 +433,10 @@ fn table() -> Vec<Row> {
             .json(r#"{"status":"@someone hi","visibility":"direct"}"#),
         req("POST https://mastodon.social/api/v1/statuses", "mastodon", "write")
             .json(r#"{"status":"@someone hi","visibility":"direct","visibility":"public"}"#),
+        // `;` splits the query for some servers (Rack before 3): a field hidden behind it
+        // makes the request `write`.
+        req("POST https://mastodon.social/api/v1/statuses?x=1;visibility=direct", "mastodon", "write")
+            .json(r#"{"status":"@someone hi"}"#),
         // An extra queryId does not make a LinkedIn message a reaction.
         req("POST https://www.linkedin.com/voyager/api/voyagerMessagingDashMessengerMessages?action=createMessage&queryId=voyagerSocialDashReactions.b731222600772fd42464c0fe19bd722b", "linkedin", "message")
             .json(r#"{"message":{"body":{"text":"hi"}}}"#),

@@ -15,7 +15,9 @@
 //!   charset. A field they look for is looked for in the query string as well.
 //! - A field that is given twice (in the body, in the query, or once in each)
 //!   makes the request `write`, whatever the method: the site might read either
-//!   value, so no named activity, and never `read`, is picked silently.
+//!   value, so no named activity, and never `read`, is picked silently. So does
+//!   a query field that splitting the query at `;` as well as `&` (as some
+//!   servers do) would change.
 //! - A body a matcher needs but cannot decode (broken or unknown encoding, unknown
 //!   charset, too large once decoded) fails that matcher, and the request can no
 //!   longer be `read`.
@@ -49,7 +51,8 @@ struct ParsedBody<'a> {
     decoded: OnceCell<Result<Cow<'a, [u8]>, Unclear>>,
     form: OnceCell<Result<Fields, Unclear>>,
     json: OnceCell<Result<Option<serde_json::Value>, Unclear>>,
-    query: OnceCell<Fields>,
+    /// The query split at `&`, and (when it holds a `;`) at `&` and `;`.
+    query: OnceCell<(Fields, Option<Fields>)>,
 }
 
 /// Names the activity of `req` on `site` (or the fallback when no site).
@@ -146,7 +149,7 @@ fn matcher_matches(
         }
     }
     for (name, re) in &m.query {
-        if !one_value(body.query_values(name))?.is_some_and(|v| re.is_match(v)) {
+        if !one_value(body.query_values(name)?)?.is_some_and(|v| re.is_match(v)) {
             return Ok(false);
         }
     }
@@ -158,7 +161,7 @@ fn matcher_matches(
                 .filter(|(k, _)| k == name)
                 .map(|(_, v)| Some(v.as_str()))
                 .collect();
-            values.extend(body.query_values(name));
+            values.extend(body.query_values(name)?);
             if !one_value(values)?.is_some_and(|v| re.is_match(v)) {
                 return Ok(false);
             }
@@ -172,7 +175,7 @@ fn matcher_matches(
                 values.push(v.as_str());
             }
             if let [key] = path.as_slice() {
-                values.extend(body.query_values(key));
+                values.extend(body.query_values(key)?);
             }
             if !one_value(values)?.is_some_and(|v| re.is_match(v)) {
                 return Ok(false);
@@ -193,17 +196,34 @@ fn one_value(values: Vec<Option<&str>>) -> Result<Option<&str>, Unclear> {
 }
 
 impl<'a> ParsedBody<'a> {
-    fn query_values(&self, name: &str) -> Vec<Option<&str>> {
-        self.query
-            .get_or_init(|| {
-                url::form_urlencoded::parse(self.req.query.unwrap_or("").as_bytes())
+    /// The values of `name` in the query string. Some servers also split the
+    /// query at `;` (Rack before 3, older Python): when that would change the
+    /// values of `name`, it is ambiguous.
+    fn query_values(&self, name: &str) -> Result<Vec<Option<&str>>, Unclear> {
+        let (amp, semi) = self.query.get_or_init(|| {
+            let q = self.req.query.unwrap_or("");
+            let pairs = |q: &str| -> Fields {
+                url::form_urlencoded::parse(q.as_bytes())
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect()
-            })
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| Some(v.as_str()))
-            .collect()
+            };
+            let semi = q.contains(';').then(|| pairs(&q.replace(';', "&")));
+            (pairs(q), semi)
+        });
+        fn of<'f>(pairs: &'f Fields, name: &str) -> Vec<&'f str> {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        }
+        let values = of(amp, name);
+        if let Some(semi) = semi {
+            if of(semi, name) != values {
+                return Err(Unclear::Ambiguous);
+            }
+        }
+        Ok(values.into_iter().map(Some).collect())
     }
 
     /// The body with its Content-Encoding undone (every `Content-Encoding`
@@ -583,6 +603,20 @@ rules:
                 None
             ),
             "write"
+        );
+        // A server that also splits the query at `;` would see another field.
+        assert_eq!(
+            name(
+                &p,
+                "POST /graphql?x=1;op=CreatePost",
+                &[("x-op", "FeedQuery")],
+                None
+            ),
+            "write"
+        );
+        assert_eq!(
+            name(&p, "POST /graphql?x=a;b&op=CreatePost", &[], None),
+            "post"
         );
     }
 
