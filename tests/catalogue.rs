@@ -403,6 +403,11 @@ fn table() -> Vec<Row> {
             .json(r#"{"commentText":"hi"}"#),
         req("POST https://www.youtube.com/youtubei/v1/reel/%2e%2e/comment/create_comment", "youtube", "comment")
             .json(r#"{"commentText":"hi"}"#),
+        req("POST https://www.youtube.com/youtubei/v1/reel/reel_item_watch?prettyPrint=false", "youtube", "read")
+            .json(r#"{"playerRequest":{"videoId":"abc"}}"#),
+        // `reel/` takes one segment: a deeper path is not a read.
+        req("POST https://www.youtube.com/youtubei/v1/reel/x/comment/create_comment", "youtube", "write")
+            .json(r#"{"commentText":"hi"}"#),
         // The stricter activity wins: a mutation in the body beats a Query label in the header.
         req("POST https://www.facebook.com/api/graphql/", "facebook", "post")
             .header("x-fb-friendly-name", "CometNewsFeedPaginationQuery")
