@@ -24,10 +24,11 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::dlp::normalize::{decimal_digit, is_invisible, normalize};
 use crate::dlp::{ScanInput, ScanLimits, Scanner};
-use crate::policy::selftest::{run_tests, TestRequest};
+use crate::policy::selftest::TestRequest;
 use crate::policy::sources::{EmbeddedFiles, PolicyFiles, BUILTIN_POLICY};
 use crate::policy::{load_policy, normalize_host, Decision, Facts, NormalHost, Policy};
 use crate::settings::Settings;
+use crate::verdict::run_tests;
 use crate::verdict::{apply_dlp, evaluate_test_request, Content};
 use crate::view::{RawRequest, RequestView};
 

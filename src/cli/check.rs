@@ -15,7 +15,7 @@ use clap::Args;
 use super::context;
 use crate::identity::ldap::list_or_none;
 use crate::policy::load_policy;
-use crate::policy::selftest::run_tests;
+use crate::verdict::run_tests;
 use crate::policy::sources::FsFiles;
 use crate::settings::Settings;
 

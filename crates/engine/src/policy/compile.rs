@@ -505,12 +505,36 @@ impl Compiler {
                 }
                 activities.push((id, compiled));
             }
+            let mut method_override_query = Vec::new();
+            if let Some(mo) = &entry.raw.method_override {
+                let mp = child(&child(&entry.path, "method_override"), "query");
+                if mo.query.is_empty() {
+                    errors.push(doc.error_at(
+                        &child(&entry.path, "method_override"),
+                        format!("site `{name}`: `method_override` names no query parameter (give `query: [name, ...]`)"),
+                    ));
+                }
+                for (i, q) in mo.query.iter().enumerate() {
+                    if q.is_empty()
+                        || q.bytes()
+                            .any(|b| b.is_ascii_whitespace() || b"&=?#".contains(&b))
+                    {
+                        errors.push(doc.error_at(
+                            &index(&mp, i),
+                            format!("site `{name}`: `{q}` cannot name a query parameter"),
+                        ));
+                    } else {
+                        method_override_query.push(q.clone());
+                    }
+                }
+            }
             sites.push(Site {
                 name: name.clone(),
                 domains,
                 intercept: entry.raw.intercept.unwrap_or(true),
                 activities,
                 needs_body,
+                method_override_query,
             });
         }
         (sites, hosts)

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::activity::classify;
 use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
-pub use crate::view::RequestView;
+use crate::view::RequestView;
 
 /// The implicit last rule.
 pub const DEFAULT_DENY: &str = "default-deny";

@@ -40,6 +40,18 @@ pub struct RawSite {
     pub intercept: Option<bool>,
     #[serde(default)]
     pub activities: IndexMap<String, Vec<RawMatcher>>,
+    /// Request signals the site reads as "count as this method".
+    pub method_override: Option<RawMethodOverride>,
+}
+
+/// `sites.<name>.method_override`: query parameters that, like the
+/// `X-HTTP-Method-Override` header, make a request count as the method they name
+/// (the Graph API's `GET /me/feed?method=post`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethodOverride {
+    #[serde(default)]
+    pub query: Vec<String>,
 }
 
 /// One activity matcher: every key given must match.

@@ -79,3 +79,25 @@ fn clean(path: &str) -> String {
     }
     parts.join("/")
 }
+
+/// One policy file held in memory, for unit tests.
+#[cfg(test)]
+pub(crate) struct OneFile(pub &'static str);
+
+#[cfg(test)]
+impl PolicyFiles for OneFile {
+    fn read(&self, _path: &str) -> Result<String, String> {
+        Ok(self.0.to_string())
+    }
+
+    fn expand(&self, _pattern: &str) -> Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// Compiles a one-file policy for a unit test.
+#[cfg(test)]
+#[allow(clippy::panic)]
+pub(crate) fn test_policy(yaml: &'static str) -> super::Policy {
+    super::load_policy("test.yaml", &OneFile(yaml)).unwrap_or_else(|e| panic!("{e}"))
+}
