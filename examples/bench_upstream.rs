@@ -22,7 +22,6 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,7 +30,9 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+use rcgen::SanType;
+use socialgate_testkit::ca::{self, TestCa};
+use socialgate_testkit::script::{split_names, write_atomic};
 use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: bench_upstream [--http-port N] [--https-port N] \
@@ -74,13 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--http-port" => args.http_port = port(&value)?,
             "--https-port" => args.https_port = port(&value)?,
             "--ca-out" => args.ca_out = value,
-            "--names" => {
-                args.names = value
-                    .split(',')
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect()
-            }
+            "--names" => args.names = split_names(&value),
             "--port-file" => args.port_file = Some(value),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -89,13 +84,6 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--names must name at least one host\n{USAGE}"));
     }
     Ok(args)
-}
-
-/// Writes `text` to `path` atomically, so a script polling for it never reads half.
-fn write_atomic(path: &str, text: &str) {
-    let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("renaming {tmp} to {path}: {e}"));
 }
 
 /// A body of `remaining` bytes, sent as slices of one shared chunk.
@@ -164,36 +152,17 @@ async fn answer(
     Ok(resp)
 }
 
+/// A throwaway CA (its certificate written to `ca_out`) and a leaf it signs for
+/// `names` and 127.0.0.1, sent with the CA after it.
 fn tls_acceptor(names: &[String], ca_out: &str) -> tokio_rustls::TlsAcceptor {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "socialgate bench upstream CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(names.to_vec()).unwrap();
-    leaf_params
+    let ca = TestCa::new("socialgate bench upstream CA");
+    let mut params = ca::site_params(names);
+    params
         .subject_alt_names
         .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, names[0].clone());
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let leaf = ca.sign(params);
     write_atomic(ca_out, &ca.pem());
-
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    ca::acceptor(vec![leaf.der(), ca.der()], &leaf, ca::ALPN_H2_HTTP1)
 }
 
 /// Serves one connection (plain or TLS) with HTTP/1.1 or HTTP/2.

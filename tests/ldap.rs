@@ -6,30 +6,11 @@
 //! `upstream.extra_roots`, and `socialgate check --settings`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-mod support_directory;
-
 use std::time::{Duration, Instant};
 
-use support::*;
-use support_directory::*;
-
-const POLICY: &str = r#"
-version: 1
-roles:
-  press-office: { groups: [communications] }
-  staff: { groups: [all-staff] }
-sites:
-  social:
-    domains: [www.social.test]
-    intercept: false
-    activities:
-      post: [{ method: POST, path: /post }]
-rules:
-  - { name: press-office-posts, roles: [press-office], sites: [social], action: allow }
-  - { name: staff-read, roles: [staff], sites: [social], activities: [read], action: allow }
-  - { name: everyone-else, action: deny }
-"#;
+use socialgate_testkit::directory::*;
+use socialgate_testkit::gateway::*;
+use socialgate_testkit::upstream::*;
 
 struct Env {
     _fx: Fixture,
@@ -77,7 +58,7 @@ upstream:
         pw = password_file.display(),
         port = up.addr.port(),
     );
-    let gw = gateway(&fx, &settings, POLICY).await;
+    let gw = gateway(&fx, &settings, IDENTITY_POLICY).await;
     Env { _fx: fx, gw, up }
 }
 
@@ -104,15 +85,6 @@ async fn get(e: &Env, user: &str, pass: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
-}
-
-fn metric(e: &Env, line_start: &str) -> f64 {
-    let text = e.gw.gateway.metrics.render();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 fn people() -> Vec<DirUser<'static>> {
@@ -172,7 +144,7 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
     let filled = Instant::now();
     assert_eq!(
         metric(
-            &e,
+            &e.gw,
             "socialgate_directory_request_duration_seconds_count{operation=\"groups\"}"
         ),
         1.0,
@@ -204,8 +176,18 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
     tokio::time::sleep(Duration::from_millis(3300)).await;
     assert_eq!(post(&e, "carol", "carol-pass").await, 200);
 
-    assert!(metric(&e, "socialgate_directory_lookups_total{result=\"cached\"}") >= 1.0);
-    assert!(metric(&e, "socialgate_directory_lookups_total{result=\"fetched\"}") >= 4.0);
+    assert!(
+        metric(
+            &e.gw,
+            "socialgate_directory_lookups_total{result=\"cached\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &e.gw,
+            "socialgate_directory_lookups_total{result=\"fetched\"}"
+        ) >= 4.0
+    );
     let text = e.gw.gateway.metrics.render();
     for name in ["alice", "carol", "dave"] {
         assert!(!text.contains(name), "metrics name a user: {name}");
@@ -282,14 +264,19 @@ async fn a_stopped_directory_serves_cached_users_and_no_groups_to_new_ones() {
         t.elapsed() < Duration::from_secs(3),
         "an outage must not stall requests"
     );
-    assert!(metric(&e, "socialgate_directory_lookups_total{result=\"stale\"}") >= 1.0);
     assert!(
         metric(
-            &e,
+            &e.gw,
+            "socialgate_directory_lookups_total{result=\"stale\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &e.gw,
             "socialgate_directory_lookups_total{result=\"unavailable\"}"
         ) >= 1.0
     );
-    assert!(metric(&e, "socialgate_directory_errors_total{kind=\"connect\"}") >= 1.0);
+    assert!(metric(&e.gw, "socialgate_directory_errors_total{kind=\"connect\"}") >= 1.0);
     e.gw.stop().await;
 }
 
@@ -328,7 +315,7 @@ async fn ldaps_trusts_extra_roots() {
         403,
         "untrusted directory: no groups"
     );
-    assert!(metric(&e, "socialgate_directory_errors_total{kind=\"tls\"}") >= 1.0);
+    assert!(metric(&e.gw, "socialgate_directory_errors_total{kind=\"tls\"}") >= 1.0);
     e.gw.stop().await;
 }
 
@@ -369,7 +356,7 @@ fn check_settings_reports_the_directory_and_groups() {
     );
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, IDENTITY_POLICY).unwrap();
     let settings = dir.path().join("socialgate.yaml");
     std::fs::write(
         &settings,

@@ -1,0 +1,28 @@
+//! What the example servers started by scripts share: hand-off files and
+//! command-line values.
+//!
+//! Job: write a file a script polls for (the CA certificate, the bound ports)
+//! so that it never reads it half written, and split a `--names a,b` value.
+//!
+//! Limits: `write_atomic` writes a sibling `<path>.tmp` and renames it, so the
+//! directory must be writable; it panics, naming the file, when it cannot.
+//!
+//! Callers: `examples/bench_upstream.rs` (`scripts/bench/run.sh`) and
+//! `examples/e2e_upstream.rs` (`tests/e2e/browser.sh`).
+
+/// Writes `text` to `path` atomically (write a sibling, then rename), so a script
+/// polling for the file never reads it half written.
+pub fn write_atomic(path: &str, text: &str) {
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
+    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("renaming {tmp} to {path}: {e}"));
+}
+
+/// The names of a comma-separated list, trimmed, empty ones left out.
+pub fn split_names(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
+}
