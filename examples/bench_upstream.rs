@@ -21,6 +21,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -32,8 +33,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::SanType;
 use socialgate_testkit::ca::{self, TestCa};
-use socialgate_testkit::script::{split_names, write_atomic};
-use tokio::net::TcpListener;
+use socialgate_testkit::script::{args_or_exit, split_names, write_atomic};
+use tokio::net::{TcpListener, TcpStream};
 
 const USAGE: &str = "usage: bench_upstream [--http-port N] [--https-port N] \
      [--ca-out FILE] [--names a.test,b.test] [--port-file FILE]";
@@ -176,15 +177,27 @@ where
         .await;
 }
 
+/// Accepts on `listener` for ever, serving each connection (TCP_NODELAY on) with
+/// `serve` on a task of its own.
+async fn accept_loop<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: let some connections close.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream));
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bench_upstream: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = args_or_exit("bench_upstream", parse_args());
     let small = Bytes::from(vec![b'x'; SMALL]);
     let chunk = Bytes::from(vec![b'y'; CHUNK]);
     let acceptor = tls_acceptor(&args.names, &args.ca_out);
@@ -210,32 +223,17 @@ async fn main() {
     );
 
     let (s1, c1) = (small.clone(), chunk.clone());
-    let plain_loop = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = plain.accept().await else {
-                // Out of descriptors, most likely: let some connections close.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(serve(stream, s1.clone(), c1.clone()));
+    let plain_loop = tokio::spawn(accept_loop(plain, move |stream| {
+        serve(stream, s1.clone(), c1.clone())
+    }));
+    let tls_loop = tokio::spawn(accept_loop(tls, move |stream| {
+        let acceptor = acceptor.clone();
+        let (small, chunk) = (small.clone(), chunk.clone());
+        async move {
+            if let Ok(s) = acceptor.accept(stream).await {
+                serve(s, small, chunk).await;
+            }
         }
-    });
-    let tls_loop = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = tls.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let (small, chunk) = (small.clone(), chunk.clone());
-            tokio::spawn(async move {
-                if let Ok(s) = acceptor.accept(stream).await {
-                    serve(s, small, chunk).await;
-                }
-            });
-        }
-    });
+    }));
     let _ = tokio::join!(plain_loop, tls_loop);
 }

@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use socialgate_testkit::ca::{self, TestCa};
-use socialgate_testkit::script::{split_names, write_atomic};
+use socialgate_testkit::script::{args_or_exit, split_names, write_atomic};
 use tokio::net::TcpListener;
 
 const USAGE: &str =
@@ -94,13 +94,7 @@ fn page(host: &str, path: &str) -> String {
 
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("e2e_upstream: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = args_or_exit("e2e_upstream", parse_args());
 
     // A throwaway CA, and a leaf for every name signed by it.
     let ca = TestCa::new("socialgate e2e upstream CA");

@@ -76,17 +76,10 @@ fn kerberos_negotiate_sign_in() {
     );
     // Before any thread of this test starts: the environment is shared with
     // MIT Kerberos, which reads it without Rust's lock.
-    for (k, v) in kdc.env() {
-        std::env::set_var(k, v);
-    }
+    kdc.set_process_env(true);
     kdc.kinit("bob", "bob-pw", None);
     kdc.kinit("alice", "alice-pw", None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(scenarios(&kdc));
+    runtime().block_on(scenarios(&kdc));
 }
 
 async fn scenarios(kdc: &Kdc) {

@@ -82,18 +82,9 @@ async fn kept_alive(
 #[ignore = "a benchmark: cargo test --release --test kerberos_bench -- --ignored --nocapture"]
 fn negotiate_kept_alive_vs_basic_cached() {
     let kdc = Kdc::start("localhost", &[("alice", "alice-pw")], 300);
-    for (k, v) in kdc.env() {
-        if k != "KRB5_TRACE" {
-            std::env::set_var(k, v);
-        }
-    }
+    kdc.set_process_env(false);
     kdc.kinit("alice", "alice-pw", None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let fx = Fixture::new();
         htpasswd(&fx, &[("bob", "bob-pass")]);
         let up = upstream_http("127.0.0.1").await;

@@ -19,14 +19,8 @@ struct Env {
 }
 
 /// A gateway whose users come from an htpasswd file (alice, carol, dave) and
-/// whose groups come from the directory at `url`, with `ldap_extra` added to
-/// the `ldap` section.
-async fn env(
-    url: &str,
-    password_file: &std::path::Path,
-    ldap_extra: &str,
-    extra_roots: &str,
-) -> Env {
+/// whose groups come from `slapd`, with `ldap_extra` added to the `ldap` section.
+async fn env(slapd: &Slapd, ldap_extra: &str, extra_roots: &str) -> Env {
     let fx = Fixture::new();
     htpasswd(
         &fx,
@@ -55,7 +49,8 @@ upstream:
   allow_destinations: [127.0.0.1/32]
   allowed_ports: [80, {port}]
 "#,
-        pw = password_file.display(),
+        url = slapd.url,
+        pw = slapd.password_file().display(),
         port = up.addr.port(),
     );
     let gw = gateway(&fx, &settings, IDENTITY_POLICY).await;
@@ -87,6 +82,11 @@ async fn get(e: &Env, user: &str, pass: &str) -> u16 {
         .as_u16()
 }
 
+/// A directory of `people()` with `groups`, over plain LDAP.
+fn directory(groups: &[(&str, &[&str])]) -> Slapd {
+    Slapd::start(&people(), groups, None)
+}
+
 fn people() -> Vec<DirUser<'static>> {
     vec![
         DirUser {
@@ -113,17 +113,12 @@ fn people() -> Vec<DirUser<'static>> {
 /// and metrics name no user.
 #[tokio::test]
 async fn rights_follow_the_directory_group_after_the_cache_expires() {
-    let slapd = Slapd::start(
-        &people(),
-        &[
-            ("communications", &["alice"]),
-            ("all-staff", &["alice", "carol"]),
-        ],
-        None,
-    );
+    let slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "carol"]),
+    ]);
     let e = env(
-        &slapd.url,
-        &slapd.password_file(),
+        &slapd,
         "    group_filter: \"(&(objectClass=groupOfNames)(member={dn}))\"\n    cache_for: 3s\n",
         "",
     )
@@ -199,17 +194,12 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
 /// by binding to the directory as the user.
 #[tokio::test]
 async fn member_of_groups_and_directory_passwords() {
-    let slapd = Slapd::start(
-        &people(),
-        &[
-            ("communications", &["alice"]),
-            ("all-staff", &["alice", "bob"]),
-        ],
-        None,
-    );
+    let slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "bob"]),
+    ]);
     let e = env(
-        &slapd.url,
-        &slapd.password_file(),
+        &slapd,
         "    groups_from: memberOf\n    verify_basic_passwords: true\n",
         "",
     )
@@ -230,21 +220,11 @@ async fn member_of_groups_and_directory_passwords() {
 /// users never seen are in no directory group, and nothing waits on time-outs.
 #[tokio::test]
 async fn a_stopped_directory_serves_cached_users_and_no_groups_to_new_ones() {
-    let mut slapd = Slapd::start(
-        &people(),
-        &[
-            ("communications", &["alice"]),
-            ("all-staff", &["alice", "carol"]),
-        ],
-        None,
-    );
-    let e = env(
-        &slapd.url,
-        &slapd.password_file(),
-        "    groups_from: memberOf\n    cache_for: 1s\n",
-        "",
-    )
-    .await;
+    let mut slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "carol"]),
+    ]);
+    let e = env(&slapd, "    groups_from: memberOf\n    cache_for: 1s\n", "").await;
     assert_eq!(post(&e, "alice", "alice-pass").await, 200);
     slapd.stop();
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -294,8 +274,7 @@ async fn ldaps_trusts_extra_roots() {
     let ca_file = slapd.dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca).unwrap();
     let e = env(
-        &slapd.url,
-        &slapd.password_file(),
+        &slapd,
         "    groups_from: memberOf\n",
         &format!("\"{}\"", ca_file.display()),
     )
@@ -303,13 +282,7 @@ async fn ldaps_trusts_extra_roots() {
     assert_eq!(post(&e, "alice", "alice-pass").await, 200);
     e.gw.stop().await;
 
-    let e = env(
-        &slapd.url,
-        &slapd.password_file(),
-        "    groups_from: memberOf\n",
-        "",
-    )
-    .await;
+    let e = env(&slapd, "    groups_from: memberOf\n", "").await;
     assert_eq!(
         post(&e, "alice", "alice-pass").await,
         403,
@@ -349,11 +322,7 @@ fn plain_ldap_only_to_loopback() {
 /// `explain --settings` uses them unless groups are given on the command line.
 #[test]
 fn check_settings_reports_the_directory_and_groups() {
-    let mut slapd = Slapd::start(
-        &people(),
-        &[("communications", &["alice"]), ("all-staff", &["alice"])],
-        None,
-    );
+    let mut slapd = directory(&[("communications", &["alice"]), ("all-staff", &["alice"])]);
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
     std::fs::write(&policy, IDENTITY_POLICY).unwrap();

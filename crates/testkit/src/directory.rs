@@ -243,6 +243,18 @@ impl Kdc {
         ]
     }
 
+    /// Sets `env()` in this process, for an in-process gateway and client (all
+    /// but `KRB5_TRACE` without `trace`). Call it before any other thread starts:
+    /// MIT Kerberos reads the environment without Rust's lock. Then run the async
+    /// part on `runtime()`.
+    pub fn set_process_env(&self, trace: bool) {
+        for (k, v) in self.env() {
+            if trace || k != "KRB5_TRACE" {
+                std::env::set_var(k, v);
+            }
+        }
+    }
+
     /// `kinit` a user into the collection (it becomes the primary cache);
     /// `lifetime` like `3s`.
     pub fn kinit(&self, user: &str, password: &str, lifetime: Option<&str>) {
@@ -266,6 +278,16 @@ impl Drop for Kdc {
     fn drop(&mut self) {
         stop(&mut self.child);
     }
+}
+
+/// A two-worker tokio runtime, for a test that set the process environment
+/// (`Kdc::set_process_env`) before starting it.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A user or group for the directory.

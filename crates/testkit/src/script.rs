@@ -2,7 +2,8 @@
 //! command-line values.
 //!
 //! Job: write a file a script polls for (the CA certificate, the bound ports)
-//! so that it never reads it half written, and split a `--names a,b` value.
+//! so that it never reads it half written, split a `--names a,b` value, and
+//! exit 2 on bad arguments.
 //!
 //! Limits: `write_atomic` writes a sibling `<path>.tmp` and renames it, so the
 //! directory must be writable; it panics, naming the file, when it cannot.
@@ -16,6 +17,18 @@ pub fn write_atomic(path: &str, text: &str) {
     let tmp = format!("{path}.tmp");
     std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
     std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("renaming {tmp} to {path}: {e}"));
+}
+
+/// The parsed arguments; or, for an error, `<program>: <error>` on stderr and
+/// exit status 2.
+pub fn args_or_exit<T>(program: &str, parsed: Result<T, String>) -> T {
+    match parsed {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// The names of a comma-separated list, trimmed, empty ones left out.
