@@ -143,3 +143,23 @@ pub fn acceptor(
 pub const ALPN_H2_HTTP1: &[&[u8]] = &[b"h2", b"http/1.1"];
 /// ALPN for a server speaking HTTP/1.1 only.
 pub const ALPN_HTTP1: &[&[u8]] = &[b"http/1.1"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_leaf_is_named_after_its_first_name_and_signed_by_the_ca() {
+        let ca = TestCa::new("testkit CA");
+        let leaf = ca.sign(site_params(&["a.test".into(), "127.0.0.1".into()]));
+        let pem = leaf.pem();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        assert!(leaf.key_pem().contains("PRIVATE KEY"));
+        // The CA certificate and the leaf make a config rustls accepts.
+        let config = server_config(vec![leaf.der(), ca.der()], &leaf, ALPN_H2_HTTP1);
+        assert_eq!(
+            config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+}

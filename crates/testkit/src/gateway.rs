@@ -269,3 +269,15 @@ pub async fn admin_metrics(gw: &RunningGateway) -> String {
         .await
         .unwrap()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_policy_loads() {
+        let fx = Fixture::new();
+        let path = fx.write("policy.yaml", IDENTITY_POLICY);
+        load_policy(&path.display().to_string(), &FsFiles).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

@@ -39,3 +39,23 @@ pub fn split_names(value: &str) -> Vec<String> {
         .filter(|n| !n.is_empty())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_empty_ones_dropped() {
+        assert_eq!(split_names(" a.test, ,b.test,"), ["a.test", "b.test"]);
+        assert!(split_names(",").is_empty());
+    }
+
+    #[test]
+    fn write_atomic_leaves_no_sibling() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("port").display().to_string();
+        write_atomic(&path, "1234\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1234\n");
+        assert!(!std::path::Path::new(&format!("{path}.tmp")).exists());
+    }
+}
