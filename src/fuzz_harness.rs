@@ -14,7 +14,9 @@
 //! hang, bounded memory". Nothing here touches the disk, the network or the
 //! clock: policy files are served from memory (the built-in catalogue plus the
 //! input), and the request's time is fixed unless the input names one. Input
-//! formats are documented on each function and in `fuzz/README.md`.
+//! formats are documented on each function and in `fuzz/README.md`. Compiled
+//! only with the `fuzzing` feature (`fuzz/Cargo.toml` and every test build
+//! turn it on), so the gateway's own build carries none of it.
 
 use std::sync::OnceLock;
 
