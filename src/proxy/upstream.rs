@@ -3,7 +3,9 @@
 //! destination guard, and dial exactly an address that was checked, never the name
 //! again. Addresses are tried Happy-Eyeballs style (IPv6 and IPv4 alternating, a
 //! new attempt every 250 ms while earlier ones are pending, the first to connect
-//! wins), within `connect_timeout` in all.
+//! wins), within `connect_timeout` in all. Also the kinds of upstream failure
+//! (labels of `socialgate_upstream_errors_total`). Called by the legs (`forward`,
+//! `intercept`) and `connect`, only once a request is decided.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,9 +13,30 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::respond::UpstreamFailure;
 use crate::net_guard::{DestinationDenied, DestinationGuard};
 use crate::policy::NormalHost;
+
+/// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    Dns,
+    Refused,
+    Timeout,
+    Tls,
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamFailure::Dns => "dns",
+            UpstreamFailure::Refused => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
 
 /// Why no connection was made.
 #[derive(Debug)]
@@ -128,9 +151,6 @@ impl Dialer {
         }
     }
 }
-
-/// Shared handle.
-pub type SharedDialer = Arc<Dialer>;
 
 /// The TLS client settings for upstream connections: the system's roots plus the
 /// PEM files in `extra_roots`, TLS 1.2 and 1.3 only, AES-128-GCM suites first,
