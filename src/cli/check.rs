@@ -15,9 +15,9 @@ use clap::Args;
 use super::context;
 use crate::identity::ldap::list_or_none;
 use crate::policy::load_policy;
-use crate::verdict::run_tests;
 use crate::policy::sources::FsFiles;
 use crate::settings::Settings;
+use crate::verdict::run_tests;
 
 #[derive(Args, Debug)]
 pub(super) struct CheckArgs {

@@ -113,6 +113,15 @@ pub fn decided(gw: &Gateway, log: &SharedLog, verdict: &Verdict) {
     });
 }
 
+/// Records the path as the request view normalised it (what the site receives).
+pub fn set_path(log: &SharedLog, path: &str) {
+    with(log, |l| {
+        if l.record.path != path {
+            l.record.path = path.to_string();
+        }
+    });
+}
+
 /// Overrides the recorded action (a warn already acknowledged passes as allow).
 pub fn set_action(log: &SharedLog, action: Action) {
     with(log, |l| l.record.action = action.as_str().to_string());

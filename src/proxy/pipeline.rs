@@ -237,8 +237,25 @@ async fn decide(
         body: held.buffered(),
         connect: false,
     };
-    let view = RequestView::build(&policy, &raw)
-        .map_err(|refusal| Refusal::BadRequest(format!("{refusal}; nothing was sent.").into()))?;
+    let view = match RequestView::build(&policy, &raw) {
+        Ok(view) => view,
+        Err(refusal) => {
+            // Audited like a decision (rule `request-refused`, the site, the
+            // user's roles), answered 400: it is never forwarded as something else.
+            let why = format!("{refusal}; nothing was sent.");
+            let refused = Verdict::refused_view(
+                &policy,
+                &ex.principal.user,
+                &ex.principal.groups,
+                &ex.host,
+                refusal,
+            );
+            observe::decided(gw, &ex.ctx.log, &refused);
+            return Err(Refusal::BadRequest(why.into()));
+        }
+    };
+    // The audit names the path the site receives, as the policy saw it.
+    observe::set_path(&ex.ctx.log, &view.path);
     let forward_target = view.forward_target();
     let decision = policy.decide_unworded(&Facts {
         user: &ex.principal.user,

@@ -41,7 +41,8 @@ impl Verdict {
                 action: Action::Deny,
                 rule: REQUEST_REFUSED.into(),
                 site,
-                activity: String::new(),
+                // Never classified: counted as the stricter kind.
+                activity: "write".into(),
                 reason: refusal.to_string(),
                 dry_run: Vec::new(),
                 roles,

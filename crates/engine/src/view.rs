@@ -342,7 +342,7 @@ pub fn effective_method<'a>(
 mod tests {
     use super::*;
     use crate::policy::normalize_host;
-    use crate::policy::sources::test_policy;
+    use crate::policy::sources::in_memory::test_policy;
 
     #[test]
     fn paths_are_normalised() {

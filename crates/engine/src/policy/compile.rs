@@ -275,10 +275,11 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         files: docs.iter().map(|d| d.file.clone()).collect(),
     };
     let rule_names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
+    let site_names: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
     let mut tests = Vec::new();
     for (i, raw) in raw_tests {
         let p = index("tests", i);
-        if let Some(t) = compile_test(&docs[0], &p, raw, &policy, &rule_names, &mut errors) {
+        if let Some(t) = compile_test(&docs[0], &p, raw, &site_names, &rule_names, &mut errors) {
             tests.push(t);
         }
     }

@@ -15,7 +15,7 @@ use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
 use crate::view::RequestView;
 
 /// The implicit last rule.
-pub const DEFAULT_DENY: &str = "default-deny";
+pub use super::raw::DEFAULT_DENY;
 
 /// Everything `decide` reads. The clock is a fact too: `None` makes every `when`
 /// false (as in a policy test without `at:`).

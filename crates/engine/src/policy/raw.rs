@@ -3,6 +3,9 @@
 //! semantic error with its position. Unknown keys are rejected everywhere.
 
 use indexmap::IndexMap;
+
+/// The name of the implicit last rule, which a policy may not reuse.
+pub const DEFAULT_DENY: &str = "default-deny";
 use serde::Deserialize;
 
 /// A value given either as one item or as a list (`method: POST` or `[POST, PUT]`).

@@ -8,8 +8,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::host::{normalize_host, NormalHost};
+use super::raw::Action;
 use super::raw::{RawExpect, RawTest};
-use super::{normalize_host, Action, NormalHost, Policy};
 use crate::yaml_source::{child, ConfigError, YamlDoc};
 
 /// A compiled policy test.
@@ -123,7 +124,7 @@ pub(crate) fn compile_test(
     doc: &YamlDoc,
     path: &str,
     raw: RawTest,
-    policy: &Policy,
+    site_names: &[&str],
     rule_names: &[&str],
     errors: &mut Vec<ConfigError>,
 ) -> Option<PolicyTest> {
@@ -170,7 +171,7 @@ pub(crate) fn compile_test(
     let ep = child(path, "expect");
     if let Some(rule) = &expect.rule {
         let mut known = rule_names.to_vec();
-        known.push(super::decide::DEFAULT_DENY);
+        known.push(super::raw::DEFAULT_DENY);
         if !known.contains(&rule.as_str()) {
             let hint = crate::yaml_source::suggest(rule, known.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))
@@ -182,7 +183,7 @@ pub(crate) fn compile_test(
         }
     }
     if let Some(site) = &expect.site {
-        let mut known: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
+        let mut known: Vec<&str> = site_names.to_vec();
         known.push("unlisted");
         if !known.contains(&site.as_str()) {
             let hint = crate::yaml_source::suggest(site, known.iter().copied())
