@@ -1,5 +1,5 @@
 //! The upstream for the side-by-side proxy benchmarks (`scripts/bench/run.sh`,
-//! BENCHMARKS.md).
+//! docs/benchmarks.md).
 //!
 //! It answers every request with a 1 KiB body (`text/plain`, `Cache-Control:
 //! no-store`), except `GET /bulk?bytes=N`, which streams N bytes (for the CONNECT

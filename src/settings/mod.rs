@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn kerberos_and_ldap() {
-        // The example from DESIGN.md parses, with its defaults.
+        // The documented example (docs/operations.md) parses, with its defaults.
         let text = r#"
 identity:
   kerberos:
