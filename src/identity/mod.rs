@@ -452,7 +452,7 @@ impl IdentityResolver {
             }
         }
         let known = check.known;
-        match self.pool.verify(password, check).await {
+        match self.pool.verify(user, digest, password, check).await {
             Ok(true) if known => self.signed_in(user, digest, now).await,
             Ok(_) => {
                 self.fail(peer, user, now);

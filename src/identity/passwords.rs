@@ -29,7 +29,9 @@
 //!   most [`QUEUE_PER_WORKER`] per worker wait; past that a check is refused at
 //!   once as busy (the caller answers "try again shortly") instead of queueing
 //!   without bound. A check whose request is dropped still finishes and frees
-//!   its permit, so the pool never runs more than its size.
+//!   its permit, so the pool never runs more than its size. Concurrent checks of
+//!   the same name and password share one run (a browser opening many
+//!   connections at its first sign-in costs one check, not one per connection).
 //!
 //! Limits: bcrypt costs 4 to 31 (`$2a$`, `$2b$`, `$2y$`); other hash kinds are
 //! refused at load. With no entries the stand-in has cost [`DEFAULT_COST`].
@@ -39,9 +41,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 /// The cost of the stand-in when the file has no entries (what `socialgate
 /// hash-password` writes by default).
@@ -214,6 +216,25 @@ impl Passwords {
     }
 }
 
+/// Removes a shared check from the map when its last attempt is done or dropped.
+struct InFlight<'a> {
+    pool: &'a BcryptPool,
+    key: Attempt,
+    shared: Option<Shared>,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.pool.in_flight.lock() {
+            // Our reference goes under the lock, so the last attempt sees only the map's.
+            drop(self.shared.take());
+            if m.get(&self.key).is_some_and(|s| Arc::strong_count(s) == 1) {
+                m.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Half the cores, at least one: how many bcrypt checks run at once.
 pub fn bcrypt_workers() -> usize {
     std::thread::available_parallelism()
@@ -226,8 +247,14 @@ pub fn bcrypt_workers() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Busy;
 
+/// A check in flight, shared by the attempts with its name and password.
+type Shared = Arc<OnceCell<Result<bool, Busy>>>;
+/// A name and the SHA-256 of a password.
+type Attempt = (String, [u8; 32]);
+
 /// The bounded bcrypt pool, and how many checks it ran at each cost.
 pub struct BcryptPool {
+    in_flight: Mutex<HashMap<Attempt, Shared>>,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
@@ -247,6 +274,7 @@ impl BcryptPool {
     pub fn new(workers: usize) -> BcryptPool {
         let workers = workers.max(1);
         BcryptPool {
+            in_flight: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(workers)),
             waiting: AtomicUsize::new(0),
             max_waiting: workers * QUEUE_PER_WORKER,
@@ -254,9 +282,36 @@ impl BcryptPool {
         }
     }
 
-    /// Checks `password` against `check` on the pool; `Err(Busy)` when too many
-    /// checks already wait.
-    pub(crate) async fn verify(&self, password: &str, check: Check) -> Result<bool, Busy> {
+    /// Checks `password` (whose SHA-256 is `digest`) for `user` against `check`
+    /// on the pool, sharing a run with concurrent identical attempts;
+    /// `Err(Busy)` when too many checks already wait.
+    pub(crate) async fn verify(
+        &self,
+        user: &str,
+        digest: [u8; 32],
+        password: &str,
+        check: Check,
+    ) -> Result<bool, Busy> {
+        let key = (user.to_string(), digest);
+        let Ok(shared) = self
+            .in_flight
+            .lock()
+            .map(|mut m| m.entry(key.clone()).or_default().clone())
+        else {
+            return self.run(password, check).await;
+        };
+        let guard = InFlight {
+            pool: self,
+            key,
+            shared: Some(shared),
+        };
+        match &guard.shared {
+            Some(shared) => *shared.get_or_init(|| self.run(password, check)).await,
+            None => Err(Busy),
+        }
+    }
+
+    async fn run(&self, password: &str, check: Check) -> Result<bool, Busy> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(Busy);
@@ -361,15 +416,25 @@ mod tests {
             cost: 4,
             known: true,
         };
-        assert_eq!(pool.verify("pw", check()).await, Ok(true));
-        assert_eq!(pool.verify("no", check()).await, Ok(false));
+        let verify = |password: &'static str| {
+            let digest = [password.as_bytes()[0]; 32];
+            pool.verify("u", digest, password, check())
+        };
+        assert_eq!(verify("pw").await, Ok(true));
+        assert_eq!(verify("no").await, Ok(false));
         assert_eq!(pool.verifications(), vec![(4, 2)]);
+        // Identical attempts at once share one run; nothing stays in flight.
+        let (a, b, c) = tokio::join!(verify("pw"), verify("pw"), verify("pw"));
+        assert_eq!((a, b, c), (Ok(true), Ok(true), Ok(true)));
+        assert_eq!(pool.verifications(), vec![(4, 3)]);
+        assert!(pool.in_flight.lock().unwrap().is_empty());
         // All permits held and the queue full: the next check is refused at once.
         let held = pool.permits().acquire_owned().await.unwrap();
         pool.waiting.store(pool.max_waiting, Ordering::SeqCst);
-        assert_eq!(pool.verify("pw", check()).await, Err(Busy));
+        assert_eq!(verify("pw").await, Err(Busy));
         pool.waiting.store(0, Ordering::SeqCst);
         drop(held);
-        assert_eq!(pool.verify("pw", check()).await, Ok(true));
+        assert_eq!(verify("pw").await, Ok(true));
+        assert!(pool.in_flight.lock().unwrap().is_empty());
     }
 }
