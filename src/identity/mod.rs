@@ -196,7 +196,7 @@ impl IdentityResolver {
             )?)),
         };
         let passwords = match &settings.basic {
-            Some(b) => Passwords::new(Htpasswd::load(&b.htpasswd)?)?,
+            Some(b) => Passwords::new(Htpasswd::load(&b.htpasswd)?, None)?,
             None => Passwords::none(),
         };
         Ok(IdentityResolver {
@@ -214,7 +214,8 @@ impl IdentityResolver {
     /// Re-reads the htpasswd file (SIGHUP). On error the old file stays in force.
     pub fn reload_htpasswd(&self) -> Result<(), String> {
         if let Some(b) = &self.settings.basic {
-            let fresh = Passwords::new(Htpasswd::load(&b.htpasswd)?)?;
+            let previous = self.passwords.read().map(|p| p.clone()).ok();
+            let fresh = Passwords::new(Htpasswd::load(&b.htpasswd)?, previous.as_deref())?;
             if let Ok(mut h) = self.passwords.write() {
                 *h = Arc::new(fresh);
             }

@@ -137,9 +137,10 @@ pub(crate) struct Check {
 }
 
 impl Passwords {
-    /// Makes the stand-ins (one bcrypt hash per distinct cost: at start-up and
-    /// on reload, not per request).
-    pub(crate) fn new(file: Htpasswd) -> Result<Passwords, String> {
+    /// Makes the stand-ins: one bcrypt hash per distinct cost, at start-up and on
+    /// reload (never per request), reusing those of `previous` (the file a reload
+    /// replaces) so a SIGHUP hashes only costs new to the file.
+    pub(crate) fn new(file: Htpasswd, previous: Option<&Passwords>) -> Result<Passwords, String> {
         let mut costs: Vec<u32> = file.entries.values().map(|(_, c)| *c).collect();
         costs.sort_unstable();
         let mut hashes: Vec<&str> = file.entries.values().map(|(h, _)| h.as_str()).collect();
@@ -158,6 +159,10 @@ impl Passwords {
         };
         let mut stand_ins = HashMap::new();
         for cost in distinct {
+            if let Some(old) = previous.and_then(|p| p.stand_ins.get(&cost)) {
+                stand_ins.insert(cost, old.clone());
+                continue;
+            }
             let hash = bcrypt::hash(STAND_IN_PASSWORD, cost)
                 .map_err(|e| format!("cannot make a bcrypt stand-in hash of cost {cost}: {e}"))?;
             stand_ins.insert(cost, hash);
@@ -362,7 +367,7 @@ mod tests {
                 text.push_str(&format!("u{cost}-{i}:$2y${cost:02}$fake{i}\n"));
             }
         }
-        Passwords::new(Htpasswd::parse(&text, "t").unwrap()).unwrap()
+        Passwords::new(Htpasswd::parse(&text, "t").unwrap(), None).unwrap()
     }
 
     #[test]
@@ -405,6 +410,11 @@ mod tests {
         assert!(c.known && c.cost == 5 && c.hash == "$2y$05$fake0");
         // An empty file: the default cost.
         assert_eq!(file(&[]).stand_in_cost("x"), DEFAULT_COST);
+        // A reload keeps the stand-ins of the costs it still has.
+        let again =
+            Passwords::new(Htpasswd::parse("a:$2y$05$x\n", "t").unwrap(), Some(&p)).unwrap();
+        assert_eq!(again.stand_ins.get(&5), p.stand_ins.get(&5));
+        assert_eq!(again.stand_ins.len(), 1);
     }
 
     #[tokio::test]
