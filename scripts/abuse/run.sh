@@ -13,7 +13,8 @@ TUNNELS=${1:-9000}; SLOWLORIS=${2:-1000}; SLOWPOSTS=${3:-1000}; DURATION=${4:-60
 # Each idle tunnel holds two descriptors in the gateway; the hard limit here
 # (ulimit -Hn) bounds how many tunnels one run can hold.
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --locked --bin socialgate >/dev/null
+# SKIP_BUILD=1 runs the release binary already built (e.g. by `cargo bench`).
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked --bin socialgate >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
