@@ -419,7 +419,7 @@ impl IdentityResolver {
             gate.refusal()
         };
         if let Some((reason, wait)) = refusal {
-            self.fail(peer, user, now);
+            self.fail(peer, user);
             return Err(self.throttled(reason, wait));
         }
         if cached {
@@ -436,13 +436,13 @@ impl IdentityResolver {
                 return match d.verify_password(user, password).await {
                     Ok(PasswordCheck::Good(_)) => self.signed_in(user, digest, now).await,
                     Ok(PasswordCheck::Wrong) => {
-                        self.fail(peer, user, now);
+                        self.fail(peer, user);
                         Err(AuthFailure::BadCredentials {
                             known_user: Some(user.to_string()),
                         })
                     }
                     Ok(PasswordCheck::UnknownUser) => {
-                        self.fail(peer, user, now);
+                        self.fail(peer, user);
                         Err(AuthFailure::BadCredentials { known_user: None })
                     }
                     Err(e) => {
@@ -456,7 +456,7 @@ impl IdentityResolver {
         match self.pool.verify(user, digest, password, check).await {
             Ok(true) if known => self.signed_in(user, digest, now).await,
             Ok(_) => {
-                self.fail(peer, user, now);
+                self.fail(peer, user);
                 Err(AuthFailure::BadCredentials {
                     known_user: known.then(|| user.to_string()),
                 })
@@ -479,8 +479,8 @@ impl IdentityResolver {
 
     /// Counts a failed or refused Basic attempt; says once when a key starts
     /// backing off.
-    fn fail(&self, peer: IpAddr, user: &str, now: Instant) {
-        let started = self.throttle.failed(peer, user, now);
+    fn fail(&self, peer: IpAddr, user: &str) {
+        let started = self.throttle.failed(peer, user, Instant::now());
         if started.client {
             tracing::warn!(%peer, failures = throttle::CLIENT_FREE_FAILURES, "sign-ins from this address are throttled after repeated failures; if it is a shared terminal server or NAT, look for the user whose saved password is wrong (the audit log names the user of each bad_credentials record)");
         }
