@@ -84,8 +84,23 @@ async fn failures_from_one_address_are_throttled_but_a_cached_colleague_is_not()
     assert_eq!(checks(&e), before + u64::from(CLIENT_FREE_FAILURES));
     // The next attempt is refused before any check, even with alice's right
     // password (she has no cached sign-in), and counted.
-    assert_ne!(get(&e, "alice", "alice-pass").await, 200);
-    assert_ne!(get(&e, "guess-more", "Winter2026!").await, 200);
+    // 429 with Retry-After and no Proxy-Authenticate: a browser must not ask
+    // again for a password that is not the problem.
+    let throttled = client(&e.gw, Some(("alice", "alice-pass")))
+        .get(format!("http://normal.test:{}/", e.up.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(throttled.status().as_u16(), 429);
+    let retry: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert!(throttled.headers().get("proxy-authenticate").is_none());
+    assert!(throttled.headers().get("x-socialgate-reference").is_some());
+    assert_eq!(get(&e, "guess-more", "Winter2026!").await, 429);
     assert_eq!(checks(&e), before + u64::from(CLIENT_FREE_FAILURES));
     let text = admin_metrics(&e.gw).await;
     assert_eq!(

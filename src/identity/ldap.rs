@@ -146,7 +146,7 @@ impl Directory {
             }
         };
         let tls = if settings.url.to_ascii_lowercase().starts_with("ldaps:") {
-            let mut config = crate::proxy::upstream::client_tls_config(extra_roots)
+            let mut config = crate::tls::client_tls_config(extra_roots)
                 .map_err(|e| format!("identity.ldap: {e}"))?;
             config.alpn_protocols.clear();
             Some(Arc::new(config))

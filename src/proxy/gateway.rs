@@ -58,7 +58,7 @@ impl Gateway {
             Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
         metrics.set_policy_version(&policy.version);
         let settings_limits = settings.limits.clone();
-        let upstream_config = upstream::client_tls_config(&settings.upstream.extra_roots)?;
+        let upstream_config = crate::tls::client_tls_config(&settings.upstream.extra_roots)?;
         let mut h1_config = upstream_config.clone();
         h1_config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let upstream_tls = Arc::new(upstream_config);

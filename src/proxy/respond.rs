@@ -110,6 +110,7 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
     let text = |status: StatusCode, text: &str| plain(status, text, reference);
     match refusal {
         Refusal::Identity(failure) => {
+            let throttled_for = failure.as_ref().and_then(AuthFailure::retry_after);
             if let Some(failure) = failure {
                 gw.metrics
                     .auth_failures
@@ -126,6 +127,9 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
                         observe::bad_credentials(&ctx.log, known);
                     }
                 }
+            }
+            if let Some(wait) = throttled_for {
+                return signin_throttled(wait, reference);
             }
             let negotiate = gw.identity.offers_negotiate();
             match gw.identity.basic_realm() {
@@ -425,6 +429,23 @@ fn auth_required(
 }
 
 /// 403 for a client with no identity where no sign-in is offered.
+/// 429 for a sign-in refused while its address or name backs off: no
+/// `Proxy-Authenticate` (a browser must not ask again for a password that is not
+/// the problem), `Retry-After` in whole seconds.
+fn signin_throttled(wait: std::time::Duration, reference: &str) -> Response<ProxyBody> {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut resp = finish(
+        StatusCode::TOO_MANY_REQUESTS,
+        "text/plain; charset=utf-8",
+        format!("Too many failed sign-ins from this computer or for this user name. Wait {secs} seconds and sign in again; if it keeps happening, the password saved in your browser may be wrong: ask your IT service desk (reference {reference}).\n"),
+        reference,
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 fn unknown_client(reference: &str) -> Response<ProxyBody> {
     finish(
         StatusCode::FORBIDDEN,
