@@ -1,4 +1,4 @@
-//! Leaf certificate cost (BENCHMARKS.md W5): `mint_leaf` per call (goal ≤ 100 µs)
+//! Leaf certificate cost (workload W5 of docs/benchmarks.md): `mint_leaf` per call (goal ≤ 100 µs)
 //! and a cache hit of `leaf_for`.
 //!
 //! Run: `cargo bench --bench leaf_mint`. Timings are wall clock on one thread;

@@ -1,5 +1,5 @@
 //! The upstream for the side-by-side proxy benchmarks (`scripts/bench/run.sh`,
-//! BENCHMARKS.md).
+//! docs/benchmarks.md).
 //!
 //! It answers every request with a 1 KiB body (`text/plain`, `Cache-Control:
 //! no-store`), except `GET /bulk?bytes=N`, which streams N bytes (for the CONNECT
@@ -21,8 +21,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,8 +31,10 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
-use tokio::net::TcpListener;
+use rcgen::SanType;
+use socialgate_testkit::ca::{self, TestCa};
+use socialgate_testkit::script::{args_or_exit, split_names, write_atomic};
+use tokio::net::{TcpListener, TcpStream};
 
 const USAGE: &str = "usage: bench_upstream [--http-port N] [--https-port N] \
      [--ca-out FILE] [--names a.test,b.test] [--port-file FILE]";
@@ -74,13 +76,7 @@ fn parse_args() -> Result<Args, String> {
             "--http-port" => args.http_port = port(&value)?,
             "--https-port" => args.https_port = port(&value)?,
             "--ca-out" => args.ca_out = value,
-            "--names" => {
-                args.names = value
-                    .split(',')
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect()
-            }
+            "--names" => args.names = split_names(&value),
             "--port-file" => args.port_file = Some(value),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -89,13 +85,6 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--names must name at least one host\n{USAGE}"));
     }
     Ok(args)
-}
-
-/// Writes `text` to `path` atomically, so a script polling for it never reads half.
-fn write_atomic(path: &str, text: &str) {
-    let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("renaming {tmp} to {path}: {e}"));
 }
 
 /// A body of `remaining` bytes, sent as slices of one shared chunk.
@@ -164,36 +153,17 @@ async fn answer(
     Ok(resp)
 }
 
+/// A throwaway CA (its certificate written to `ca_out`) and a leaf it signs for
+/// `names` and 127.0.0.1, sent with the CA after it.
 fn tls_acceptor(names: &[String], ca_out: &str) -> tokio_rustls::TlsAcceptor {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "socialgate bench upstream CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(names.to_vec()).unwrap();
-    leaf_params
+    let ca = TestCa::new("socialgate bench upstream CA");
+    let mut params = ca::site_params(names);
+    params
         .subject_alt_names
         .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, names[0].clone());
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let leaf = ca.sign(params);
     write_atomic(ca_out, &ca.pem());
-
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    ca::acceptor(vec![leaf.der(), ca.der()], &leaf, ca::ALPN_H2_HTTP1)
 }
 
 /// Serves one connection (plain or TLS) with HTTP/1.1 or HTTP/2.
@@ -207,15 +177,27 @@ where
         .await;
 }
 
+/// Accepts on `listener` for ever, serving each connection (TCP_NODELAY on) with
+/// `serve` on a task of its own.
+async fn accept_loop<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: let some connections close.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream));
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bench_upstream: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = args_or_exit("bench_upstream", parse_args());
     let small = Bytes::from(vec![b'x'; SMALL]);
     let chunk = Bytes::from(vec![b'y'; CHUNK]);
     let acceptor = tls_acceptor(&args.names, &args.ca_out);
@@ -241,32 +223,17 @@ async fn main() {
     );
 
     let (s1, c1) = (small.clone(), chunk.clone());
-    let plain_loop = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = plain.accept().await else {
-                // Out of descriptors, most likely: let some connections close.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(serve(stream, s1.clone(), c1.clone()));
+    let plain_loop = tokio::spawn(accept_loop(plain, move |stream| {
+        serve(stream, s1.clone(), c1.clone())
+    }));
+    let tls_loop = tokio::spawn(accept_loop(tls, move |stream| {
+        let acceptor = acceptor.clone();
+        let (small, chunk) = (small.clone(), chunk.clone());
+        async move {
+            if let Ok(s) = acceptor.accept(stream).await {
+                serve(s, small, chunk).await;
+            }
         }
-    });
-    let tls_loop = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = tls.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let (small, chunk) = (small.clone(), chunk.clone());
-            tokio::spawn(async move {
-                if let Ok(s) = acceptor.accept(stream).await {
-                    serve(s, small, chunk).await;
-                }
-            });
-        }
-    });
+    }));
     let _ = tokio::join!(plain_loop, tls_loop);
 }

@@ -18,14 +18,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use socialgate_testkit::ca::{self, TestCa};
+use socialgate_testkit::script::{args_or_exit, split_names, write_atomic};
 use tokio::net::TcpListener;
 
 const USAGE: &str =
@@ -57,15 +57,7 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--ca-out" => ca_out = Some(value),
-            "--names" => {
-                names = Some(
-                    value
-                        .split(',')
-                        .map(|n| n.trim().to_string())
-                        .filter(|n| !n.is_empty())
-                        .collect::<Vec<_>>(),
-                )
-            }
+            "--names" => names = Some(split_names(&value)),
             "--port-file" => port_file = Some(value),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -80,14 +72,6 @@ fn parse_args() -> Result<Args, String> {
         names,
         port_file: port_file.ok_or_else(|| format!("--port-file is required\n{USAGE}"))?,
     })
-}
-
-/// Writes `text` to `path` atomically (write a sibling, then rename), so a script
-/// polling for the file never reads it half written.
-fn write_atomic(path: &str, text: &str) {
-    let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("writing {tmp}: {e}"));
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("renaming {tmp} to {path}: {e}"));
 }
 
 fn escape(s: &str) -> String {
@@ -110,41 +94,13 @@ fn page(host: &str, path: &str) -> String {
 
 #[tokio::main]
 async fn main() {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("e2e_upstream: {e}");
-            std::process::exit(2);
-        }
-    };
+    let args = args_or_exit("e2e_upstream", parse_args());
 
     // A throwaway CA, and a leaf for every name signed by it.
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "socialgate e2e upstream CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(args.names.clone()).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, args.names[0].clone());
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let ca = TestCa::new("socialgate e2e upstream CA");
+    let leaf = ca.sign(ca::site_params(&args.names));
     write_atomic(&args.ca_out, &ca.pem());
-
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-    .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = ca::acceptor(vec![leaf.der(), ca.der()], &leaf, ca::ALPN_H2_HTTP1);
 
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await

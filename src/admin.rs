@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::policy::{DomainPattern, Policy};
-use crate::proxy::respond;
+use crate::proxy::respond::{self, Refusal};
 use crate::proxy::{Gateway, ProxyBody};
 
 fn body(
@@ -118,15 +118,16 @@ fn ca_response(gw: &Gateway) -> Response<ProxyBody> {
 }
 
 /// Origin-form requests on the proxy port: the PAC file and the CA; else 400.
-pub fn origin_form(gw: &Gateway, req: &Request<Incoming>, reference: &str) -> Response<ProxyBody> {
+pub(crate) fn origin_form(
+    gw: &Gateway,
+    req: &Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
     match (req.method(), req.uri().path()) {
-        (&http::Method::GET, "/proxy.pac" | "/wpad.dat") => pac_response(gw, req),
-        (&http::Method::GET, "/ca.crt") => ca_response(gw),
-        _ => respond::plain(
-            StatusCode::BAD_REQUEST,
-            "This is the web gateway's proxy port. Set it as your browser's proxy (or use /proxy.pac) instead of opening pages on it.",
-            reference,
-        ),
+        (&http::Method::GET, "/proxy.pac" | "/wpad.dat") => Ok(pac_response(gw, req)),
+        (&http::Method::GET, "/ca.crt") => Ok(ca_response(gw)),
+        _ => Err(Refusal::BadRequest(
+            "This is the web gateway's proxy port. Set it as your browser's proxy (or use /proxy.pac) instead of opening pages on it.".into(),
+        )),
     }
 }
 

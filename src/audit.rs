@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(v["user"], "mallory\r\n{\"user\":\"admin\"}");
-        // The timestamp as DESIGN.md gives it: RFC 3339, UTC, milliseconds.
+        // The audit timestamp (docs/operations.md, the audit log): RFC 3339, UTC, milliseconds.
         let ts = v["ts"].as_str().unwrap();
         assert_eq!(ts, "2026-11-25T21:37:00.123Z");
     }

@@ -14,7 +14,9 @@
 //! hang, bounded memory". Nothing here touches the disk, the network or the
 //! clock: policy files are served from memory (the built-in catalogue plus the
 //! input), and the request's time is fixed unless the input names one. Input
-//! formats are documented on each function and in `fuzz/README.md`.
+//! formats are documented on each function and in `fuzz/README.md`. Compiled
+//! only with the `fuzzing` feature (`fuzz/Cargo.toml` and every test build
+//! turn it on), so the gateway's own build carries none of it.
 
 use std::sync::OnceLock;
 
@@ -22,10 +24,11 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::dlp::normalize::{decimal_digit, is_invisible, normalize};
 use crate::dlp::{ScanInput, ScanLimits, Scanner};
-use crate::policy::selftest::{run_tests, TestRequest};
+use crate::policy::selftest::TestRequest;
 use crate::policy::sources::{EmbeddedFiles, PolicyFiles, BUILTIN_POLICY};
 use crate::policy::{load_policy, normalize_host, Decision, Facts, NormalHost, Policy};
 use crate::settings::Settings;
+use crate::verdict::run_tests;
 use crate::verdict::{apply_dlp, evaluate_test_request, Content};
 use crate::view::{RawRequest, RequestView};
 

@@ -9,6 +9,9 @@
 pub mod admin;
 pub mod audit;
 pub mod cli;
+/// Fuzz entry points, only with the `fuzzing` feature: for the cargo-fuzz
+/// targets in `fuzz/` and `tests/fuzz_corpus.rs` (every test build has it).
+#[cfg(feature = "fuzzing")]
 pub mod fuzz_harness;
 pub mod identity;
 pub mod metrics;

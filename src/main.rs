@@ -1,4 +1,4 @@
-//! The `socialgate` binary: see `cli.rs` for the commands. Its allocator is
+//! The `socialgate` binary: see `cli/` (one file per command). Its allocator is
 //! mimalloc: the proxy allocates and frees small buffers on every request, and
 //! mimalloc does that with less CPU than glibc's malloc (see docs/benchmarks.md).
 

@@ -18,8 +18,13 @@ pub struct Metrics {
     pub dry_run: IntCounterVec,
     /// DLP findings: `detector`, `on_finding` (`block`, `log`).
     pub dlp_findings: IntCounterVec,
-    /// Failed identification: `reason` (`missing`, `malformed`, `bad_credentials`, `unsupported_scheme`).
+    /// Failed identification: `reason` (`missing`, `malformed`, `bad_credentials`,
+    /// `unsupported_scheme`, `throttled`, ...).
     pub auth_failures: IntCounterVec,
+    /// Basic sign-ins refused before any password check, by `reason` (`client`:
+    /// the address is backing off, `user`: the name is, `busy`: the bcrypt queue
+    /// is full; see `identity::throttle`).
+    pub signin_throttled: IntCounterVec,
     /// Refused destinations: `reason` (`port`, `gateway`, or an address class).
     pub destination_denied: IntCounterVec,
     /// Upstream failures: `kind` (`dns`, `connect`, `timeout`, `tls`, `protocol`).
@@ -97,8 +102,12 @@ impl Metrics {
             "malformed",
             "bad_credentials",
             "unsupported_scheme",
+            "throttled",
         ] {
             m.auth_failures.with_label_values(&[reason]);
+        }
+        for reason in crate::identity::ThrottleReason::ALL {
+            m.signin_throttled.with_label_values(&[reason.label()]);
         }
         for kind in ["dns", "connect", "timeout", "tls", "protocol"] {
             m.upstream_errors.with_label_values(&[kind]);
@@ -135,6 +144,7 @@ impl Metrics {
             dry_run: counter_vec(&r, "socialgate_dry_run_matches_total", "Rules with enforce: false that matched (would <action>).", &["rule", "action"])?,
             dlp_findings: counter_vec(&r, "socialgate_dlp_findings_total", "DLP findings by detector and what the profile does with them.", &["detector", "on_finding"])?,
             auth_failures: counter_vec(&r, "socialgate_auth_failures_total", "Clients that could not be identified, by reason.", &["reason"])?,
+            signin_throttled: counter_vec(&r, "socialgate_signin_throttled_total", "Basic sign-ins refused before any password check, by reason (client, user, busy).", &["reason"])?,
             destination_denied: counter_vec(&r, "socialgate_destination_denied_total", "Destinations refused by the guard, by reason.", &["reason"])?,
             upstream_errors: counter_vec(&r, "socialgate_upstream_errors_total", "Failures reaching the real site, by kind.", &["kind"])?,
             duration,

@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::policy::selftest::run_tests;
 use crate::policy::sources::{EmbeddedFiles, FsFiles, BUILTIN_POLICY};
 use crate::policy::{load_policy, Policy};
 use crate::proxy::server::serve_proxy;
 use crate::proxy::Gateway;
 use crate::settings::Settings;
+use crate::verdict::run_tests;
 
 /// How long requests in flight may take to finish after SIGTERM.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -152,7 +152,8 @@ fn table() -> Vec<Row> {
         req("POST https://upload.facebook.com/ajax/react_composer/attachments/photo/upload?av=100000000000001&__a=1", "facebook", "upload"),
         req("POST https://www.facebook.com/login/device-based/regular/login/?login_attempt=1&lwv=110", "facebook", "login")
             .form("jazoest=2951&lsd=AVq&email=press%40council.example&login_source=comet_headerless_login&encpass=%23PWD_BROWSER%3A5%3A1790000000%3Aabc"),
-        req("POST https://www.facebook.com/api/graphql/", "facebook", "read")
+        // a `...Query` label is the client's claim: `query` (kind write), not `read`
+        req("POST https://www.facebook.com/api/graphql/", "facebook", "query")
             .form("av=100000000000001&fb_api_caller_class=RelayModern&fb_api_req_friendly_name=CometNewsFeedPaginationQuery&variables=%7B%22count%22%3A3%7D&doc_id=3"),
         // look-alike: an unknown Mutation is a write, not a read
         req("POST https://www.facebook.com/api/graphql/", "facebook", "write")
@@ -186,7 +187,8 @@ fn table() -> Vec<Row> {
         req("GET https://gateway.instagram.com/ws/lightspeed?x-dgw-appid=936619743392459", "instagram", "message").ws(),
         req("POST https://www.instagram.com/api/v1/web/accounts/login/ajax/", "instagram", "login")
             .form("enc_password=%23PWD_INSTAGRAM_BROWSER%3A10%3A1790000000%3Aabc&username=council&queryParams=%7B%7D&optIntoOneTap=false"),
-        req("POST https://www.instagram.com/graphql/query", "instagram", "read")
+        // a `...Query` label is the client's claim: `query` (kind write), not `read`
+        req("POST https://www.instagram.com/graphql/query", "instagram", "query")
             .form("av=17841400000000001&fb_api_caller_class=RelayModern&fb_api_req_friendly_name=PolarisProfilePostsQuery&variables=%7B%7D&doc_id=10"),
         // look-alike: a non-numeric media id is not a comment
         req("POST https://www.instagram.com/api/v1/web/comments/abc/add/", "instagram", "write")
@@ -354,7 +356,8 @@ fn table() -> Vec<Row> {
         req("POST https://www.threads.com/graphql/query", "threads", "react")
             .header("x-fb-friendly-name", "useTHCreateRepostMutation")
             .form("av=17841400000000001&doc_id=13"),
-        req("POST https://threads.net/graphql/query", "threads", "read")
+        // a `...Query` label is the client's claim: `query` (kind write), not `read`
+        req("POST https://threads.net/graphql/query", "threads", "query")
             .form("av=17841400000000001&fb_api_req_friendly_name=BarcelonaProfileThreadsTabQuery&variables=%7B%7D&doc_id=14"),
         // look-alike: an upload id that is not fb_uploader_<n>
         req("POST https://www.threads.com/rupload_igphoto/abc", "threads", "write")
@@ -393,6 +396,58 @@ fn table() -> Vec<Row> {
         req("GET https://files.mastodon.social/media_attachments/files/1/original/a.png", "unlisted", "read"),
         req("POST https://social.council.example/api/v1/statuses", "unlisted", "write")
             .json(r#"{"status":"hello","visibility":"public"}"#),
+        // ------------------------------------------- the request view (design doc v2)
+        // Known bypasses of the old view; each must be named by what the site does.
+        // Dot segments are removed before matching (the `%2e%2e` form too).
+        req("POST https://www.youtube.com/youtubei/v1/reel/../comment/create_comment", "youtube", "comment")
+            .json(r#"{"commentText":"hi"}"#),
+        req("POST https://www.youtube.com/youtubei/v1/reel/%2e%2e/comment/create_comment", "youtube", "comment")
+            .json(r#"{"commentText":"hi"}"#),
+        req("POST https://www.youtube.com/youtubei/v1/reel/reel_item_watch?prettyPrint=false", "youtube", "read")
+            .json(r#"{"playerRequest":{"videoId":"abc"}}"#),
+        // `reel/` takes one segment: a deeper path is not a read.
+        req("POST https://www.youtube.com/youtubei/v1/reel/x/comment/create_comment", "youtube", "write")
+            .json(r#"{"commentText":"hi"}"#),
+        // The stricter activity wins: a mutation in the body beats a Query label in the header.
+        req("POST https://www.facebook.com/api/graphql/", "facebook", "post")
+            .header("x-fb-friendly-name", "CometNewsFeedPaginationQuery")
+            .form("fb_api_req_friendly_name=ComposerStoryCreateMutation&doc_id=7711610262190099"),
+        // ... in a multipart body too.
+        req("POST https://www.facebook.com/api/graphql/", "facebook", "post")
+            .header("x-fb-friendly-name", "FeedQuery")
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .raw("--XyZ\r\nContent-Disposition: form-data; name=\"fb_api_req_friendly_name\"\r\n\r\nComposerStoryCreateMutation\r\n--XyZ\r\nContent-Disposition: form-data; name=\"doc_id\"\r\n\r\n7711610262190099\r\n--XyZ--\r\n"),
+        // The field in the query string and in the body with different values: `write`.
+        req("POST https://www.facebook.com/api/graphql/?fb_api_req_friendly_name=FeedQuery", "facebook", "write")
+            .form("fb_api_req_friendly_name=ComposerStoryCreateMutation&doc_id=7711610262190099"),
+        // A label alone never makes a read.
+        req("POST https://www.facebook.com/api/graphql/", "facebook", "query")
+            .form("fb_api_req_friendly_name=FeedQuery&doc_id=7711610262190099"),
+        // The Graph API's method override (site key `method_override`).
+        req("GET https://graph.facebook.com/v19.0/me/feed?method=post&message=hello", "facebook", "write"),
+        // An override header makes a GET the POST it names.
+        req("GET https://mastodon.social/api/v1/statuses?status=hello", "mastodon", "post")
+            .header("x-http-method-override", "POST"),
+        // Mastodon direct messages, however they are dressed up.
+        req("POST https://mastodon.social/api/v1/statuses?visibility=direct", "mastodon", "message")
+            .json(r#"{"status":"@someone hi"}"#),
+        req("POST https://mastodon.social/api/v1/statuses", "mastodon", "message")
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .raw("--XyZ\r\nContent-Disposition: form-data; name=\"status\"\r\n\r\n@someone hi\r\n--XyZ\r\nContent-Disposition: form-data; name=\"visibility\"\r\n\r\ndirect\r\n--XyZ--\r\n"),
+        req("POST https://mastodon.social/api/v1/statuses?visibility=public", "mastodon", "write")
+            .json(r#"{"status":"@someone hi","visibility":"direct"}"#),
+        req("POST https://mastodon.social/api/v1/statuses", "mastodon", "write")
+            .json(r#"{"status":"@someone hi","visibility":"direct","visibility":"public"}"#),
+        // `;` splits the query for some servers (Rack before 3): a field hidden behind it
+        // makes the request `write`.
+        req("POST https://mastodon.social/api/v1/statuses?x=1;visibility=direct", "mastodon", "write")
+            .json(r#"{"status":"@someone hi"}"#),
+        // An extra queryId does not make a LinkedIn message a reaction.
+        req("POST https://www.linkedin.com/voyager/api/voyagerMessagingDashMessengerMessages?action=createMessage&queryId=voyagerSocialDashReactions.b731222600772fd42464c0fe19bd722b", "linkedin", "message")
+            .json(r#"{"message":{"body":{"text":"hi"}}}"#),
+        // A WebSocket that no matcher names is `write`, never `read`.
+        req("GET https://www.linkedin.com/realtime/connect", "linkedin", "write").ws(),
+        req("GET https://www.facebook.com/some/socket", "facebook", "write").ws(),
     ]
 }
 

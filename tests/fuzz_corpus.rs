@@ -11,6 +11,12 @@
 //! `--nocapture`). Inputs still crashing before their fix belong in
 //! `fuzz/crashes-unfixed/`, which is not replayed. Fuzzing itself is in
 //! `fuzz/README.md`.
+//!
+//! `socialgate::fuzz_harness` exists only with the `fuzzing` feature. The
+//! root package dev-depends on itself with that feature, so every test build
+//! (the README's plain `cargo test --locked` included) has it: this file
+//! cannot be skipped for want of a flag, and without the feature it would not
+//! compile rather than pass unseen.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -13,41 +13,17 @@
 #![cfg(feature = "kerberos")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-mod support_directory;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use libgssapi::context::{ClientCtx, CtxFlags};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
 
-use support::*;
-use support_directory::*;
-
-const POLICY: &str = r#"
-version: 1
-roles:
-  press-office: { groups: [communications] }
-  staff: { groups: [all-staff] }
-sites:
-  social:
-    domains: [www.social.test]
-    intercept: false
-    activities:
-      post: [{ method: POST, path: /post }]
-rules:
-  - { name: press-office-posts, roles: [press-office], sites: [social], action: allow }
-  - { name: staff-read, roles: [staff], sites: [social], activities: [read], action: allow }
-  - { name: other-websites, roles: [staff], sites: [unlisted], activities: [connect], action: allow }
-  - { name: everyone-else, action: deny }
-"#;
+use socialgate_testkit::directory::*;
+use socialgate_testkit::gateway::*;
+use socialgate_testkit::upstream::*;
 
 /// A SPNEGO token for `HTTP@localhost` as `user` (from the cache collection).
 fn token_for(user: &str) -> String {
@@ -67,63 +43,6 @@ fn token_for(user: &str) -> String {
     );
     let tok = ctx.step(None, None).unwrap().unwrap();
     base64::engine::general_purpose::STANDARD.encode(&*tok)
-}
-
-/// A kept-alive HTTP/1.1 connection to the gateway.
-async fn connection(gw: &socialgate::runtime::RunningGateway) -> SendRequest<Full<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(gw.proxy_addr())
-        .await
-        .unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-/// Sends one request on `conn`; returns the status, the Proxy-Authenticate
-/// values in order, and the body.
-async fn send(
-    conn: &mut SendRequest<Full<Bytes>>,
-    method: &str,
-    url: &str,
-    authorization: Option<&str>,
-) -> (u16, Vec<String>, String) {
-    conn.ready().await.unwrap();
-    let mut req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("host", url.split('/').nth(2).unwrap());
-    if let Some(a) = authorization {
-        req = req.header("proxy-authorization", a);
-    }
-    let body = if method == "POST" { "hello" } else { "" };
-    let resp = conn
-        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let challenges = resp
-        .headers()
-        .get_all("proxy-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        challenges,
-        String::from_utf8_lossy(&body).into_owned(),
-    )
-}
-
-fn metric(gw: &socialgate::runtime::RunningGateway, line_start: &str) -> f64 {
-    let text = gw.gateway.metrics.render();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 /// curl through the gateway with Negotiate; returns (status, body).
@@ -157,17 +76,10 @@ fn kerberos_negotiate_sign_in() {
     );
     // Before any thread of this test starts: the environment is shared with
     // MIT Kerberos, which reads it without Rust's lock.
-    for (k, v) in kdc.env() {
-        std::env::set_var(k, v);
-    }
+    kdc.set_process_env(true);
     kdc.kinit("bob", "bob-pw", None);
     kdc.kinit("alice", "alice-pw", None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(scenarios(&kdc));
+    runtime().block_on(scenarios(&kdc));
 }
 
 async fn scenarios(kdc: &Kdc) {
@@ -190,7 +102,7 @@ upstream:
         up = up.addr.port(),
         tls = tls_addr.port(),
     );
-    let gw = gateway(&fx, &settings, POLICY).await;
+    let gw = gateway(&fx, &settings, IDENTITY_POLICY).await;
     let site = |path: &str| format!("http://www.social.test:{}{path}", up.addr.port());
 
     // No credentials: 407 offering Negotiate first, then Basic.

@@ -14,35 +14,20 @@
 #![cfg(feature = "kerberos")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-mod support_directory;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use libgssapi::context::{ClientCtx, CtxFlags};
 use libgssapi::name::Name;
 use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 
-use support::*;
-use support_directory::*;
-
-const POLICY: &str = r#"
-version: 1
-roles:
-  staff: { groups: [all-staff] }
-sites:
-  social:
-    domains: [www.social.test]
-    intercept: false
-rules:
-  - { name: staff-read, roles: [staff], sites: [social], activities: [read], action: allow }
-  - { name: everyone-else, action: deny }
-"#;
+use socialgate_testkit::directory::*;
+use socialgate_testkit::gateway::*;
+use socialgate_testkit::upstream::*;
 
 const CONNECTIONS: usize = 4;
 const RUN_FOR: Duration = Duration::from_secs(4);
@@ -54,31 +39,8 @@ fn token() -> String {
     base64::engine::general_purpose::STANDARD.encode(&*tok)
 }
 
-async fn connection(gw: &socialgate::runtime::RunningGateway) -> SendRequest<Full<Bytes>> {
-    let tcp = tokio::net::TcpStream::connect(gw.proxy_addr())
-        .await
-        .unwrap();
-    tcp.set_nodelay(true).unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
 async fn get(c: &mut SendRequest<Full<Bytes>>, url: &str, auth: Option<&str>) -> u16 {
-    c.ready().await.unwrap();
-    let mut req = http::Request::get(url).header("host", "www.social.test");
-    if let Some(a) = auth {
-        req = req.header("proxy-authorization", a);
-    }
-    let resp = c
-        .send_request(req.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    status
+    send(c, "GET", url, auth).await.0
 }
 
 /// Runs `CONNECTIONS` loops for `RUN_FOR`; returns requests per second.
@@ -120,18 +82,9 @@ async fn kept_alive(
 #[ignore = "a benchmark: cargo test --release --test kerberos_bench -- --ignored --nocapture"]
 fn negotiate_kept_alive_vs_basic_cached() {
     let kdc = Kdc::start("localhost", &[("alice", "alice-pw")], 300);
-    for (k, v) in kdc.env() {
-        if k != "KRB5_TRACE" {
-            std::env::set_var(k, v);
-        }
-    }
+    kdc.set_process_env(false);
     kdc.kinit("alice", "alice-pw", None);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let fx = Fixture::new();
         htpasswd(&fx, &[("bob", "bob-pass")]);
         let up = upstream_http("127.0.0.1").await;
@@ -149,7 +102,7 @@ upstream:
             keytab = kdc.keytab.display(),
             port = up.addr.port()
         );
-        let gw = gateway(&fx, &settings, POLICY).await;
+        let gw = gateway(&fx, &settings, IDENTITY_POLICY).await;
         let url = format!("http://www.social.test:{}/feed", up.addr.port());
 
         // Warm up: the upstream pool, bcrypt's first check, the replay cache file.

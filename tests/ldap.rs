@@ -6,30 +6,11 @@
 //! `upstream.extra_roots`, and `socialgate check --settings`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
-mod support_directory;
-
 use std::time::{Duration, Instant};
 
-use support::*;
-use support_directory::*;
-
-const POLICY: &str = r#"
-version: 1
-roles:
-  press-office: { groups: [communications] }
-  staff: { groups: [all-staff] }
-sites:
-  social:
-    domains: [www.social.test]
-    intercept: false
-    activities:
-      post: [{ method: POST, path: /post }]
-rules:
-  - { name: press-office-posts, roles: [press-office], sites: [social], action: allow }
-  - { name: staff-read, roles: [staff], sites: [social], activities: [read], action: allow }
-  - { name: everyone-else, action: deny }
-"#;
+use socialgate_testkit::directory::*;
+use socialgate_testkit::gateway::*;
+use socialgate_testkit::upstream::*;
 
 struct Env {
     _fx: Fixture,
@@ -38,14 +19,8 @@ struct Env {
 }
 
 /// A gateway whose users come from an htpasswd file (alice, carol, dave) and
-/// whose groups come from the directory at `url`, with `ldap_extra` added to
-/// the `ldap` section.
-async fn env(
-    url: &str,
-    password_file: &std::path::Path,
-    ldap_extra: &str,
-    extra_roots: &str,
-) -> Env {
+/// whose groups come from `slapd`, with `ldap_extra` added to the `ldap` section.
+async fn env(slapd: &Slapd, ldap_extra: &str, extra_roots: &str) -> Env {
     let fx = Fixture::new();
     htpasswd(
         &fx,
@@ -74,10 +49,11 @@ upstream:
   allow_destinations: [127.0.0.1/32]
   allowed_ports: [80, {port}]
 "#,
-        pw = password_file.display(),
+        url = slapd.url,
+        pw = slapd.password_file().display(),
         port = up.addr.port(),
     );
-    let gw = gateway(&fx, &settings, POLICY).await;
+    let gw = gateway(&fx, &settings, IDENTITY_POLICY).await;
     Env { _fx: fx, gw, up }
 }
 
@@ -106,13 +82,9 @@ async fn get(e: &Env, user: &str, pass: &str) -> u16 {
         .as_u16()
 }
 
-fn metric(e: &Env, line_start: &str) -> f64 {
-    let text = e.gw.gateway.metrics.render();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+/// A directory of `people()` with `groups`, over plain LDAP.
+fn directory(groups: &[(&str, &[&str])]) -> Slapd {
+    Slapd::start(&people(), groups, None)
 }
 
 fn people() -> Vec<DirUser<'static>> {
@@ -141,17 +113,12 @@ fn people() -> Vec<DirUser<'static>> {
 /// and metrics name no user.
 #[tokio::test]
 async fn rights_follow_the_directory_group_after_the_cache_expires() {
-    let slapd = Slapd::start(
-        &people(),
-        &[
-            ("communications", &["alice"]),
-            ("all-staff", &["alice", "carol"]),
-        ],
-        None,
-    );
+    let slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "carol"]),
+    ]);
     let e = env(
-        &slapd.url,
-        &slapd.password_file(),
+        &slapd,
         "    group_filter: \"(&(objectClass=groupOfNames)(member={dn}))\"\n    cache_for: 3s\n",
         "",
     )
@@ -172,7 +139,7 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
     let filled = Instant::now();
     assert_eq!(
         metric(
-            &e,
+            &e.gw,
             "socialgate_directory_request_duration_seconds_count{operation=\"groups\"}"
         ),
         1.0,
@@ -204,8 +171,18 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
     tokio::time::sleep(Duration::from_millis(3300)).await;
     assert_eq!(post(&e, "carol", "carol-pass").await, 200);
 
-    assert!(metric(&e, "socialgate_directory_lookups_total{result=\"cached\"}") >= 1.0);
-    assert!(metric(&e, "socialgate_directory_lookups_total{result=\"fetched\"}") >= 4.0);
+    assert!(
+        metric(
+            &e.gw,
+            "socialgate_directory_lookups_total{result=\"cached\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &e.gw,
+            "socialgate_directory_lookups_total{result=\"fetched\"}"
+        ) >= 4.0
+    );
     let text = e.gw.gateway.metrics.render();
     for name in ["alice", "carol", "dave"] {
         assert!(!text.contains(name), "metrics name a user: {name}");
@@ -217,17 +194,12 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
 /// by binding to the directory as the user.
 #[tokio::test]
 async fn member_of_groups_and_directory_passwords() {
-    let slapd = Slapd::start(
-        &people(),
-        &[
-            ("communications", &["alice"]),
-            ("all-staff", &["alice", "bob"]),
-        ],
-        None,
-    );
+    let slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "bob"]),
+    ]);
     let e = env(
-        &slapd.url,
-        &slapd.password_file(),
+        &slapd,
         "    groups_from: memberOf\n    verify_basic_passwords: true\n",
         "",
     )
@@ -248,21 +220,11 @@ async fn member_of_groups_and_directory_passwords() {
 /// users never seen are in no directory group, and nothing waits on time-outs.
 #[tokio::test]
 async fn a_stopped_directory_serves_cached_users_and_no_groups_to_new_ones() {
-    let mut slapd = Slapd::start(
-        &people(),
-        &[
-            ("communications", &["alice"]),
-            ("all-staff", &["alice", "carol"]),
-        ],
-        None,
-    );
-    let e = env(
-        &slapd.url,
-        &slapd.password_file(),
-        "    groups_from: memberOf\n    cache_for: 1s\n",
-        "",
-    )
-    .await;
+    let mut slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "carol"]),
+    ]);
+    let e = env(&slapd, "    groups_from: memberOf\n    cache_for: 1s\n", "").await;
     assert_eq!(post(&e, "alice", "alice-pass").await, 200);
     slapd.stop();
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -282,14 +244,19 @@ async fn a_stopped_directory_serves_cached_users_and_no_groups_to_new_ones() {
         t.elapsed() < Duration::from_secs(3),
         "an outage must not stall requests"
     );
-    assert!(metric(&e, "socialgate_directory_lookups_total{result=\"stale\"}") >= 1.0);
     assert!(
         metric(
-            &e,
+            &e.gw,
+            "socialgate_directory_lookups_total{result=\"stale\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &e.gw,
             "socialgate_directory_lookups_total{result=\"unavailable\"}"
         ) >= 1.0
     );
-    assert!(metric(&e, "socialgate_directory_errors_total{kind=\"connect\"}") >= 1.0);
+    assert!(metric(&e.gw, "socialgate_directory_errors_total{kind=\"connect\"}") >= 1.0);
     e.gw.stop().await;
 }
 
@@ -307,8 +274,7 @@ async fn ldaps_trusts_extra_roots() {
     let ca_file = slapd.dir.path().join("ca.pem");
     std::fs::write(&ca_file, &ca).unwrap();
     let e = env(
-        &slapd.url,
-        &slapd.password_file(),
+        &slapd,
         "    groups_from: memberOf\n",
         &format!("\"{}\"", ca_file.display()),
     )
@@ -316,19 +282,13 @@ async fn ldaps_trusts_extra_roots() {
     assert_eq!(post(&e, "alice", "alice-pass").await, 200);
     e.gw.stop().await;
 
-    let e = env(
-        &slapd.url,
-        &slapd.password_file(),
-        "    groups_from: memberOf\n",
-        "",
-    )
-    .await;
+    let e = env(&slapd, "    groups_from: memberOf\n", "").await;
     assert_eq!(
         post(&e, "alice", "alice-pass").await,
         403,
         "untrusted directory: no groups"
     );
-    assert!(metric(&e, "socialgate_directory_errors_total{kind=\"tls\"}") >= 1.0);
+    assert!(metric(&e.gw, "socialgate_directory_errors_total{kind=\"tls\"}") >= 1.0);
     e.gw.stop().await;
 }
 
@@ -362,14 +322,10 @@ fn plain_ldap_only_to_loopback() {
 /// `explain --settings` uses them unless groups are given on the command line.
 #[test]
 fn check_settings_reports_the_directory_and_groups() {
-    let mut slapd = Slapd::start(
-        &people(),
-        &[("communications", &["alice"]), ("all-staff", &["alice"])],
-        None,
-    );
+    let mut slapd = directory(&[("communications", &["alice"]), ("all-staff", &["alice"])]);
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).unwrap();
+    std::fs::write(&policy, IDENTITY_POLICY).unwrap();
     let settings = dir.path().join("socialgate.yaml");
     std::fs::write(
         &settings,

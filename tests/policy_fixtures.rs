@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use socialgate::policy::load_policy;
-use socialgate::policy::selftest::run_tests;
 use socialgate::policy::sources::FsFiles;
+use socialgate::verdict::run_tests;
 
 fn errors_of(file: &str) -> Vec<String> {
     let path = format!("tests/fixtures/policies/{file}");
@@ -58,6 +58,14 @@ fn broken_policies_report_every_error_with_its_position() {
                 "bad_values.yaml:16:12: rule `lunch`: `sites` is empty; leave it out to match every site",
                 "bad_values.yaml:18:5: rule `lunch`: `warn_for` applies only to `action: warn`",
                 "bad_values.yaml:18:15: rule `lunch`: `warn_for: forever` is not a duration such as 8h or 30m",
+            ],
+        ),
+        (
+            "method_override.yaml",
+            &[
+                "method_override.yaml:5:24: unknown key `quer` in site `graph`; did you mean `query`? (known keys: query)",
+                "method_override.yaml:8:40: site `api`: `a=b` cannot name a query parameter",
+                "method_override.yaml:11:22: site `empty`: `method_override` names no query parameter (give `query: [name, ...]`)",
             ],
         ),
         (

@@ -3,13 +3,18 @@
 
 While a normal client keeps requesting, this opens N idle CONNECT tunnels (each
 sends a real TLS ClientHello, then stays silent), M slowloris connections (a
-request head trickled one byte every few seconds) and K slow POST bodies (one
-byte a second). It reports the normal client's success rate and latency, and the
-gateway's RSS growth per open connection (read from /proc/<pid>/status).
+request head trickled one byte every few seconds), K slow POST bodies (one
+byte a second) and F sign-in flooders (wrong Basic passwords as fast as the
+gateway answers, each from its own 127.0.0.x address, for a real user and for
+names that do not exist). It reports the normal client's success rate and
+latency (signed in with --normal-auth, so served from the sign-in cache), the
+flood's answers by status, and the gateway's RSS growth per open connection
+(read from /proc/<pid>/status).
 Everything stays on 127.0.0.1. Python 3 standard library only.
 """
 import argparse
 import asyncio
+import base64
 import json
 import ssl
 import statistics
@@ -116,7 +121,34 @@ async def slow_post(proxy, upstream_port, duration, results):
         results["slowpost_errors"] += 1
 
 
-async def normal_client(proxy, upstream_port, duration, interval, results):
+def basic(user, password):
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Proxy-Authorization: Basic {token}\r\n"
+
+
+async def signin_flooder(proxy, upstream_port, n, victim, duration, results):
+    """Wrong passwords from 127.0.0.<n+2>: every other one for `victim`, the rest
+    for names that do not exist. Counts the gateway's answers by status."""
+    end = time.monotonic() + duration
+    i = 0
+    while time.monotonic() < end:
+        i += 1
+        user = victim if i % 2 else f"nobody{n}-{i}"
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection(
+                *proxy, local_addr=(f"127.0.0.{2 + n % 250}", 0)), 5)
+            w.write((f"GET http://normal.test:{upstream_port}/ HTTP/1.1\r\nHost: normal.test\r\n"
+                     + basic(user, f"guess{i}") + "Connection: close\r\n\r\n").encode())
+            await w.drain()
+            data = await asyncio.wait_for(r.read(), 30)
+            w.close()
+            status = data[9:12].decode() or "closed"
+        except Exception:
+            status = "error"
+        results["signin_flood"][status] = results["signin_flood"].get(status, 0) + 1
+
+
+async def normal_client(proxy, upstream_port, duration, interval, results, auth=""):
     lat = []
     ok = fail = 0
     end = time.monotonic() + duration
@@ -125,7 +157,8 @@ async def normal_client(proxy, upstream_port, duration, interval, results):
         try:
             r, w = await asyncio.wait_for(asyncio.open_connection(*proxy), 5)
             w.write(
-                f"GET http://normal.test:{upstream_port}/ HTTP/1.1\r\nHost: normal.test\r\nConnection: close\r\n\r\n".encode()
+                (f"GET http://normal.test:{upstream_port}/ HTTP/1.1\r\nHost: normal.test\r\n"
+                 + auth + "Connection: close\r\n\r\n").encode()
             )
             await w.drain()
             data = await asyncio.wait_for(r.read(), 5)
@@ -156,13 +189,23 @@ async def main():
     p.add_argument("--slowloris", type=int, default=1000)
     p.add_argument("--slowposts", type=int, default=1000)
     p.add_argument("--duration", type=float, default=60)
+    p.add_argument("--signin-flood", type=int, default=0, help="wrong-password flooders")
+    p.add_argument("--victim", default="victim", help="the real user the flood guesses at")
+    p.add_argument("--normal-auth", default="", help="user:password of the normal client")
     a = p.parse_args()
     host, port = a.proxy.rsplit(":", 1)
     proxy = (host, int(port))
     results = {k: 0 for k in ["tunnels_open", "tunnel_refused", "tunnel_errors", "slowloris_open",
                               "slowloris_closed_by_gateway", "slowpost_open", "slowpost_errors"]}
+    results["signin_flood"] = {}
     rss_before = rss_kib(a.pid)
-    normal = asyncio.create_task(normal_client(proxy, a.upstream_port, a.duration, 0.1, results))
+    auth = basic(*a.normal_auth.split(":", 1)) if a.normal_auth else ""
+    if auth:
+        # Sign in once before the flood: later requests are cache hits.
+        await normal_client(proxy, a.upstream_port, 0.01, 0, {}, auth)
+    normal = asyncio.create_task(normal_client(proxy, a.upstream_port, a.duration, 0.1, results, auth))
+    flood = [asyncio.create_task(signin_flooder(proxy, a.upstream_port, n, a.victim, a.duration, results))
+             for n in range(a.signin_flood)]
     hold = []
     target = f"tunnel.test:{a.upstream_port}"
     hello = client_hello("tunnel.test")  # made once: building an SSL context is slow
@@ -177,6 +220,7 @@ async def main():
     await asyncio.sleep(min(20, a.duration / 2))
     rss_peak = rss_kib(a.pid)
     await normal
+    await asyncio.gather(*flood)
     for t in abusers:
         t.cancel()
     for w in hold:

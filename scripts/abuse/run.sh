@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Load and abuse run (not part of cargo test): starts a release socialgate with
 # generous limits on 127.0.0.1, then runs abuse.py against it: idle tunnels,
-# slowloris heads, slow POST bodies, and a normal client measuring success and
-# latency throughout. Prints a JSON report. Usage:
-#   scripts/abuse/run.sh [TUNNELS] [SLOWLORIS] [SLOWPOSTS] [DURATION_S]
+# slowloris heads, slow POST bodies, a sign-in flood (wrong Basic passwords from
+# 127.0.0.2 and up, for a real user and for unknown names), and a normal client
+# signed in with Basic (cost 10, served from the sign-in cache) measuring success
+# and latency throughout. Prints a JSON report. Usage:
+#   scripts/abuse/run.sh [TUNNELS] [SLOWLORIS] [SLOWPOSTS] [DURATION_S] [SIGNIN_FLOODERS]
+# e.g. the sign-in flood alone: scripts/abuse/run.sh 0 0 0 30 80
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TUNNELS=${1:-9000}; SLOWLORIS=${2:-1000}; SLOWPOSTS=${3:-1000}; DURATION=${4:-60}
+TUNNELS=${1:-9000}; SLOWLORIS=${2:-1000}; SLOWPOSTS=${3:-1000}; DURATION=${4:-60}; FLOODERS=${5:-80}
 # Each idle tunnel holds two descriptors in the gateway; the hard limit here
 # (ulimit -Hn) bounds how many tunnels one run can hold.
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --locked --bin socialgate >/dev/null
+# SKIP_BUILD=1 runs the release binary already built (e.g. by `cargo bench`).
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release --locked --bin socialgate >/dev/null
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -28,6 +32,8 @@ admin_listen: 127.0.0.1:$ADMIN_PORT
 policy: $work/policy.yaml
 ca: { cert: $work/ca.crt, key: $work/ca.key }
 identity:
+  basic: { realm: abuse, htpasswd: $work/users.htpasswd }
+  group_members: { all-staff: [normal, victim] }
   networks: [ { cidr: 127.0.0.0/8, user: loadtest, groups: [all-staff] } ]
 upstream:
   resolve: { normal.test: 127.0.0.1, tunnel.test: 127.0.0.1 }
@@ -40,6 +46,10 @@ limits:
   idle_timeout: 10m
 audit: { path: $work/audit.jsonl }
 YAML
+# The real users, at the cost `socialgate hash-password` writes by default (10).
+for u in normal victim; do
+  echo "$u:$(echo "$u-pass" | ./target/release/socialgate hash-password --cost 10)"
+done > "$work/users.htpasswd"
 python3 scripts/abuse/abuse.py sink "$UP_PORT" &
 RUST_LOG=warn ./target/release/socialgate run --config "$work/socialgate.yaml" 2>"$work/gateway.log" &
 GW_PID=$!
@@ -48,4 +58,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 python3 scripts/abuse/abuse.py --proxy "127.0.0.1:$PROXY_PORT" --pid "$GW_PID" --upstream-port "$UP_PORT" \
-  --tunnels "$TUNNELS" --slowloris "$SLOWLORIS" --slowposts "$SLOWPOSTS" --duration "$DURATION"
+  --tunnels "$TUNNELS" --slowloris "$SLOWLORIS" --slowposts "$SLOWPOSTS" --duration "$DURATION" \
+  --signin-flood "$FLOODERS" --victim victim --normal-auth normal:normal-pass
+metrics_text() { python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$ADMIN_PORT/metrics').read().decode())"; }
+metrics_text | grep -E '^socialgate_(signin_throttled|auth_failures)_total' || true

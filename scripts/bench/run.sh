@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks of socialgate against Squid, tinyproxy and mitmproxy
-# (BENCHMARKS.md, issue 7). One command:
+# (the workloads of docs/benchmarks.md). One command:
 #
 #     scripts/bench/run.sh              # everything, ~10-15 minutes on 2 cores
 #     scripts/bench/run.sh --perf       # and profile socialgate with perf (linux-perf)

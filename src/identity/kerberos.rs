@@ -18,6 +18,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::settings::KerberosSettings;
+
 /// A completed handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -447,6 +449,74 @@ pub fn entry_matches(entry: &KeytabEntry, principal: &str) -> bool {
     let (want_name, want_realm) = split_principal(principal);
     let (name, realm) = split_principal(&entry.principal);
     name.eq_ignore_ascii_case(want_name) && (want_realm.is_empty() || realm == want_realm)
+}
+
+/// `socialgate check --settings`: reports on the configured keytab on stdout
+/// (its keys, whether the configured principal and an AES key are there, the
+/// host names browsers must use, whether GSSAPI accepts it); returns the
+/// number of problems. Sets `KRB5_KTNAME`, so call it before any thread starts.
+pub(crate) fn check_keytab(k: &KerberosSettings) -> usize {
+    let entries = match read_keytab(&k.keytab) {
+        Err(e) => {
+            println!("kerberos: FAIL {e}");
+            return 1;
+        }
+        Ok(entries) => entries,
+    };
+    let mut problems = 0;
+    println!(
+        "kerberos: keytab {} holds {} key(s):",
+        k.keytab.display(),
+        entries.len()
+    );
+    for e in &entries {
+        println!("  {} (kvno {}, {})", e.principal, e.kvno, e.enctype_name());
+    }
+    if entries.is_empty() {
+        println!("kerberos: FAIL the keytab holds no keys");
+        return 1;
+    }
+    if let Some(p) = &k.principal {
+        if !entries.iter().any(|e| entry_matches(e, p)) {
+            println!("kerberos: FAIL no key for the configured principal {p}");
+            problems += 1;
+        }
+    }
+    if !entries.iter().any(|e| e.is_aes()) {
+        println!("kerberos: WARNING no AES key: current Windows clients cannot sign in (ktpass -crypto AES256-SHA1)");
+    }
+    let mut hosts: Vec<String> = entries
+        .iter()
+        .filter_map(|e| {
+            let (name, _) = split_principal(&e.principal);
+            let (service, host) = name.split_once('/')?;
+            service
+                .eq_ignore_ascii_case("HTTP")
+                .then(|| host.to_string())
+        })
+        .collect();
+    hosts.dedup();
+    if hosts.is_empty() {
+        println!(
+            "kerberos: WARNING no HTTP/<host> key: browsers ask for HTTP/<the proxy's DNS name>"
+        );
+    } else {
+        println!(
+            "kerberos: browsers must be configured with the proxy as {} (a DNS name, not an IP address or another alias) to sign in",
+            hosts.join(" or ")
+        );
+    }
+    // MIT Kerberos reads the keytab's name from the environment; no thread of
+    // ours has started yet.
+    prepare_environment(&k.keytab);
+    match KerberosAcceptor::new(k.principal.as_deref()) {
+        Ok(_) => println!("kerberos: OK the keytab is usable by GSSAPI"),
+        Err(e) => {
+            println!("kerberos: FAIL {e}");
+            problems += 1;
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

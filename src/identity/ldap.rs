@@ -146,7 +146,7 @@ impl Directory {
             }
         };
         let tls = if settings.url.to_ascii_lowercase().starts_with("ldaps:") {
-            let mut config = crate::proxy::upstream::client_tls_config(extra_roots)
+            let mut config = crate::tls::client_tls_config(extra_roots)
                 .map_err(|e| format!("identity.ldap: {e}"))?;
             config.alpn_protocols.clear();
             Some(Arc::new(config))
@@ -610,6 +610,78 @@ pub fn first_rdn(dn: &str) -> Option<(String, String)> {
         return None;
     }
     Some((t.trim().to_string(), value))
+}
+
+/// `socialgate check --settings`: connects to the directory as configured and,
+/// given a `user`, looks them up; reports on stdout and returns the number of
+/// problems (a user not found is a warning, not a problem).
+pub(crate) fn check_directory(
+    l: &LdapSettings,
+    extra_roots: &[std::path::PathBuf],
+    user: Option<&str>,
+) -> usize {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("ldap: FAIL cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let d = match Directory::new(l.clone(), extra_roots, None) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("ldap: FAIL {e}");
+            return 1;
+        }
+    };
+    let as_whom = l
+        .bind_dn
+        .as_deref()
+        .map(|dn| format!("bound as {dn}"))
+        .unwrap_or_else(|| "anonymously".into());
+    if let Err(e) = rt.block_on(d.probe()) {
+        println!("ldap: FAIL {} ({as_whom}): {e}", l.url);
+        return 1;
+    }
+    println!("ldap: OK connected to {} {as_whom}", l.url);
+    let Some(u) = user else {
+        return 0;
+    };
+    match rt.block_on(d.lookup(u)) {
+        Ok(Some(entry)) => {
+            println!("ldap: {u} is {}", entry.dn);
+            println!(
+                "ldap: directory groups of {u}: {}",
+                list_or_none(&entry.groups)
+            );
+            0
+        }
+        Ok(None) => {
+            println!(
+                "ldap: WARNING no single entry under {} matches {}; {u} gets no directory groups",
+                l.user_base,
+                l.user_filter.replace("{user}", u)
+            );
+            0
+        }
+        Err(e) => {
+            println!("ldap: FAIL looking up {u}: {e}");
+            1
+        }
+    }
+}
+
+/// `a, b, c`, or `(none)` for an empty list: how `socialgate check` and
+/// `explain` print groups and roles.
+pub(crate) fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".to_string()
+    } else {
+        items.join(", ")
+    }
 }
 
 #[cfg(test)]

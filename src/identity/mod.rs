@@ -11,14 +11,25 @@
 //! - Basic credentials are checked against an htpasswd file of bcrypt hashes
 //!   (`htpasswd -B`) or, with `ldap.verify_basic_passwords`, by binding to the
 //!   directory as the user. Successful checks are cached for five minutes under a
-//!   SHA-256 of the password, compared in constant time; bcrypt runs on the
-//!   blocking pool. Wrong credentials are a 407 even when a network would also
-//!   match.
+//!   SHA-256 of the password, compared in constant time. Wrong credentials are a
+//!   407 even when a network would also match.
+//! - Sign-in abuse (`passwords.rs`, `throttle.rs`): an unknown name runs one
+//!   bcrypt check at a cost drawn from the file's own costs, so it costs what a
+//!   wrong password costs; bcrypt runs on a bounded pool (half the cores) that
+//!   a cached sign-in never waits for; failures are counted per client address
+//!   and per name, and past a few the attempt is refused before any check as
+//!   [`AuthFailure::Throttled`] (metric `socialgate_signin_throttled_total`).
+//!   The limits are the documented constants of those two modules (window 15
+//!   min, 20 failures per address and 5 per name before a backoff of 2 s
+//!   doubling to 60 s, half the cores for bcrypt, 32 waiting per worker); they
+//!   are not settings yet.
 //! - Groups are the union of the source's own groups, `group_members` and, with
 //!   `ldap`, the user's directory groups (`ldap.rs`).
 
 pub mod kerberos;
 pub mod ldap;
+pub mod passwords;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -34,6 +45,10 @@ use crate::net_guard::canonical;
 use crate::settings::IdentitySettings;
 use kerberos::{KerberosAcceptor, KerberosFailure};
 use ldap::{Directory, PasswordCheck};
+pub use passwords::{BcryptPool, Htpasswd};
+use passwords::{Busy, Passwords};
+use throttle::SignInThrottle;
+pub use throttle::ThrottleReason;
 
 /// An identified user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +78,14 @@ pub enum AuthFailure {
     Kerberos(KerberosFailure),
     /// Basic credentials that only the directory could check, while it is down.
     DirectoryUnavailable,
+    /// Basic credentials refused before any check: too many failures from this
+    /// address or for this name, or the bcrypt pool is full. The client should
+    /// wait `retry_after` (the proxy's answer: 429 with `Retry-After`, no
+    /// `Proxy-Authenticate`, so browsers do not prompt again).
+    Throttled {
+        reason: ThrottleReason,
+        retry_after: Duration,
+    },
 }
 
 impl AuthFailure {
@@ -76,66 +99,23 @@ impl AuthFailure {
             AuthFailure::Kerberos(KerberosFailure::Ntlm) => "unsupported_scheme",
             AuthFailure::Kerberos(_) => "bad_credentials",
             AuthFailure::DirectoryUnavailable => "directory_unavailable",
+            AuthFailure::Throttled { .. } => "throttled",
         }
     }
-}
 
-/// An htpasswd file: user → bcrypt hash.
-#[derive(Default)]
-pub struct Htpasswd {
-    entries: HashMap<String, String>,
-}
-
-impl std::fmt::Debug for Htpasswd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Htpasswd({} users, hashes redacted)", self.entries.len())
-    }
-}
-
-impl Htpasswd {
-    /// Parses `user:$2y$...` lines; blank lines and `#` comments are skipped. Entries
-    /// that are not bcrypt are refused (MD5 and crypt hashes are too weak).
-    pub fn parse(text: &str, file: &str) -> Result<Htpasswd, String> {
-        let mut entries = HashMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((user, hash)) = line.split_once(':') else {
-                return Err(format!("{file}:{}: expected `user:hash`", n + 1));
-            };
-            if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
-                return Err(format!(
-                    "{file}:{}: the entry for `{user}` is not a bcrypt hash; create it with `htpasswd -B` or `socialgate hash-password`",
-                    n + 1
-                ));
-            }
-            entries.insert(user.to_string(), hash.to_string());
+    /// How long the client should wait before trying again (`Retry-After`),
+    /// for a throttled sign-in.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            AuthFailure::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
-        Ok(Htpasswd { entries })
-    }
-
-    pub fn load(path: &Path) -> Result<Htpasswd, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the htpasswd file {}: {e}", path.display()))?;
-        Htpasswd::parse(&text, &path.display().to_string())
-    }
-
-    pub fn contains(&self, user: &str) -> bool {
-        self.entries.contains_key(user)
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
 const CACHE_FOR: Duration = Duration::from_secs(300);
+/// `Retry-After` when the bcrypt pool's queue is full.
+const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The longest a connection keeps a Negotiate identity, whatever the ticket says.
 const MAX_BOUND: Duration = Duration::from_secs(10 * 3600);
 
@@ -170,12 +150,11 @@ pub struct IdentityResolver {
     kerberos: Option<Arc<KerberosAcceptor>>,
     directory: Option<Arc<Directory>>,
     metrics: Option<Arc<Metrics>>,
-    htpasswd: std::sync::RwLock<Arc<Htpasswd>>,
+    passwords: std::sync::RwLock<Arc<Passwords>>,
     /// user → (SHA-256 of the password, when the check expires).
     cache: Mutex<HashMap<String, ([u8; 32], Instant)>>,
-    /// A hash of the file's cost that no password is checked against successfully,
-    /// used for unknown users so that a wrong name costs as long as a wrong password.
-    dummy_hash: String,
+    pool: BcryptPool,
+    throttle: SignInThrottle,
 }
 
 impl std::fmt::Debug for IdentityResolver {
@@ -216,35 +195,28 @@ impl IdentityResolver {
                 metrics.clone(),
             )?)),
         };
-        let htpasswd = match &settings.basic {
-            Some(b) => Htpasswd::load(&b.htpasswd)?,
-            None => Htpasswd::default(),
+        let passwords = match &settings.basic {
+            Some(b) => Passwords::new(Htpasswd::load(&b.htpasswd)?, None)?,
+            None => Passwords::none(),
         };
-        let cost = htpasswd
-            .entries
-            .values()
-            .next()
-            .and_then(|h| h.get(4..6))
-            .and_then(|c| c.parse::<u32>().ok())
-            .unwrap_or(10);
-        let dummy_hash =
-            bcrypt::hash("socialgate-no-such-user", cost).map_err(|e| e.to_string())?;
         Ok(IdentityResolver {
             settings,
             kerberos,
             directory,
             metrics,
-            htpasswd: std::sync::RwLock::new(Arc::new(htpasswd)),
+            passwords: std::sync::RwLock::new(Arc::new(passwords)),
             cache: Mutex::new(HashMap::new()),
-            dummy_hash,
+            pool: BcryptPool::new(passwords::bcrypt_workers()),
+            throttle: SignInThrottle::default(),
         })
     }
 
     /// Re-reads the htpasswd file (SIGHUP). On error the old file stays in force.
     pub fn reload_htpasswd(&self) -> Result<(), String> {
         if let Some(b) = &self.settings.basic {
-            let fresh = Htpasswd::load(&b.htpasswd)?;
-            if let Ok(mut h) = self.htpasswd.write() {
+            let previous = self.passwords.read().map(|p| p.clone()).ok();
+            let fresh = Passwords::new(Htpasswd::load(&b.htpasswd)?, previous.as_deref())?;
+            if let Ok(mut h) = self.passwords.write() {
                 *h = Arc::new(fresh);
             }
             if let Ok(mut c) = self.cache.lock() {
@@ -341,7 +313,7 @@ impl IdentityResolver {
             if scheme.eq_ignore_ascii_case("negotiate") {
                 return self.negotiate(rest.trim(), conn).await;
             }
-            return self.basic(scheme, rest).await;
+            return self.basic(peer, scheme, rest).await;
         }
         if let Some(user) = conn.and_then(ConnIdentity::current) {
             return Ok(self.principal(&user, Vec::new(), "kerberos", false).await);
@@ -407,7 +379,12 @@ impl IdentityResolver {
         }
     }
 
-    async fn basic(&self, scheme: &str, rest: &str) -> Result<Principal, AuthFailure> {
+    async fn basic(
+        &self,
+        peer: IpAddr,
+        scheme: &str,
+        rest: &str,
+    ) -> Result<Principal, AuthFailure> {
         if self.basic_realm().is_none() {
             return Err(AuthFailure::UnsupportedScheme);
         }
@@ -430,27 +407,42 @@ impl IdentityResolver {
             out
         };
         let now = Instant::now();
+        let gate = self.throttle.gate(peer, user, now);
         let cached = self.cache.lock().is_ok_and(|cache| {
             cache
                 .get(user)
                 .is_some_and(|(cached, until)| *until > now && ring_eq(cached, &digest))
         });
+        let refusal = if cached {
+            gate.refusal_of_cached()
+        } else {
+            gate.refusal()
+        };
+        if let Some((reason, wait)) = refusal {
+            self.fail(peer, user);
+            return Err(self.throttled(reason, wait));
+        }
         if cached {
             return Ok(self.principal(user, Vec::new(), "basic", false).await);
         }
-        let htpasswd = self.htpasswd.read().map(|h| h.clone()).unwrap_or_default();
-        let known = htpasswd.entries.get(user).cloned();
-        if known.is_none() && self.verifies_with_directory() {
+        let passwords = self
+            .passwords
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_else(|_| Arc::new(Passwords::none()));
+        let check = passwords.check_for(user);
+        if !check.known && self.verifies_with_directory() {
             if let Some(d) = &self.directory {
                 return match d.verify_password(user, password).await {
-                    Ok(PasswordCheck::Good(_)) => {
-                        self.remember(user, digest, now);
-                        Ok(self.principal(user, Vec::new(), "basic", false).await)
+                    Ok(PasswordCheck::Good(_)) => self.signed_in(user, digest, now).await,
+                    Ok(PasswordCheck::Wrong) => {
+                        self.fail(peer, user);
+                        Err(AuthFailure::BadCredentials {
+                            known_user: Some(user.to_string()),
+                        })
                     }
-                    Ok(PasswordCheck::Wrong) => Err(AuthFailure::BadCredentials {
-                        known_user: Some(user.to_string()),
-                    }),
                     Ok(PasswordCheck::UnknownUser) => {
+                        self.fail(peer, user);
                         Err(AuthFailure::BadCredentials { known_user: None })
                     }
                     Err(e) => {
@@ -460,19 +452,60 @@ impl IdentityResolver {
                 };
             }
         }
-        let hash = known.clone().unwrap_or_else(|| self.dummy_hash.clone());
-        let password = password.to_string();
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        if ok && known.is_some() {
-            self.remember(user, digest, now);
-            return Ok(self.principal(user, Vec::new(), "basic", false).await);
+        let known = check.known;
+        match self.pool.verify(user, digest, password, check).await {
+            Ok(true) if known => self.signed_in(user, digest, now).await,
+            Ok(_) => {
+                self.fail(peer, user);
+                Err(AuthFailure::BadCredentials {
+                    known_user: known.then(|| user.to_string()),
+                })
+            }
+            Err(Busy) => Err(self.throttled(ThrottleReason::Busy, BUSY_RETRY_AFTER)),
         }
-        Err(AuthFailure::BadCredentials {
-            known_user: known.map(|_| user.to_string()),
-        })
+    }
+
+    /// A checked success: cached, and the name's failure count starts again.
+    async fn signed_in(
+        &self,
+        user: &str,
+        digest: [u8; 32],
+        now: Instant,
+    ) -> Result<Principal, AuthFailure> {
+        self.remember(user, digest, now);
+        self.throttle.succeeded(user);
+        Ok(self.principal(user, Vec::new(), "basic", false).await)
+    }
+
+    /// Counts a failed or refused Basic attempt; says once when a key starts
+    /// backing off.
+    fn fail(&self, peer: IpAddr, user: &str) {
+        let started = self.throttle.failed(peer, user, Instant::now());
+        if started.client {
+            tracing::warn!(%peer, failures = throttle::CLIENT_FREE_FAILURES, "sign-ins from this address are throttled after repeated failures; if it is a shared terminal server or NAT, look for the user whose saved password is wrong (the audit log names the user of each bad_credentials record)");
+        }
+        if started.user {
+            tracing::warn!(%peer, failures = throttle::USER_FREE_FAILURES, "sign-ins for one user name are throttled after repeated failures (from this address last); if it is a real user, reset their password or ask them to clear the one saved in their browser");
+        }
+    }
+
+    /// A throttled refusal, counted by reason.
+    fn throttled(&self, reason: ThrottleReason, retry_after: Duration) -> AuthFailure {
+        if let Some(m) = &self.metrics {
+            m.signin_throttled
+                .with_label_values(&[reason.label()])
+                .inc();
+        }
+        AuthFailure::Throttled {
+            reason,
+            retry_after,
+        }
+    }
+
+    /// The bcrypt pool: how many checks ran at each cost (tests, benches), and
+    /// its permits.
+    pub fn bcrypt_pool(&self) -> &BcryptPool {
+        &self.pool
     }
 
     /// Caches a successful password check.
@@ -643,6 +676,104 @@ mod tests {
                 .await,
             Err(AuthFailure::Missing)
         );
+    }
+
+    const FAR: &str = "192.0.2.1";
+
+    fn far() -> IpAddr {
+        FAR.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn unknown_names_cost_one_check_at_a_cost_of_the_file() {
+        // One cost: a wrong password and an unknown name both run one check at it.
+        let hash = bcrypt::hash("s3cret", 5).unwrap();
+        let (r, _f) = resolver(&format!("alice:{hash}\n"));
+        let pool = r.bcrypt_pool();
+        assert!(r.identify(far(), &basic("alice", "nope")).await.is_err());
+        assert_eq!(pool.verifications(), vec![(5, 1)]);
+        assert_eq!(
+            r.identify(far(), &basic("nobody", "nope")).await,
+            Err(AuthFailure::BadCredentials { known_user: None })
+        );
+        assert_eq!(pool.verifications(), vec![(5, 2)]);
+
+        // Mixed costs: each unknown name runs exactly one check, at the cost its
+        // name draws, which is one of the file's.
+        let (r, _f) = resolver(&format!(
+            "alice:{}\nbob:{}\n",
+            bcrypt::hash("a", 4).unwrap(),
+            bcrypt::hash("b", 5).unwrap()
+        ));
+        let mut expected = std::collections::BTreeMap::new();
+        for i in 0..8 {
+            let name = format!("nobody{i}");
+            let cost = r.passwords.read().unwrap().stand_in_cost(&name);
+            assert!(cost == 4 || cost == 5);
+            *expected.entry(cost).or_insert(0u64) += 1;
+            assert!(r.identify(far(), &basic(&name, "x")).await.is_err());
+            assert_eq!(
+                r.bcrypt_pool().verifications(),
+                expected.iter().map(|(c, n)| (*c, *n)).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_sign_in_does_not_wait_for_a_busy_pool() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let (r, _f) = resolver(&format!("alice:{hash}\n"));
+        let r = Arc::new(r);
+        assert!(r.identify(far(), &basic("alice", "s3cret")).await.is_ok());
+        let permits = r.bcrypt_pool().permits();
+        let all = u32::try_from(permits.available_permits()).unwrap();
+        let held = permits.acquire_many_owned(all).await.unwrap();
+        let r2 = r.clone();
+        let wrong = tokio::spawn(async move { r2.identify(far(), &basic("alice", "x")).await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        // The pool is full and a check waits for it; the cached sign-in does not.
+        let p = r.identify(far(), &basic("alice", "s3cret")).await.unwrap();
+        assert_eq!(p.user, "alice");
+        assert!(!wrong.is_finished(), "a check ran without a permit");
+        drop(held);
+        assert!(matches!(
+            wrong.await.unwrap(),
+            Err(AuthFailure::BadCredentials { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn throttled_attempts_run_no_check_and_say_when_to_retry() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let (r, _f) = resolver(&format!("alice:{hash}\n"));
+        for _ in 0..throttle::USER_FREE_FAILURES {
+            assert!(matches!(
+                r.identify(far(), &basic("alice", "x")).await,
+                Err(AuthFailure::BadCredentials { .. })
+            ));
+        }
+        let checks = r.bcrypt_pool().verifications();
+        // Even the right password is refused unchecked while the name backs off
+        // for a client that failed.
+        let failure = r
+            .identify(far(), &basic("alice", "s3cret"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            failure,
+            AuthFailure::Throttled {
+                reason: ThrottleReason::User,
+                retry_after: failure.retry_after().unwrap()
+            }
+        );
+        assert_eq!(failure.label(), "throttled");
+        assert!(failure.retry_after().unwrap() <= throttle::FIRST_BACKOFF);
+        assert_eq!(r.bcrypt_pool().verifications(), checks);
+        // An address that never failed gets its check, and signs in.
+        let desk: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(r.identify(desk, &basic("alice", "s3cret")).await.is_ok());
     }
 
     #[test]

@@ -5,24 +5,29 @@
 //! Then the gateway reads the client's TLS ClientHello (up to 16 KiB, 10 s) and
 //! closes the tunnel when its SNI differs from the CONNECT host or names an
 //! intercepted site, or when traffic to port 443 is not TLS. Only then are bytes
-//! copied both ways.
+//! copied both ways (`relay`). A CONNECT to an intercepted site is handed to
+//! `intercept` after identity and port only: its name is not looked up until an
+//! inner request is allowed. Called by `route`.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{Request, Response};
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::respond::{self, BlockInfo};
-use super::{observe, Gateway, ProxyBody};
-use crate::policy::{normalize_host, Action, Facts, NormalHost, Policy};
-use crate::view::RequestView;
+use super::body::{self, ProxyBody};
+use super::context::{ClientConn, Exchange, RequestCtx};
+use super::gateway::Gateway;
+use super::observe;
+use super::pipeline;
+use super::respond::Refusal;
+use crate::policy::{normalize_host, NormalHost, Policy};
 
 /// What the first bytes of a tunnel showed.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,169 +37,130 @@ pub enum FirstFlight {
     NotTls,
 }
 
-pub async fn handle(
-    gw: Arc<Gateway>,
-    peer: SocketAddr,
-    conn: Arc<super::server::ClientConn>,
+pub(crate) async fn handle(
+    ctx: &RequestCtx,
+    conn: Arc<ClientConn>,
     req: Request<Incoming>,
-    reference: String,
-    log: &observe::SharedLog,
-) -> Response<ProxyBody> {
-    let html = respond::wants_html(req.headers());
-    let principal = match gw
-        .admit_on(
-            peer.ip(),
-            Some(&conn.identity),
-            req.headers(),
-            &reference,
-            log,
-        )
-        .await
-    {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let Some(authority) = req.uri().authority().cloned() else {
-        return respond::plain(
-            StatusCode::BAD_REQUEST,
-            "CONNECT needs host:port.",
-            &reference,
-        );
-    };
+) -> Result<Response<ProxyBody>, Refusal> {
+    let principal = pipeline::admit(ctx, Some(&conn.identity), req.headers()).await?;
+    let authority = req
+        .uri()
+        .authority()
+        .cloned()
+        .ok_or(Refusal::BadRequest("CONNECT needs host:port.".into()))?;
     let (Some(host), Some(port)) = (normalize_host(authority.host()), authority.port_u16()) else {
-        return respond::plain(
-            StatusCode::BAD_REQUEST,
-            "CONNECT needs a valid host:port.",
-            &reference,
-        );
+        return Err(Refusal::BadRequest(
+            "CONNECT needs a valid host:port.".into(),
+        ));
     };
-    if let Err(d) = gw.dialer.guard.check_port(port) {
-        gw.destination_refused(log, d.label());
-        return respond::destination_denied(
-            &format!("port {port} is not allowed ({})", d.label()),
-            html,
-            &gw.settings.support_contact,
-            &reference,
-        );
-    }
+    let gw = ctx.gw.clone();
+    pipeline::check_port(&gw, port)?;
     let policy = gw.policy();
     if policy.site_for(&host).is_some_and(|s| s.intercept) && host.as_domain().is_some() {
-        // Accepted once identity, port and destination pass; each inner request is
-        // then decided (and audited) on its own.
-        if let Err(e) = super::intercept::check_destination(&gw, &host, port).await {
-            return gw.dial_error(e, &host, html, &reference, log);
-        }
-        let Ok(slot) = gw.tunnel_slots.clone().try_acquire_owned() else {
-            return respond::plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
-                &reference,
-            );
-        };
-        observe::not_audited(log);
-        tokio::spawn(async move {
-            match hyper::upgrade::on(req).await {
-                Ok(upgraded) => {
-                    gw.metrics.tunnels_active.inc();
-                    let metrics = gw.metrics.clone();
-                    let served = super::intercept::serve(
-                        gw,
-                        principal,
-                        peer.ip(),
-                        host.clone(),
-                        port,
-                        TokioIo::new(upgraded),
-                    )
-                    .await;
-                    metrics.tunnels_active.dec();
-                    if let Err(why) = served {
-                        tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        // Accepted once identity and port pass, without looking the name up: each
+        // inner request is decided (and audited) on its own, and only an allowed
+        // one resolves and dials.
+        let slot = tunnel_slot(&gw)?;
+        observe::not_audited(&ctx.log);
+        let peer = ctx.peer;
+        let gw2 = gw.clone();
+        let serve = move |upgraded| async move {
+            let served =
+                super::intercept::serve(gw2, principal, peer, host.clone(), port, upgraded).await;
+            if let Err(why) = served {
+                tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
             }
-            drop(slot);
-        });
-        return Response::new(Empty::new().map_err(|never| match never {}).boxed());
-    }
-    let verdict = crate::verdict::Verdict {
-        decision: policy.decide_unworded(&Facts {
-            user: &principal.user,
-            groups: &principal.groups,
-            request: RequestView::tunnel(&host, req.headers()),
-            at: Some(Utc::now()),
-        }),
-        findings: Vec::new(),
-        refusal: None,
-    };
-    observe::decided(&gw, log, &verdict);
-    let decision = &verdict.decision;
-    if decision.action != Action::Allow {
-        tracing::info!(user = %principal.user, site = %decision.site, rule = %decision.rule, "tunnel refused");
-        if principal.challenge_on_deny {
-            return gw.refuse_identity(&reference);
-        }
-        let info = BlockInfo {
-            rule: &decision.rule,
-            site: &decision.site,
-            activity: &decision.activity,
-            detectors: &[],
-            support_contact: &gw.settings.support_contact,
         };
-        return respond::blocked(&info, html, &reference);
+        return open_tunnel(&gw, slot, req, serve, || ());
     }
-    let Ok(slot) = gw.tunnel_slots.clone().try_acquire_owned() else {
-        return respond::plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
-            &reference,
-        );
+    let ex = Exchange {
+        ctx,
+        principal,
+        host,
+        port,
     };
-    let upstream = match gw.dialer.dial(&host, port).await {
-        Ok((s, _)) => s,
-        Err(e) => return gw.dial_error(e, &host, html, &reference, log),
-    };
+    pipeline::decide_tunnel(&ex, req.headers())?;
+    let Exchange { host, .. } = ex;
+    // Taken before the dial, so that a gateway at its limit dials nothing.
+    let slot = tunnel_slot(&gw)?;
+    // Dialled before the 200, so that a failure is a 502 rather than a dead tunnel.
+    let (upstream, _) = gw
+        .dialer
+        .dial(&host, port)
+        .await
+        .map_err(|e| pipeline::dial_refusal(e, &host, port))?;
     let idle = gw.settings.limits.idle_timeout;
     // The tunnel's audit record is written when it closes, with its byte counts.
-    observe::defer(log);
-    let log = log.clone();
+    observe::defer(&ctx.log);
+    let (log, failed_log) = (ctx.log.clone(), ctx.log.clone());
+    let (gw2, gw3) = (gw.clone(), gw.clone());
+    let serve = move |upgraded: TokioIo<Upgraded>| async move {
+        // The client's own socket when hyper hands it back (it always does for
+        // the proxy listener), so that bulk data can be spliced.
+        let result = match upgraded.into_inner().downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let early = parts.read_buf;
+                let client = parts.io.into_inner();
+                run_tcp_tunnel(client, early, upstream, &host, port, &policy, idle).await
+            }
+            Err(upgraded) => {
+                run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle).await
+            }
+        };
+        match result {
+            Ok((up, down)) => {
+                observe::add_bytes_up(&log, up);
+                observe::finish(&gw2, &log, 200, down);
+            }
+            Err(why) => {
+                tracing::info!(host = %host, reason = %why, "tunnel closed");
+                observe::finish(&gw2, &log, 200, 0);
+            }
+        }
+    };
+    open_tunnel(&gw, slot, req, serve, move || {
+        observe::finish(&gw3, &failed_log, 200, 0)
+    })
+}
+
+/// A `limits.max_tunnels` slot, held while the tunnel is open.
+fn tunnel_slot(gw: &Gateway) -> Result<OwnedSemaphorePermit, Refusal> {
+    gw.tunnel_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| Refusal::TooManyTunnels)
+}
+
+/// Answers the CONNECT with its 200 and, once the client's connection is handed
+/// over, runs `serve` on it (counted in `tunnels_active`, holding `slot`);
+/// `on_fail` when the hand-over fails.
+fn open_tunnel<F, Fut>(
+    gw: &Gateway,
+    slot: OwnedSemaphorePermit,
+    req: Request<Incoming>,
+    serve: F,
+    on_fail: impl FnOnce() + Send + 'static,
+) -> Result<Response<ProxyBody>, Refusal>
+where
+    F: FnOnce(TokioIo<Upgraded>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let metrics = gw.metrics.clone();
     tokio::spawn(async move {
         match hyper::upgrade::on(req).await {
             Ok(upgraded) => {
-                gw.metrics.tunnels_active.inc();
-                // The client's own socket when hyper hands it back (it always does
-                // for the proxy listener), so that bulk data can be spliced.
-                let result = match upgraded.downcast::<TokioIo<TcpStream>>() {
-                    Ok(parts) => {
-                        let early = parts.read_buf;
-                        let client = parts.io.into_inner();
-                        run_tcp_tunnel(client, early, upstream, &host, port, &policy, idle).await
-                    }
-                    Err(upgraded) => {
-                        run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle)
-                            .await
-                    }
-                };
-                gw.metrics.tunnels_active.dec();
-                match result {
-                    Ok((up, down)) => {
-                        observe::add_bytes_up(&log, up);
-                        observe::finish(&gw, &log, 200, down);
-                    }
-                    Err(why) => {
-                        tracing::info!(host = %host, reason = %why, "tunnel closed");
-                        observe::finish(&gw, &log, 200, 0);
-                    }
-                }
+                metrics.tunnels_active.inc();
+                serve(TokioIo::new(upgraded)).await;
+                metrics.tunnels_active.dec();
             }
             Err(e) => {
                 tracing::debug!(error = %e, "CONNECT upgrade failed");
-                observe::finish(&gw, &log, 200, 0);
+                on_fail();
             }
         }
         drop(slot);
     });
-    Response::new(Empty::new().map_err(|never| match never {}).boxed())
+    Ok(Response::new(body::empty()))
 }
 
 async fn run_tunnel<C>(

@@ -1,5 +1,5 @@
 //! Name lookups for upstream connections: answers are cached (60 s, within the
-//! 10–300 s range DESIGN.md sets; the system resolver does not expose TTLs, so a
+//! 10–300 s range the gateway documents; the system resolver does not expose TTLs, so a
 //! fixed lifetime is used), failures for 10 s, and concurrent lookups of one name
 //! share a single query. Bounded: at most 10,000 names are kept.
 

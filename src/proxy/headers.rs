@@ -1,6 +1,7 @@
 //! Header hygiene between the legs: hop-by-hop headers and the headers named in
 //! `Connection` are removed, `Proxy-Authorization` and trusted identity headers
-//! never travel upstream, and no `Via` or `X-Forwarded-For` is added.
+//! never travel upstream, and no `Via` or `X-Forwarded-For` is added. Also whether
+//! a client wants a page rather than JSON. Pure functions, used by every handler.
 
 use http::header::{self, HeaderMap, HeaderName};
 
@@ -33,12 +34,37 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The header naming the audit record of a response the gateway made.
+pub const REFERENCE: &str = "x-socialgate-reference";
+
+/// Prepares response headers for the client: hop-by-hop headers out, and an
+/// upstream's own `X-Socialgate-Reference` (only the gateway names references).
+pub fn clean_response_headers(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    headers.remove(REFERENCE);
+}
+
 /// Prepares request headers for the upstream: hop-by-hop and identity headers out.
 pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[HeaderName]) {
     strip_hop_by_hop(headers);
     for h in identity_headers {
         headers.remove(h);
     }
+}
+
+/// Does the client want a page rather than JSON?
+pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-dest")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("document"))
+    {
+        return true;
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
 }
 
 #[cfg(test)]

@@ -9,29 +9,33 @@
 //! equal the CONNECT host, else 421.
 //! Upstream connections belong to this tunnel, hence to one user: never shared.
 //! WebSocket upgrades are decided like any request, then relayed byte for byte.
+//! Each inner request goes through the shared pipeline (this tunnel is its
+//! [`Leg`]): it is decided first, and only an allowed one resolves the name and
+//! dials, through the destination guard. Called by `connect`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Mutex;
 
-use super::forward::{acknowledge, decide_request, respond_to_verdict, Decided};
-use super::headers::{clean_request_headers, strip_hop_by_hop};
-use super::respond::{self, UpstreamFailure};
-use super::upstream::DialError;
-use super::{observe, warn, BoxError, Gateway, ProxyBody};
+use super::body::{self, ProxyBody};
+use super::context::{Exchange, RequestCtx};
+use super::gateway::Gateway;
+use super::observe;
+use super::pipeline::{self, Allowed, Leg};
+use super::respond::{render, Refusal};
+use super::upstream::UpstreamFailure;
 use crate::identity::Principal;
 use crate::policy::{normalize_host, NormalHost};
 
 /// One intercepted tunnel: who opened it, to where, and its upstream connections.
 pub struct Tunnel {
     gw: Arc<Gateway>,
-    principal: Principal,
+    principal: Arc<Principal>,
     peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
@@ -48,20 +52,6 @@ struct UpstreamPool {
     h1_idle: Vec<http1::SendRequest<ProxyBody>>,
 }
 
-/// Why sending to the site failed.
-enum SendFailure {
-    /// The site (or the way to it) failed: 502/504.
-    Upstream(UpstreamFailure, String),
-    /// The client's own body broke mid-way (a malformed chunk, a reset): 400.
-    ClientBody,
-}
-
-impl From<(UpstreamFailure, String)> for SendFailure {
-    fn from((kind, detail): (UpstreamFailure, String)) -> SendFailure {
-        SendFailure::Upstream(kind, detail)
-    }
-}
-
 enum Sender {
     H1(http1::SendRequest<ProxyBody>),
     H2(http2::SendRequest<ProxyBody>),
@@ -70,7 +60,7 @@ enum Sender {
 /// Terminates the client's TLS on `io` and serves the inner requests.
 pub async fn serve<I>(
     gw: Arc<Gateway>,
-    principal: Principal,
+    principal: Arc<Principal>,
     peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
@@ -133,39 +123,26 @@ where
 
 impl Tunnel {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
-        let reference = self.gw.reference();
         let version = req.version();
-        let log = observe::RequestLog::new(
-            &reference,
-            self.peer_ip,
-            req.method().as_str(),
-            &self.host.to_string(),
-            req.uri().path(),
-        );
-        observe::identified(&log, &self.principal);
-        let mut resp = self.handle_inner(req, &reference, &log).await;
+        let ctx = RequestCtx::new(&self.gw, self.peer_ip, &req, &self.host.to_string());
+        observe::identified(&ctx.log, &self.principal);
+        let mut resp = match self.handle_inner(&ctx, req).await {
+            Ok(resp) => resp,
+            Err(refusal) => render(&ctx, refusal),
+        };
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             *resp.version_mut() = version;
         }
-        observe::respond(&self.gw, log, resp)
+        observe::respond(&self.gw, ctx.log, resp)
     }
 
     async fn handle_inner(
-        self: &Arc<Self>,
-        mut req: Request<Incoming>,
-        reference: &str,
-        log: &observe::SharedLog,
-    ) -> Response<ProxyBody> {
-        let gw = &self.gw;
-        let misdirected = || {
-            respond::plain(
-                StatusCode::MISDIRECTED_REQUEST,
-                "This request names another host than the one the connection was opened for.",
-                reference,
-            )
-        };
+        &self,
+        ctx: &RequestCtx,
+        req: Request<Incoming>,
+    ) -> Result<Response<ProxyBody>, Refusal> {
         if !self.sni_matches {
-            return misdirected();
+            return Err(Refusal::Misdirected);
         }
         // The Host header (HTTP/1.1) or :authority (HTTP/2) must be the CONNECT host.
         let authority = req
@@ -177,92 +154,34 @@ impl Tunnel {
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .map(str::to_string)
-            });
-        let Some(authority) = authority else {
-            return misdirected();
-        };
-        let Ok(parsed) = authority.parse::<http::uri::Authority>() else {
-            return misdirected();
-        };
-        if normalize_host(parsed.host()).as_ref() != Some(&self.host)
-            || parsed.port_u16().unwrap_or(443) != self.port
+            })
+            .and_then(|a| a.parse::<http::uri::Authority>().ok())
+            .ok_or(Refusal::Misdirected)?;
+        if normalize_host(authority.host()).as_ref() != Some(&self.host)
+            || authority.port_u16().unwrap_or(443) != self.port
         {
-            return misdirected();
+            return Err(Refusal::Misdirected);
         }
-        if req.method() == http::Method::TRACE {
-            return respond::plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "TRACE is not allowed through the gateway.",
-                reference,
-            );
-        }
-        let html = respond::wants_html(req.headers());
-        let client_upgrade = hyper::upgrade::on(&mut req);
-        let (parts, body) = req.into_parts();
-        if parts.method == http::Method::POST && parts.uri.path() == warn::CONTINUE_PATH {
-            return acknowledge(gw, &self.principal, &self.host, body, reference).await;
-        }
-        let Decided {
-            verdict,
-            body: held,
-            target,
-        } = match decide_request(gw, &self.principal, &parts, &self.host, body, reference).await {
-            Ok(v) => v,
-            Err(resp) => return resp,
+        pipeline::check_method(req.method())?;
+        let ex = Exchange {
+            ctx,
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            port: self.port,
         };
-        observe::decided(gw, log, &verdict);
-        if let Some(resp) =
-            respond_to_verdict(gw, &self.principal, &verdict, &parts, html, reference, log)
-        {
-            return resp;
-        }
-        let websocket = crate::view::is_websocket_upgrade(&parts.headers);
-        let mut up_req = Request::new(observe::count_up(held.into_proxy_body(), log.clone()));
-        *up_req.method_mut() = parts.method.clone();
-        let mut headers = parts.headers.clone();
-        let upgrade_headers = websocket.then(|| {
-            (
-                headers.get(header::UPGRADE).cloned(),
-                HeaderValue::from_static("Upgrade"),
-            )
-        });
-        clean_request_headers(&mut headers, &gw.identity.identity_headers());
-        let authority = if self.port == 443 {
-            self.host.to_authority_host()
-        } else {
-            format!("{}:{}", self.host.to_authority_host(), self.port)
-        };
-        *up_req.headers_mut() = headers;
-        if let Some((Some(upgrade), connection)) = upgrade_headers {
-            up_req.headers_mut().insert(header::UPGRADE, upgrade);
-            up_req.headers_mut().insert(header::CONNECTION, connection);
-        }
-        let result = self.send(up_req, &authority, &target, websocket).await;
-        let upstream_resp = match result {
-            Ok(r) => r,
-            Err(SendFailure::Upstream(kind, detail)) => {
-                return gw.upstream_error(kind, &detail, html, reference)
-            }
-            Err(SendFailure::ClientBody) => return respond::malformed_body(reference),
-        };
-        if websocket && upstream_resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return relay_websocket(client_upgrade, upstream_resp);
-        }
-        let (mut rparts, rbody) = upstream_resp.into_parts();
-        strip_hop_by_hop(&mut rparts.headers);
-        Response::from_parts(rparts, rbody.map_err(|e| Box::new(e) as BoxError).boxed())
+        Ok(pipeline::run(&ex, req, self).await)
     }
 
     /// Sends over this tunnel's upstream connection (HTTP/2 when the client speaks
     /// it and the site offers it; a WebSocket always gets its own HTTP/1.1
     /// connection).
-    async fn send(
+    async fn send_over(
         &self,
+        ex: &Exchange<'_>,
         mut req: Request<ProxyBody>,
-        authority: &str,
         path: &str,
         websocket: bool,
-    ) -> Result<Response<Incoming>, SendFailure> {
+    ) -> Result<Response<Incoming>, Refusal> {
         let mut sender = None;
         if !websocket {
             let mut pool = self.upstream.lock().await;
@@ -282,40 +201,34 @@ impl Tunnel {
             Some(s) => s,
             None => self.connect(websocket).await?,
         };
+        let authority = ex.authority(443);
+        let bad_path = || Refusal::Upstream {
+            kind: UpstreamFailure::Protocol,
+            detail: "bad request path".to_string(),
+        };
+        let timeout = self.gw.settings.upstream.response_timeout;
         match sender {
             Sender::H2(mut s) => {
                 *req.version_mut() = Version::HTTP_2;
                 *req.uri_mut() = format!("https://{authority}{path}")
                     .parse()
-                    .map_err(|_| (UpstreamFailure::Protocol, "bad request path".to_string()))?;
+                    .map_err(|_| bad_path())?;
                 req.headers_mut().remove(header::HOST);
-                tokio::time::timeout(
-                    self.gw.settings.upstream.response_timeout,
-                    s.send_request(req),
-                )
-                .await
-                .map_err(|_| self.timed_out())?
-                .map_err(|e| self.send_failure(&e, format!("{}: {e}", self.host)))
+                tokio::time::timeout(timeout, s.send_request(req))
+                    .await
+                    .map_err(|_| pipeline::timed_out(ex))?
+                    .map_err(|e| pipeline::send_failed(ex, &e))
             }
             Sender::H1(mut s) => {
                 *req.version_mut() = Version::HTTP_11;
-                *req.uri_mut() = path
-                    .parse()
-                    .map_err(|_| (UpstreamFailure::Protocol, "bad request path".to_string()))?;
-                if let Ok(v) = HeaderValue::from_str(authority) {
+                *req.uri_mut() = path.parse().map_err(|_| bad_path())?;
+                if let Ok(v) = HeaderValue::from_str(&authority) {
                     req.headers_mut().insert(header::HOST, v);
                 }
-                let resp = tokio::time::timeout(
-                    self.gw.settings.upstream.response_timeout,
-                    s.send_request(req),
-                )
-                .await
-                .map_err(|_| self.timed_out())?
-                .map_err(|e| {
-                    let detail =
-                        format!("{} closed the connection before answering ({e})", self.host);
-                    self.send_failure(&e, detail)
-                })?;
+                let resp = tokio::time::timeout(timeout, s.send_request(req))
+                    .await
+                    .map_err(|_| pipeline::timed_out(ex))?
+                    .map_err(|e| pipeline::send_failed(ex, &e))?;
                 if !websocket {
                     self.upstream.lock().await.h1_idle.push(s);
                 }
@@ -324,72 +237,40 @@ impl Tunnel {
         }
     }
 
-    /// A failed `send_request`: the client's body when hyper says the error came
-    /// from the request side, else the site.
-    fn send_failure(&self, e: &hyper::Error, detail: String) -> SendFailure {
-        if e.is_user() {
-            SendFailure::ClientBody
-        } else {
-            SendFailure::Upstream(UpstreamFailure::Protocol, detail)
-        }
-    }
-
-    fn timed_out(&self) -> (UpstreamFailure, String) {
-        (
-            UpstreamFailure::Timeout,
-            format!(
-                "{} did not answer within {}s",
-                self.host,
-                self.gw.settings.upstream.response_timeout.as_secs()
-            ),
-        )
-    }
-
-    async fn connect(&self, websocket: bool) -> Result<Sender, (UpstreamFailure, String)> {
+    /// Dials the site (through the destination guard: a refusal there is the same
+    /// 403 as on plain HTTP) and sets up TLS and HTTP.
+    async fn connect(&self, websocket: bool) -> Result<Sender, Refusal> {
         let (tcp, _) = self
             .gw
             .dialer
             .dial(&self.host, self.port)
             .await
-            .map_err(|e| match e {
-                DialError::Denied(d) => (
-                    UpstreamFailure::Refused,
-                    format!(
-                        "the destination guard refused {} ({})",
-                        self.host,
-                        d.label()
-                    ),
-                ),
-                DialError::Failed(kind, detail) => (kind, detail),
-            })?;
+            .map_err(|e| pipeline::dial_refusal(e, &self.host, self.port))?;
         let config = if websocket || !self.client_h2 {
             self.gw.upstream_tls_h1.clone()
         } else {
             self.gw.upstream_tls.clone()
         };
         let connector = tokio_rustls::TlsConnector::from(config);
-        let name =
-            rustls::pki_types::ServerName::try_from(self.host.to_string()).map_err(|_| {
-                (
-                    UpstreamFailure::Tls,
-                    format!("{} is not a valid server name", self.host),
-                )
-            })?;
+        let tls_failure = |detail: String| Refusal::Upstream {
+            kind: UpstreamFailure::Tls,
+            detail,
+        };
+        let name = rustls::pki_types::ServerName::try_from(self.host.to_string())
+            .map_err(|_| tls_failure(format!("{} is not a valid server name", self.host)))?;
         let tls =
             tokio::time::timeout(self.gw.dialer.connect_timeout, connector.connect(name, tcp))
                 .await
-                .map_err(|_| {
-                    (
-                        UpstreamFailure::Timeout,
-                        format!("the TLS handshake with {} took too long", self.host),
-                    )
+                .map_err(|_| Refusal::Upstream {
+                    kind: UpstreamFailure::Timeout,
+                    detail: format!("the TLS handshake with {} took too long", self.host),
                 })?
-                .map_err(|e| (UpstreamFailure::Tls, describe_tls_error(&self.host, &e)))?;
+                .map_err(|e| tls_failure(describe_tls_error(&self.host, &e)))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         if h2 {
             let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
                 .await
-                .map_err(|e| (UpstreamFailure::Protocol, format!("{}: {e}", self.host)))?;
+                .map_err(|e| pipeline::protocol_error(&self.host, e))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
@@ -398,11 +279,35 @@ impl Tunnel {
         } else {
             let (sender, conn) = http1::handshake(TokioIo::new(tls))
                 .await
-                .map_err(|e| (UpstreamFailure::Protocol, format!("{}: {e}", self.host)))?;
+                .map_err(|e| pipeline::protocol_error(&self.host, e))?;
             tokio::spawn(async move {
                 let _ = conn.with_upgrades().await;
             });
             Ok(Sender::H1(sender))
+        }
+    }
+}
+
+impl Leg for Tunnel {
+    const UPGRADES: bool = true;
+
+    async fn send(
+        &self,
+        ex: &Exchange<'_>,
+        allowed: Allowed,
+        client_upgrade: Option<OnUpgrade>,
+    ) -> Result<Response<ProxyBody>, Refusal> {
+        let Allowed {
+            req,
+            target,
+            websocket,
+        } = allowed;
+        let resp = self.send_over(ex, req, &target, websocket).await?;
+        match client_upgrade {
+            Some(client) if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                Ok(relay_websocket(client, resp))
+            }
+            _ => Ok(pipeline::from_upstream(resp)),
         }
     }
 }
@@ -425,15 +330,8 @@ fn describe_tls_error(host: &NormalHost, e: &std::io::Error) -> String {
 }
 
 /// Answers the client's upgrade with the site's 101 and copies bytes both ways.
-fn relay_websocket(
-    client: hyper::upgrade::OnUpgrade,
-    upstream_resp: Response<Incoming>,
-) -> Response<ProxyBody> {
-    let mut resp = Response::new(
-        http_body_util::Empty::new()
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+fn relay_websocket(client: OnUpgrade, upstream_resp: Response<Incoming>) -> Response<ProxyBody> {
+    let mut resp = Response::new(body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     for name in [
         header::UPGRADE,
@@ -455,31 +353,4 @@ fn relay_websocket(
         }
     });
     resp
-}
-
-/// Resolves the CONNECT host and checks its addresses before the tunnel is accepted.
-pub async fn check_destination(
-    gw: &Gateway,
-    host: &NormalHost,
-    port: u16,
-) -> Result<Vec<SocketAddr>, DialError> {
-    let addrs = gw.dialer.resolve(host, port).await?;
-    let mut allowed = Vec::new();
-    let mut denial = None;
-    for a in addrs {
-        match gw.dialer.guard.check(a) {
-            Ok(()) => allowed.push(a),
-            Err(d) => {
-                denial.get_or_insert(d);
-            }
-        }
-    }
-    match (allowed.is_empty(), denial) {
-        (false, _) => Ok(allowed),
-        (true, Some(d)) => Err(DialError::Denied(d)),
-        (true, None) => Err(DialError::Failed(
-            UpstreamFailure::Dns,
-            format!("{host} has no address"),
-        )),
-    }
 }

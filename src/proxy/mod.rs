@@ -1,297 +1,39 @@
 //! The proxy layer: all network I/O. It identifies the client, feeds the pure
 //! policy and DLP engines with facts, and turns their verdict into a forwarded
-//! request, a tunnel or a response made by `respond`.
+//! request, a tunnel or a refusal rendered by `respond`.
+//!
+//! One pipeline, modules in dependency order (each uses only those above it):
+//!
+//! - leaves: `body` (bodies, bounded reads), `headers` (hygiene, HTML
+//!   preference), `dns`, `relay`;
+//! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
+//! - `gateway` (shared state), `observe` (audit and metrics of one request);
+//! - `context` (the request context, the client connection), `respond` (typed
+//!   refusals and their one renderer);
+//! - `pipeline` (the per-request steps: admit, decide, verdict, acknowledge, the
+//!   upstream request), called by the handlers;
+//! - handlers: `forward` (plain HTTP), `intercept` (inside a tunnel), `connect`
+//!   (CONNECT: plain relay or `intercept`);
+//! - `route` (by method and form), `server` (the listener).
 
-pub mod connect;
-pub mod dns;
-pub mod forward;
-pub mod headers;
-pub mod intercept;
-pub mod observe;
-pub mod relay;
-pub mod respond;
-pub mod server;
-pub mod upstream;
-pub mod warn;
+pub(crate) mod body;
+pub(crate) mod connect;
+pub(crate) mod context;
+pub(crate) mod dns;
+pub(crate) mod forward;
+pub(crate) mod gateway;
+pub(crate) mod headers;
+pub(crate) mod intercept;
+pub(crate) mod observe;
+pub(crate) mod pipeline;
+pub(crate) mod relay;
+pub(crate) mod respond;
+pub(crate) mod route;
+pub(crate) mod server;
+pub(crate) mod upstream;
+pub(crate) mod warn;
 
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-
-use bytes::Bytes;
-use http_body_util::combinators::BoxBody;
-
-use crate::identity::{AuthFailure, IdentityResolver, Principal};
-use crate::policy::Policy;
-use crate::settings::Settings;
-use upstream::Dialer;
-
-/// The boxed error of bodies passing through the proxy.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Every body the proxy sends: forwarded or made by the gateway.
-pub type ProxyBody = BoxBody<Bytes, BoxError>;
-
-/// Shared state of a running gateway.
-pub struct Gateway {
-    pub settings: Settings,
-    policy: RwLock<Arc<Policy>>,
-    pub identity: IdentityResolver,
-    pub dialer: Dialer,
-    pub issuer: Arc<crate::tls::LeafIssuer>,
-    /// rustls client settings for upstream TLS: system roots plus `extra_roots`,
-    /// ALPN h2 then http/1.1.
-    pub upstream_tls: Arc<rustls::ClientConfig>,
-    /// The same, offering http/1.1 only (WebSockets, and HTTP/1.1 clients); it
-    /// shares the session cache, so either resumes the other's sessions.
-    pub upstream_tls_h1: Arc<rustls::ClientConfig>,
-    pub warn: warn::WarnGate,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub audit: crate::audit::AuditLog,
-    /// When the policy in force was loaded (for the status page).
-    pub policy_loaded_at: RwLock<chrono::DateTime<chrono::Utc>>,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    /// The proxy listeners' bound addresses.
-    proxy_addrs: RwLock<Vec<std::net::SocketAddr>>,
-    /// `limits.max_buffered_bytes` in KiB permits: bodies held for scanning.
-    pub buffer_budget: Arc<tokio::sync::Semaphore>,
-    /// `limits.max_tunnels`.
-    pub tunnel_slots: Arc<tokio::sync::Semaphore>,
-    references: References,
-}
-
-impl std::fmt::Debug for Gateway {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").finish_non_exhaustive()
-    }
-}
-
-impl Gateway {
-    /// Builds the gateway state. `own` are the addresses its listeners bound.
-    pub fn new(
-        settings: Settings,
-        policy: Policy,
-        own: Vec<std::net::SocketAddr>,
-        issuer: Arc<crate::tls::LeafIssuer>,
-        audit: crate::audit::AuditLog,
-    ) -> Result<Gateway, String> {
-        let metrics =
-            Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
-        metrics.set_policy_version(&policy.version);
-        let settings_limits = settings.limits.clone();
-        let upstream_config = upstream::client_tls_config(&settings.upstream.extra_roots)?;
-        let mut h1_config = upstream_config.clone();
-        h1_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let upstream_tls = Arc::new(upstream_config);
-        let upstream_tls_h1 = Arc::new(h1_config);
-        let identity = IdentityResolver::build(
-            settings.identity.clone(),
-            &settings.upstream.extra_roots,
-            Some(metrics.clone()),
-        )?;
-        let dialer = Dialer {
-            guard: crate::net_guard::DestinationGuard {
-                allow: settings.upstream.allow_destinations.clone(),
-                allowed_ports: settings.upstream.allowed_ports.clone(),
-                own,
-            },
-            resolve: settings.upstream.resolve.clone(),
-            connect_timeout: settings.upstream.connect_timeout,
-            names: dns::NameCache::new(dns::system_lookup()),
-        };
-        Ok(Gateway {
-            settings,
-            policy: RwLock::new(Arc::new(policy)),
-            identity,
-            dialer,
-            issuer,
-            upstream_tls,
-            upstream_tls_h1,
-            warn: warn::WarnGate::new(),
-            metrics,
-            audit,
-            policy_loaded_at: RwLock::new(chrono::Utc::now()),
-            started_at: chrono::Utc::now(),
-            proxy_addrs: RwLock::new(Vec::new()),
-            buffer_budget: Arc::new(tokio::sync::Semaphore::new(
-                (settings_limits.max_buffered_bytes / 1024)
-                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-            )),
-            tunnel_slots: Arc::new(tokio::sync::Semaphore::new(
-                settings_limits.max_tunnels.max(1),
-            )),
-            references: References::new(),
-        })
-    }
-
-    /// The policy in force; a request keeps the one it started with.
-    pub fn policy(&self) -> Arc<Policy> {
-        match self.policy.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Swaps in a new, already validated policy.
-    pub fn set_policy(&self, policy: Policy) {
-        self.metrics.set_policy_version(&policy.version);
-        if let Ok(mut t) = self.policy_loaded_at.write() {
-            *t = chrono::Utc::now();
-        }
-        let new = Arc::new(policy);
-        match self.policy.write() {
-            Ok(mut p) => *p = new,
-            Err(poisoned) => *poisoned.into_inner() = new,
-        }
-    }
-
-    /// The proxy listeners' addresses (set once they are bound).
-    pub fn proxy_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.proxy_addrs
-            .read()
-            .map(|a| a.clone())
-            .unwrap_or_default()
-    }
-
-    pub fn set_proxy_addrs(&self, addrs: Vec<std::net::SocketAddr>) {
-        if let Ok(mut a) = self.proxy_addrs.write() {
-            *a = addrs;
-        }
-    }
-
-    /// A fresh reference id for an audit record and the response that names it.
-    pub fn reference(&self) -> String {
-        self.references.next()
-    }
-
-    /// Identifies the client, or returns the response that refuses it.
-    pub async fn admit(
-        &self,
-        peer: IpAddr,
-        headers: &http::HeaderMap,
-        reference: &str,
-        log: &observe::SharedLog,
-    ) -> Result<Principal, http::Response<ProxyBody>> {
-        self.admit_on(peer, None, headers, reference, log).await
-    }
-
-    /// Identifies the client on its connection (a Negotiate sign-in binds the
-    /// connection: later requests on it need no handshake), or returns the
-    /// response that refuses it.
-    pub async fn admit_on(
-        &self,
-        peer: IpAddr,
-        conn: Option<&crate::identity::ConnIdentity>,
-        headers: &http::HeaderMap,
-        reference: &str,
-        log: &observe::SharedLog,
-    ) -> Result<Principal, http::Response<ProxyBody>> {
-        match self.identity.identify_on(peer, headers, conn).await {
-            Ok(p) => {
-                observe::identified(log, &p);
-                Ok(p)
-            }
-            Err(failure) => {
-                self.metrics
-                    .auth_failures
-                    .with_label_values(&[failure.label()])
-                    .inc();
-                match &failure {
-                    AuthFailure::Missing => observe::not_audited(log),
-                    AuthFailure::BadCredentials { known_user } => {
-                        tracing::info!(reason = failure.label(), %peer, "proxy authentication failed");
-                        observe::bad_credentials(log, known_user.as_deref());
-                    }
-                    _ => {
-                        tracing::info!(reason = failure.label(), %peer, "proxy authentication failed");
-                        observe::bad_credentials(log, None);
-                    }
-                }
-                Err(self.refuse_identity(reference))
-            }
-        }
-    }
-
-    /// The response for a failed dial: a guard refusal (403) or an upstream error.
-    pub fn dial_error(
-        &self,
-        e: upstream::DialError,
-        host: &crate::policy::NormalHost,
-        html: bool,
-        reference: &str,
-        log: &observe::SharedLog,
-    ) -> http::Response<ProxyBody> {
-        match e {
-            upstream::DialError::Denied(d) => {
-                self.destination_refused(log, d.label());
-                respond::destination_denied(
-                    &format!(
-                        "{host} resolves to an address the gateway does not reach ({})",
-                        d.label()
-                    ),
-                    html,
-                    &self.settings.support_contact,
-                    reference,
-                )
-            }
-            upstream::DialError::Failed(kind, detail) => {
-                self.upstream_error(kind, &detail, html, reference)
-            }
-        }
-    }
-
-    /// Counts an upstream failure and makes its 502/504.
-    pub fn upstream_error(
-        &self,
-        kind: respond::UpstreamFailure,
-        detail: &str,
-        html: bool,
-        reference: &str,
-    ) -> http::Response<ProxyBody> {
-        self.metrics
-            .upstream_errors
-            .with_label_values(&[kind.label()])
-            .inc();
-        respond::upstream_failed(kind, detail, html, reference)
-    }
-
-    /// Counts and records a destination refusal.
-    pub fn destination_refused(&self, log: &observe::SharedLog, reason: &str) {
-        self.metrics
-            .destination_denied
-            .with_label_values(&[reason])
-            .inc();
-        observe::refused(log, "destination-guard");
-    }
-
-    /// 407 when a sign-in is offered (Negotiate first, then Basic), else 403.
-    pub fn refuse_identity(&self, reference: &str) -> http::Response<ProxyBody> {
-        let negotiate = self.identity.offers_negotiate();
-        match self.identity.basic_realm() {
-            None if !negotiate => respond::unknown_client(reference),
-            realm => respond::auth_required(negotiate, realm, reference),
-        }
-    }
-}
-
-/// Reference ids: a random per-process prefix and a counter, e.g. `7f3a91c2-000012`.
-struct References {
-    prefix: u32,
-    counter: AtomicU64,
-}
-
-impl References {
-    fn new() -> References {
-        let mut b = [0u8; 4];
-        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-        References {
-            prefix: u32::from_be_bytes(b),
-            counter: AtomicU64::new(1),
-        }
-    }
-
-    fn next(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{:06x}", self.prefix, n)
-    }
-}
+// Nothing outside the crate uses the proxy's modules; the gateway state and
+// the body type are named by `runtime`'s public `RunningGateway` and by `admin`.
+pub use body::{BoxError, ProxyBody};
+pub use gateway::Gateway;

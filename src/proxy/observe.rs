@@ -2,6 +2,9 @@
 //! request is identified and decided, and completed once. A response the gateway
 //! makes itself is recorded before it is sent; a forwarded response is recorded
 //! when its body ends (or the client goes away), with the bytes counted on the way.
+//! Which is which is told by the [`GatewayMade`] extension that `respond` sets,
+//! never by a header an upstream could send. Called by `respond` (refusal
+//! fields), the pipeline and the handlers.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -12,11 +15,16 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::{BoxError, Gateway, ProxyBody};
+use super::body::{BoxError, ProxyBody};
+use super::gateway::Gateway;
 use crate::audit::AuditRecord;
 use crate::identity::Principal;
 use crate::policy::Action;
 use crate::verdict::Verdict;
+
+/// Marks a response the gateway made itself (in its `http::Extensions`).
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayMade;
 
 /// The record of one request in progress.
 #[derive(Debug)]
@@ -102,6 +110,15 @@ pub fn decided(gw: &Gateway, log: &SharedLog, verdict: &Verdict) {
         l.record.rule = d.rule.clone();
         l.record.dry_run = d.dry_run.clone();
         l.record.dlp = verdict.findings.clone();
+    });
+}
+
+/// Records the path as the request view normalised it (what the site receives).
+pub fn set_path(log: &SharedLog, path: &str) {
+    with(log, |l| {
+        if l.record.path != path {
+            l.record.path = path.to_string();
+        }
     });
 }
 
@@ -198,7 +215,7 @@ pub fn respond(
     if with(&log, |l| l.deferred) {
         return resp;
     }
-    let made_here = resp.headers().contains_key("x-socialgate-reference");
+    let made_here = resp.extensions().get::<GatewayMade>().is_some();
     if made_here || status == 101 {
         let len = resp.body().size_hint().exact().unwrap_or(0);
         finish(gw, &log, status, len);

@@ -3,7 +3,7 @@
 //! data flows (fewer system calls per byte). [`relay_tcp`] joins two TCP sockets
 //! the same way and, on Linux, moves a busy direction to `splice(2)` through a
 //! pipe, so bulk bytes never pass through the gateway's memory (W2 in
-//! BENCHMARKS.md). The pipe is made only once a direction carries bulk data, so
+//! docs/benchmarks.md). The pipe is made only once a direction carries bulk data, so
 //! an idle tunnel costs no extra file descriptors. Both end a tunnel after `idle`
 //! without a byte either way, and pass a half-close on (EOF one way shuts the
 //! other socket's write side; the other direction keeps flowing).

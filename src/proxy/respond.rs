@@ -1,34 +1,230 @@
 //! The one place that turns a decision or an error into a response the gateway
-//! makes itself: block pages, JSON errors, 407/421/431/502/504.
+//! makes itself: every refusal is a typed [`Refusal`], and [`render`] alone makes
+//! its answer (page or JSON, status, audit fields, metrics), the same on every
+//! path: plain HTTP, CONNECT, inside tunnels, HTTP/1.1 and HTTP/2. Besides
+//! refusals it makes the acknowledgement's redirect ([`see_other`]) and lends
+//! its page style to the admin listener.
 //!
 //! Every such response carries `X-Socialgate-Reference` (the audit record id), a
 //! strict `Content-Security-Policy` and `Cache-Control: no-store`. Pages never echo
 //! request headers, credentials or matched values: only names from the policy
 //! (rule, site, activity, detector ids) and the support contact.
 
+use std::borrow::Cow;
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use super::ProxyBody;
+use super::body::ProxyBody;
+use super::context::RequestCtx;
+use super::headers::REFERENCE;
+use super::observe::{self, GatewayMade};
+use super::upstream::UpstreamFailure;
+use crate::identity::AuthFailure;
+use crate::net_guard::DestinationDenied;
+
+/// Why the gateway refuses a request. Rendered by [`render`] only.
+#[derive(Debug)]
+pub enum Refusal {
+    /// No identity (`Some`: why, counted and audited), or a denial for a client
+    /// whose network identity asks for a sign-in instead (`None`): 407, or 403
+    /// where no sign-in is offered.
+    Identity(Option<AuthFailure>),
+    /// Denied by policy or DLP: 403 `blocked`.
+    Blocked(Box<Denial>),
+    /// A `warn` rule not yet acknowledged: 403 `acknowledgement_required`.
+    Warn(Box<Warning>),
+    /// The destination guard: 403 `destination-guard`. `what` is the port or host
+    /// the client is told is not allowed; the reason (address class) is counted
+    /// and logged, never shown.
+    DestinationGuard {
+        reason: DestinationDenied,
+        what: String,
+    },
+    /// 400 with the reason.
+    BadRequest(Cow<'static, str>),
+    /// 431.
+    HeadTooLarge,
+    /// 405 (TRACE).
+    MethodNotAllowed,
+    /// 421: another host than the tunnel's.
+    Misdirected,
+    /// 413: larger than the gateway may scan.
+    BodyTooLarge,
+    /// 403: a body that cannot be decoded for a scan.
+    Undecodable,
+    /// 503: `limits.max_buffered_bytes` is used up.
+    Budget,
+    /// 503: the audit queue is full and the request is under a `dlp` rule.
+    AuditBusy,
+    /// 503: `limits.max_tunnels`.
+    TooManyTunnels,
+    /// 502 / 504: the site could not be reached; `detail` is shown.
+    Upstream {
+        kind: UpstreamFailure,
+        detail: String,
+    },
+    /// 400: the client's body broke mid-way.
+    MalformedBody,
+    /// 403: a warn acknowledgement that does not hold, and why.
+    Acknowledgement(&'static str),
+}
+
+/// What a denial names: policy names only, never request content.
+#[derive(Debug)]
+pub struct Denial {
+    pub rule: String,
+    pub site: String,
+    pub activity: String,
+    /// DLP detectors that blocked the post (empty for a policy denial).
+    pub detectors: Vec<String>,
+}
+
+/// A warn rule's interstitial.
+#[derive(Debug)]
+pub struct Warning {
+    pub denial: Denial,
+    pub message: Option<String>,
+    pub remember_for: Option<Duration>,
+    /// The Continue button's token, for a page navigation; JSON otherwise.
+    pub token: Option<String>,
+}
+
+impl Denial {
+    fn info<'a>(&'a self, support_contact: &'a str) -> BlockInfo<'a> {
+        BlockInfo {
+            rule: &self.rule,
+            site: &self.site,
+            activity: &self.activity,
+            detectors: &self.detectors,
+            support_contact,
+        }
+    }
+}
+
+/// The response for `refusal`, with its audit fields and metrics.
+pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> {
+    let (gw, reference, html) = (&ctx.gw, ctx.reference.as_str(), ctx.html);
+    let text = |status: StatusCode, text: &str| plain(status, text, reference);
+    match refusal {
+        Refusal::Identity(failure) => {
+            let throttled_for = failure.as_ref().and_then(AuthFailure::retry_after);
+            if let Some(failure) = failure {
+                gw.metrics
+                    .auth_failures
+                    .with_label_values(&[failure.label()])
+                    .inc();
+                match &failure {
+                    AuthFailure::Missing => observe::not_audited(&ctx.log),
+                    other => {
+                        tracing::info!(reason = other.label(), peer = %ctx.peer, "proxy authentication failed");
+                        let known = match other {
+                            AuthFailure::BadCredentials { known_user } => known_user.as_deref(),
+                            _ => None,
+                        };
+                        observe::bad_credentials(&ctx.log, known);
+                    }
+                }
+            }
+            if let Some(wait) = throttled_for {
+                return signin_throttled(wait, reference);
+            }
+            let negotiate = gw.identity.offers_negotiate();
+            match gw.identity.basic_realm() {
+                None if !negotiate => unknown_client(reference),
+                realm => auth_required(negotiate, realm, reference),
+            }
+        }
+        Refusal::Blocked(denial) => blocked(
+            &denial.info(&gw.settings.support_contact),
+            html,
+            reference,
+        ),
+        Refusal::Warn(w) => interstitial(
+            &w.denial.info(&gw.settings.support_contact),
+            w.message.as_deref(),
+            w.remember_for,
+            w.token.as_deref(),
+            reference,
+        ),
+        Refusal::DestinationGuard { reason, what } => {
+            tracing::info!(destination = %what, reason = reason.label(), peer = %ctx.peer, "the destination guard refused a destination");
+            gw.metrics
+                .destination_denied
+                .with_label_values(&[reason.label()])
+                .inc();
+            observe::refused(&ctx.log, "destination-guard");
+            destination_denied(
+                &format!("{what} is not allowed"),
+                html,
+                &gw.settings.support_contact,
+                reference,
+            )
+        }
+        Refusal::BadRequest(why) => text(StatusCode::BAD_REQUEST, &why),
+        Refusal::HeadTooLarge => text(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "The request head is larger than the gateway accepts.",
+        ),
+        Refusal::MethodNotAllowed => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "TRACE is not allowed through the gateway.",
+        ),
+        Refusal::Misdirected => text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "This request names another host than the one the connection was opened for.",
+        ),
+        Refusal::BodyTooLarge => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is larger than the gateway may check, so it was not sent.",
+        ),
+        Refusal::Undecodable => text(
+            StatusCode::FORBIDDEN,
+            "The request body could not be checked (unknown or broken encoding), so it was not sent.",
+        ),
+        Refusal::Budget => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway is checking too many posts at once. Nothing was sent; try again shortly.",
+        ),
+        Refusal::AuditBusy => {
+            gw.metrics.audit_dropped.inc();
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The gateway cannot record this request right now, and requests that are checked for sensitive data are never passed unrecorded. Try again shortly.",
+            )
+        }
+        Refusal::TooManyTunnels => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The gateway has too many open tunnels (limits.max_tunnels). Try again shortly.",
+        ),
+        Refusal::Upstream { kind, detail } => {
+            gw.metrics
+                .upstream_errors
+                .with_label_values(&[kind.label()])
+                .inc();
+            upstream_failed(kind, &detail, html, reference)
+        }
+        Refusal::MalformedBody => text(
+            StatusCode::BAD_REQUEST,
+            "The request body was malformed or cut off; nothing complete was sent.",
+        ),
+        Refusal::Acknowledgement(why) => text(StatusCode::FORBIDDEN, why),
+    }
+}
+
+/// 303 to `location` on the same host (a warn acknowledged).
+pub(crate) fn see_other(location: &str, reference: &str) -> Response<ProxyBody> {
+    let mut resp = plain(StatusCode::SEE_OTHER, "Continuing.", reference);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
 
 /// The CSP on every page the gateway makes.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
-
-/// Does the client want a page rather than JSON?
-pub fn wants_html(headers: &http::HeaderMap) -> bool {
-    if headers
-        .get("sec-fetch-dest")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("document"))
-    {
-        return true;
-    }
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
-}
 
 /// Escapes text for HTML.
 pub fn html_escape(s: &str) -> String {
@@ -70,8 +266,9 @@ fn finish(
         HeaderValue::from_static("nosniff"),
     );
     if let Ok(v) = HeaderValue::from_str(reference) {
-        h.insert("x-socialgate-reference", v);
+        h.insert(REFERENCE, v);
     }
+    resp.extensions_mut().insert(GatewayMade);
     resp
 }
 
@@ -128,7 +325,7 @@ button:focus-visible{{outline:3px solid #ffdd00;outline-offset:0}}
 }
 
 /// What a denial names.
-pub struct BlockInfo<'a> {
+struct BlockInfo<'a> {
     pub rule: &'a str,
     pub site: &'a str,
     pub activity: &'a str,
@@ -137,7 +334,7 @@ pub struct BlockInfo<'a> {
 }
 
 /// 403: denied by policy or DLP. HTML for page loads, JSON otherwise.
-pub fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<ProxyBody> {
+fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<ProxyBody> {
     if !html {
         return json(
             StatusCode::FORBIDDEN,
@@ -204,7 +401,7 @@ fn activity_phrase(activity: &str, site: &str) -> String {
 
 /// 407: credentials needed or wrong. Offers `Negotiate` (Kerberos single sign-on)
 /// first when `negotiate`, then `Basic` when a realm is given.
-pub fn auth_required(
+fn auth_required(
     negotiate: bool,
     basic_realm: Option<&str>,
     reference: &str,
@@ -232,7 +429,24 @@ pub fn auth_required(
 }
 
 /// 403 for a client with no identity where no sign-in is offered.
-pub fn unknown_client(reference: &str) -> Response<ProxyBody> {
+/// 429 for a sign-in refused while its address or name backs off: no
+/// `Proxy-Authenticate` (a browser must not ask again for a password that is not
+/// the problem), `Retry-After` in whole seconds.
+fn signin_throttled(wait: std::time::Duration, reference: &str) -> Response<ProxyBody> {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut resp = finish(
+        StatusCode::TOO_MANY_REQUESTS,
+        "text/plain; charset=utf-8",
+        format!("Too many failed sign-ins from this computer or for this user name. Wait {secs} seconds and sign in again; if it keeps happening, the password saved in your browser may be wrong: ask your IT service desk (reference {reference}).\n"),
+        reference,
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
+fn unknown_client(reference: &str) -> Response<ProxyBody> {
     finish(
         StatusCode::FORBIDDEN,
         "text/plain; charset=utf-8",
@@ -242,7 +456,7 @@ pub fn unknown_client(reference: &str) -> Response<ProxyBody> {
 }
 
 /// 403 by the destination guard (port, private address, the gateway itself).
-pub fn destination_denied(
+fn destination_denied(
     reason: &str,
     html: bool,
     support_contact: &str,
@@ -279,40 +493,8 @@ pub fn destination_denied(
     )
 }
 
-/// 400: the client's request body broke mid-way (a malformed chunk, a reset), so
-/// nothing complete reached the site.
-pub fn malformed_body(reference: &str) -> Response<ProxyBody> {
-    plain(
-        StatusCode::BAD_REQUEST,
-        "The request body was malformed or cut off; nothing complete was sent.",
-        reference,
-    )
-}
-
-/// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamFailure {
-    Dns,
-    Refused,
-    Timeout,
-    Tls,
-    Protocol,
-}
-
-impl UpstreamFailure {
-    pub fn label(self) -> &'static str {
-        match self {
-            UpstreamFailure::Dns => "dns",
-            UpstreamFailure::Refused => "connect",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Tls => "tls",
-            UpstreamFailure::Protocol => "protocol",
-        }
-    }
-}
-
 /// 502 / 504: the site could not be reached; distinct from a policy denial.
-pub fn upstream_failed(
+fn upstream_failed(
     kind: UpstreamFailure,
     detail: &str,
     html: bool,
@@ -356,7 +538,7 @@ pub fn upstream_failed(
 }
 
 /// A plain error status with a short text (400, 405, 413, 421, 431, 503).
-pub fn plain(status: StatusCode, text: &str, reference: &str) -> Response<ProxyBody> {
+fn plain(status: StatusCode, text: &str, reference: &str) -> Response<ProxyBody> {
     finish(
         status,
         "text/plain; charset=utf-8",
@@ -366,15 +548,15 @@ pub fn plain(status: StatusCode, text: &str, reference: &str) -> Response<ProxyB
 }
 
 /// The warn interstitial, with a Continue button that POSTs a signed token.
-pub fn interstitial(
+/// JSON for anything but a page navigation (which has a token).
+fn interstitial(
     info: &BlockInfo<'_>,
     message: Option<&str>,
-    remember_for: Option<std::time::Duration>,
-    token: &str,
-    html: bool,
+    remember_for: Option<Duration>,
+    token: Option<&str>,
     reference: &str,
 ) -> Response<ProxyBody> {
-    if !html {
+    let Some(token) = token else {
         return json(
             StatusCode::FORBIDDEN,
             serde_json::json!({
@@ -387,7 +569,7 @@ pub fn interstitial(
             }),
             reference,
         );
-    }
+    };
     let form = format!(
         r#"<form method="post" action="/.socialgate/continue"><input type="hidden" name="token" value="{}"><button type="submit">Continue</button></form>"#,
         html_escape(token)

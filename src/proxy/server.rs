@@ -1,7 +1,9 @@
 //! Listeners: the accept loop and the HTTP/1.1 connection setup for the proxy
 //! port. Each connection is capped (`limits.max_connections`), gets a header read
 //! timeout and the `max_header_bytes` limit (hyper answers 431 beyond it), and
-//! keeps its own upstream connections, never shared with another client.
+//! keeps its own upstream connections, never shared with another client. Each
+//! request gets its context (reference, audit record) here and goes to `route`;
+//! nothing in the proxy calls back into the listener. Called by `runtime`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -9,22 +11,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, StatusCode};
+use http::Request;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use super::{connect, forward, observe, respond, Gateway, ProxyBody};
-
-/// Per client connection: its upstream HTTP/1.1 connections by host and port,
-/// and its identity state (a Negotiate sign-in is bound to the connection).
-#[derive(Default)]
-pub struct ClientConn {
-    pub upstreams: tokio::sync::Mutex<HashMap<(String, u16), SendRequest<ProxyBody>>>,
-    pub identity: crate::identity::ConnIdentity,
-}
+use super::body::ProxyBody;
+use super::context::{ClientConn, RequestCtx};
+use super::gateway::Gateway;
+use super::{observe, route};
 
 /// Open connections per client address, for `limits.max_connections_per_client`.
 #[derive(Default, Clone)]
@@ -158,68 +154,13 @@ async fn handle(
     conn: Arc<ClientConn>,
     req: Request<Incoming>,
 ) -> http::Response<ProxyBody> {
-    let reference = gw.reference();
     let host = req
         .uri()
         .host()
         .and_then(crate::policy::normalize_host)
         .map(|h| h.to_string())
         .unwrap_or_default();
-    let log = observe::RequestLog::new(
-        &reference,
-        peer.ip(),
-        req.method().as_str(),
-        &host,
-        req.uri().path(),
-    );
-    let resp = route(&gw, peer, conn, req, &reference, &log).await;
-    observe::respond(&gw, log, resp)
-}
-
-async fn route(
-    gw: &Arc<Gateway>,
-    peer: SocketAddr,
-    conn: Arc<ClientConn>,
-    req: Request<Incoming>,
-    reference: &str,
-    log: &observe::SharedLog,
-) -> http::Response<ProxyBody> {
-    let reference = reference.to_string();
-    let gw = gw.clone();
-    // hyper's read buffer bounds the head only roughly; this is the exact limit.
-    let head_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + uri_len(req.uri());
-    if head_bytes > gw.settings.limits.max_header_bytes {
-        return respond::plain(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "The request head is larger than the gateway accepts.",
-            &reference,
-        );
-    }
-    if req.method() == Method::TRACE {
-        return respond::plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "TRACE is not allowed through the gateway.",
-            &reference,
-        );
-    }
-    if req.method() == Method::CONNECT {
-        return connect::handle(gw, peer, conn, req, reference, log).await;
-    }
-    if req.uri().authority().is_none() {
-        observe::not_audited(log);
-        return crate::admin::origin_form(&gw, &req, &reference);
-    }
-    forward::handle(gw, peer, conn, req, reference, log).await
-}
-
-/// The length of the request target as the client sent it, without formatting it.
-fn uri_len(uri: &http::Uri) -> usize {
-    uri.scheme_str().map_or(0, |s| s.len() + 3)
-        + uri.authority().map_or(0, |a| a.as_str().len())
-        + uri.path_and_query().map_or(0, |p| p.as_str().len())
+    let ctx = RequestCtx::new(&gw, peer.ip(), &req, &host);
+    let resp = route::route(&ctx, conn, req).await;
+    observe::respond(&gw, ctx.log, resp)
 }

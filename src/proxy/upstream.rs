@@ -3,17 +3,39 @@
 //! destination guard, and dial exactly an address that was checked, never the name
 //! again. Addresses are tried Happy-Eyeballs style (IPv6 and IPv4 alternating, a
 //! new attempt every 250 ms while earlier ones are pending, the first to connect
-//! wins), within `connect_timeout` in all.
+//! wins), within `connect_timeout` in all. Also the kinds of upstream failure
+//! (labels of `socialgate_upstream_errors_total`). Called by the legs (`forward`,
+//! `intercept`) and `connect`, only once a request is decided.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use super::respond::UpstreamFailure;
 use crate::net_guard::{DestinationDenied, DestinationGuard};
 use crate::policy::NormalHost;
+
+/// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    Dns,
+    Refused,
+    Timeout,
+    Tls,
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn label(self) -> &'static str {
+        match self {
+            UpstreamFailure::Dns => "dns",
+            UpstreamFailure::Refused => "connect",
+            UpstreamFailure::Timeout => "timeout",
+            UpstreamFailure::Tls => "tls",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+}
 
 /// Why no connection was made.
 #[derive(Debug)]
@@ -127,50 +149,4 @@ impl Dialer {
             )),
         }
     }
-}
-
-/// Shared handle.
-pub type SharedDialer = Arc<Dialer>;
-
-/// The TLS client settings for upstream connections: the system's roots plus the
-/// PEM files in `extra_roots`, TLS 1.2 and 1.3 only, AES-128-GCM suites first,
-/// ALPN h2 then http/1.1.
-pub fn client_tls_config(
-    extra_roots: &[std::path::PathBuf],
-) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        let _ = roots.add(cert);
-    }
-    for path in extra_roots {
-        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("upstream.extra_roots: cannot read {}: {e}", path.display()))?;
-        let mut n = 0;
-        for c in certs {
-            let c = c.map_err(|e| format!("upstream.extra_roots: {}: {e}", path.display()))?;
-            roots
-                .add(c)
-                .map_err(|e| format!("upstream.extra_roots: {}: {e}", path.display()))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(format!(
-                "upstream.extra_roots: {} holds no certificate",
-                path.display()
-            ));
-        }
-    }
-    // The gateway's ring provider: AES-128-GCM suites offered first, as browsers
-    // do (a site that follows the client's order then avoids SHA-384).
-    let mut config = rustls::ClientConfig::builder_with_provider(crate::tls::ca::ring_provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.resumption =
-        rustls::client::Resumption::store(Arc::new(crate::tls::tickets::TicketStore::default()));
-    Ok(config)
 }

@@ -137,7 +137,7 @@ pub fn safe_path(path: &str) -> &str {
 
 /// Is this request a page navigation (which gets the interstitial)?
 pub fn is_navigation(method: &http::Method, headers: &http::HeaderMap) -> bool {
-    method == http::Method::GET && super::respond::wants_html(headers)
+    method == http::Method::GET && super::headers::wants_html(headers)
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Per-host leaf certificates for intercepted tunnels: mint, cache, single-flight.
 //!
-//! A leaf is ECDSA P-256, `CA:FALSE`, key usage `digitalSignature`, EKU
+//! A leaf is ECDSA P-256, `CA:FALSE` (a critical basicConstraints holding an
+//! empty SEQUENCE: DER omits a DEFAULT value, so `cA FALSE` is never written out;
+//! see [`not_a_ca_extensions`]), a subject key identifier, key usage `digitalSignature`, EKU
 //! `serverAuth` only, SAN = exactly one DNS name (the normalised CONNECT host),
 //! CN = that host (omitted when longer than 64 characters), a random positive
 //! 16-byte serial (126 random bits), valid from 5 minutes ago for 7 days but never past the CA. The chain
@@ -29,8 +31,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, Ia5String, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    CertificateParams, CustomExtension, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    Ia5String, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{DnsName, PrivatePkcs8KeyDer};
 use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
@@ -275,12 +277,15 @@ impl LeafIssuer {
             dn.push(DnType::CommonName, host);
         }
         params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
+        // Not `IsCa::ExplicitNoCa`: rcgen 0.13 writes `cA FALSE` explicitly there,
+        // which DER forbids and strict clients (Python's `cryptography`) refuse.
+        params.is_ca = IsCa::NoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
 
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(mint_err)?;
+        params.custom_extensions = not_a_ca_extensions(&key);
         let cert = self.ca.sign(params, &key).map_err(mint_err)?;
         let signing_key = ring_provider()
             .key_provider
@@ -293,6 +298,24 @@ impl LeafIssuer {
         tracing::debug!(host, "minted leaf certificate");
         Ok((Arc::new(certified), not_after))
     }
+}
+
+/// The extensions rcgen's `IsCa::ExplicitNoCa` meant to write, in DER: the
+/// subject key identifier (the first 20 bytes of SHA-256 over the key's
+/// SubjectPublicKeyInfo, rcgen's own method, so the CA's AKI scheme matches) and a
+/// critical basicConstraints that is an empty SEQUENCE (`cA` DEFAULT FALSE omitted,
+/// X.690 11.5). rcgen 0.14 writes the same; this goes when the crate is upgraded.
+fn not_a_ca_extensions(key: &KeyPair) -> Vec<CustomExtension> {
+    let spki_hash = ring::digest::digest(&ring::digest::SHA256, &key.public_key_der());
+    let mut ski = vec![0x04, 20];
+    ski.extend_from_slice(&spki_hash.as_ref()[..20]);
+    let mut basic_constraints =
+        CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
+    basic_constraints.set_criticality(true);
+    vec![
+        CustomExtension::from_oid_content(&[2, 5, 29, 14], ski),
+        basic_constraints,
+    ]
 }
 
 fn build_server_config(key: Arc<CertifiedKey>, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
@@ -449,8 +472,16 @@ mod tests {
                 && !eku.ocsp_signing
                 && eku.other.is_empty()
         );
-        let bc = cert.basic_constraints().unwrap().unwrap().value;
-        assert!(!bc.ca);
+        let bc = cert.basic_constraints().unwrap().unwrap();
+        assert!(bc.critical && !bc.value.ca && bc.value.path_len_constraint.is_none());
+        let ski = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0),
+                _ => None,
+            });
+        assert_eq!(ski.map(<[u8]>::len), Some(20), "subject key identifier");
         let ku = cert.key_usage().unwrap().unwrap().value;
         assert!(ku.digital_signature() && !ku.key_cert_sign());
 

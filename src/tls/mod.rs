@@ -1,6 +1,7 @@
 //! TLS interception material: the gateway's own certificate authority and the
 //! per-host leaf certificates it mints for intercepted tunnels.
 //!
+//! - [`client`]: the TLS client settings for sites and directories the gateway dials.
 //! - [`ca`]: load or create the CA (ECDSA P-256, name-constrained so it can never
 //!   vouch for an IP address), key file written with mode 0600.
 //! - [`issuer`]: mint a leaf for one DNS host (serverAuth only, SAN = that host,
@@ -13,10 +14,12 @@
 //! never formatted by `Debug` or written to logs.
 
 pub mod ca;
+pub mod client;
 pub mod issuer;
 pub mod tickets;
 
 pub use ca::CertificateAuthority;
+pub use client::client_tls_config;
 pub use issuer::{normalize_host, LeafIssuer};
 
 use std::path::PathBuf;

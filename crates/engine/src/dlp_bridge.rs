@@ -1,10 +1,40 @@
 //! Connects the policy's DLP profiles to the scanner: maps the request's content
 //! to a scan, the scanner's findings to verdict findings, and what cannot be
 //! scanned to a refusal (fail closed).
+//!
+//! Limits: pure; defines the content and finding types the verdict re-exports, so
+//! that it depends only on `dlp` and `policy`. Callers: `verdict`.
 
 use crate::dlp::{ScanError, ScanInput, ScanLimits};
 use crate::policy::{DlpProfile, Policy};
-use crate::verdict::{Content, DlpFinding, ScanRefusal};
+
+/// One DLP finding: detector, number of distinct values, a masked sample.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DlpFinding {
+    pub detector: String,
+    pub count: usize,
+    pub sample: String,
+    /// `block` or `log`.
+    pub on_finding: &'static str,
+}
+
+/// Why content could not be scanned (the request is refused: fail closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanRefusal {
+    /// Larger than `limits.max_scan_bytes` (413).
+    TooLarge,
+    /// Unknown encoding or undecodable body (403).
+    Undecodable(String),
+}
+
+/// What the scanner sees of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Content<'a> {
+    pub content_type: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub body: &'a [u8],
+    pub query: Option<&'a str>,
+}
 
 /// Scans `content` with `profile`. Pure.
 pub fn scan(

@@ -1,31 +1,18 @@
 //! The whole verdict on a request: the policy's decision, then (under a rule with
 //! a `dlp:` profile) the DLP scan of its body and query. Pure, like both halves:
-//! `explain`, policy tests and the proxy all come through here.
+//! `explain`, policy tests ([`run_tests`]) and the proxy all come through here.
+//!
+//! Limits: the top of the engine's module graph (it depends on `policy`, `view`
+//! and `dlp_bridge`; nothing in the engine depends on it). Callers: the gateway's
+//! proxy, the CLI, the fuzz harness, the benches.
 
 use chrono::{DateTime, Utc};
 
-use crate::policy::selftest::TestRequest;
+use crate::policy::selftest::{TestFailure, TestRequest};
 use crate::policy::{Action, Decision, Facts, Policy};
 use crate::view::{RawRequest, RequestView, ViewRefusal};
 
-/// One DLP finding: detector, number of distinct values, a masked sample.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct DlpFinding {
-    pub detector: String,
-    pub count: usize,
-    pub sample: String,
-    /// `block` or `log`.
-    pub on_finding: &'static str,
-}
-
-/// Why content could not be scanned (the request is refused: fail closed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ScanRefusal {
-    /// Larger than `limits.max_scan_bytes` (413).
-    TooLarge,
-    /// Unknown encoding or undecodable body (403).
-    Undecodable(String),
-}
+pub use crate::dlp_bridge::{Content, DlpFinding, ScanRefusal};
 
 /// The decision after DLP.
 #[derive(Debug, Clone)]
@@ -54,7 +41,8 @@ impl Verdict {
                 action: Action::Deny,
                 rule: REQUEST_REFUSED.into(),
                 site,
-                activity: String::new(),
+                // Never classified: counted as the stricter kind.
+                activity: "write".into(),
                 reason: refusal.to_string(),
                 dry_run: Vec::new(),
                 roles,
@@ -70,15 +58,6 @@ impl Verdict {
 
 /// The rule named by a verdict on a request that has no single reading.
 pub const REQUEST_REFUSED: &str = "request-refused";
-
-/// What the scanner sees of a request.
-#[derive(Debug, Clone, Copy)]
-pub struct Content<'a> {
-    pub content_type: Option<&'a str>,
-    pub content_encoding: Option<&'a str>,
-    pub body: &'a [u8],
-    pub query: Option<&'a str>,
-}
 
 /// `limits.max_scan_bytes` when the settings do not say: the scan limit of
 /// policy tests and `explain`, and the gateway's default.
@@ -199,4 +178,64 @@ pub fn evaluate_test_request(
         query: req.query.as_deref(),
     };
     evaluate(policy, &facts, Some(content), DEFAULT_MAX_SCAN_BYTES)
+}
+
+/// Runs every test of the policy; returns the failures.
+pub fn run_tests(policy: &Policy) -> Vec<TestFailure> {
+    let mut failures = Vec::new();
+    for t in &policy.tests {
+        let verdict = evaluate_test_request(policy, &t.user, &t.groups, &t.request, t.at);
+        let d = &verdict.decision;
+        let mut wrong = Vec::new();
+        if d.action != t.expect.action {
+            wrong.push(format!("action {}", t.expect.action.as_str()));
+        }
+        if let Some(r) = &t.expect.rule {
+            if &d.rule != r {
+                wrong.push(format!("rule {r}"));
+            }
+        }
+        if let Some(s) = &t.expect.site {
+            if &d.site != s {
+                wrong.push(format!("site {s}"));
+            }
+        }
+        if let Some(a) = &t.expect.activity {
+            if &d.activity != a {
+                wrong.push(format!("activity {a}"));
+            }
+        }
+        for det in &t.expect.dlp {
+            if !verdict.findings.iter().any(|f| &f.detector == det) {
+                wrong.push(format!("a DLP finding of {det}"));
+            }
+        }
+        if !wrong.is_empty() {
+            let found: Vec<&str> = verdict
+                .findings
+                .iter()
+                .map(|f| f.detector.as_str())
+                .collect();
+            let dlp = if found.is_empty() {
+                String::new()
+            } else {
+                format!(", DLP findings: {}", found.join(", "))
+            };
+            failures.push(TestFailure {
+                file: t.file.clone(),
+                line: t.line,
+                col: t.col,
+                message: format!(
+                    "test \"{}\" failed: expected {}; got {} by rule {} (site {}, activity {}{dlp})",
+                    t.name,
+                    wrong.join(", "),
+                    d.action.as_str(),
+                    d.rule,
+                    d.site,
+                    d.activity
+                ),
+            });
+        }
+    }
+    failures
 }

@@ -8,13 +8,20 @@
 //! proxy forwards exactly the request the view describes
 //! ([`RequestView::forward_target`]), so what was decided is what the site gets.
 //!
+//! The path is normalised (dot segments removed, unreserved characters decoded,
+//! RFC 3986 section 6.2.2) and the method overrides applied; a path or method
+//! that a site could read another way is a [`ViewRefusal`] (400).
+//!
 //! Limits: pure (no I/O, no clock). The body is whatever the caller buffered;
-//! the view never reads more. Callers: `verdict` (policy tests, `explain`), the
-//! gateway's proxy pipeline, the fuzz harness and the benches.
+//! the view never reads more, and never rewrites the query or the body. Depends
+//! only on `policy::host` (so `policy` can read the view without a cycle);
+//! `RequestView::build(policy, raw)` is defined in `policy`. Callers: `verdict`
+//! (policy tests, `explain`), the gateway's proxy pipeline, the fuzz harness and
+//! the benches.
 
 use std::borrow::Cow;
 
-use crate::policy::{NormalHost, Policy};
+use crate::policy::host::NormalHost;
 
 /// A request as it arrived, before anything is interpreted.
 #[derive(Debug, Clone, Copy)]
@@ -59,19 +66,45 @@ pub enum ViewRefusal {
     /// The path could be read more than one way by the site (400).
     #[error("the request path is ambiguous: {0}")]
     AmbiguousPath(&'static str),
+    /// The method the request counts as could be read more than one way (400).
+    #[error("the request method is ambiguous: {0}")]
+    AmbiguousMethod(String),
 }
 
+/// The headers that make a request count as another method.
+pub const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
 impl<'a> RequestView<'a> {
-    /// Builds the view of `raw` as the `policy` will see it.
-    pub fn build(_policy: &Policy, raw: &RawRequest<'a>) -> Result<RequestView<'a>, ViewRefusal> {
+    /// Builds the view of `raw`, given the query parameters its site names as
+    /// method overrides (`method_override: { query: [...] }`): the path
+    /// normalised ([`normalize_path`]), the method overrides applied
+    /// ([`effective_method`]). Refuses what has no single reading. Callers go
+    /// through `RequestView::build(policy, raw)` (in `policy`), which looks the
+    /// site up.
+    pub fn from_raw(
+        raw: &RawRequest<'a>,
+        override_query: &[String],
+    ) -> Result<RequestView<'a>, ViewRefusal> {
         let (path, query) = match raw.target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (raw.target, None),
         };
+        let (path, method) = if raw.connect {
+            (Cow::Borrowed(path), Cow::Borrowed(raw.method))
+        } else {
+            (
+                normalize_path(path)?,
+                effective_method(raw.method, raw.headers, query, override_query)?,
+            )
+        };
         Ok(RequestView {
-            method: Cow::Borrowed(raw.method),
+            method,
             host: raw.host,
-            path: Cow::Borrowed(path),
+            path,
             query,
             headers: raw.headers,
             body: raw.body,
@@ -110,10 +143,414 @@ impl<'a> RequestView<'a> {
     }
 }
 
-/// Is this request a WebSocket upgrade (`Upgrade: websocket`)?
+/// Is this request a WebSocket upgrade? Any `Upgrade` line naming `websocket`
+/// among its protocols counts (a client must not hide the upgrade behind a
+/// second protocol or a second line).
 pub fn is_websocket_upgrade(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    headers.get_all(http::header::UPGRADE).iter().any(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+    })
+}
+
+/// `GET`, `HEAD` and `OPTIONS`: the methods that only read.
+pub fn is_safe_method(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// Normalises a request path (RFC 3986 section 6.2.2): percent-encoded
+/// unreserved characters are decoded, other percent-encodings get upper-case hex
+/// digits, and `.` and `..` segments are removed. Encoded `/` (`%2F`) and `\`
+/// (`%5C`) stay encoded.
+///
+/// Refused, because a server could read them another way: a NUL (raw or `%00`),
+/// a raw `\`, a control character, space or non-ASCII byte, a `%` without two
+/// hex digits, a `.` or `..` that an encoded `/` or `\` separates from the rest of
+/// its segment (`/a/..%2fb`, `%2e%2e%2f`), a dot segment with `;` parameters
+/// (`/..;/`), and a `..` that climbs above the root. `""` and `*` are left
+/// alone; any other path must start with `/`.
+pub fn normalize_path(path: &str) -> Result<Cow<'_, str>, ViewRefusal> {
+    use ViewRefusal::AmbiguousPath;
+    if path.is_empty() || path == "*" {
+        return Ok(Cow::Borrowed(path));
+    }
+    if !path.starts_with('/') {
+        return Err(AmbiguousPath("it does not start with `/`"));
+    }
+    // Most paths have nothing to decode and no segment starting with a dot.
+    if !path.contains("/.")
+        && path
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'%' && b != b'\\')
+    {
+        return Ok(Cow::Borrowed(path));
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let digit = |j: usize| bytes.get(j).and_then(|b| (*b as char).to_digit(16));
+                let (Some(hi), Some(lo)) = (digit(i + 1), digit(i + 2)) else {
+                    return Err(AmbiguousPath("a `%` is not followed by two hex digits"));
+                };
+                let b = (hi * 16 + lo) as u8;
+                if b == 0 {
+                    return Err(AmbiguousPath("it holds a NUL (`%00`)"));
+                }
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    decoded.push(b as char);
+                } else {
+                    decoded.push('%');
+                    decoded.push(HEX[hi as usize] as char);
+                    decoded.push(HEX[lo as usize] as char);
+                }
+                i += 3;
+            }
+            0 => return Err(AmbiguousPath("it holds a NUL")),
+            b'\\' => return Err(AmbiguousPath("it holds a backslash")),
+            b if !(0x21..0x7f).contains(&b) => {
+                return Err(AmbiguousPath(
+                    "it holds a control character, a space or a non-ASCII byte",
+                ))
+            }
+            b => {
+                decoded.push(b as char);
+                i += 1;
+            }
+        }
+    }
+    let mut kept: Vec<&str> = Vec::new();
+    let mut trailing_slash = false;
+    for seg in decoded[1..].split('/') {
+        trailing_slash = false;
+        if seg.contains("%2F") || seg.contains("%5C") {
+            let hidden_dot = seg
+                .split("%2F")
+                .flat_map(|s| s.split("%5C"))
+                .any(|part| is_dot_segment(part.split(';').next().unwrap_or(part)));
+            if hidden_dot {
+                return Err(AmbiguousPath(
+                    "a `.` or `..` is next to an encoded `/` or `\\`",
+                ));
+            }
+        }
+        let base = seg.split(';').next().unwrap_or(seg);
+        if base != seg && is_dot_segment(base) {
+            return Err(AmbiguousPath("a dot segment carries `;` parameters"));
+        }
+        match seg {
+            "." => trailing_slash = true,
+            ".." => {
+                if kept.pop().is_none() {
+                    return Err(AmbiguousPath("a `..` climbs above the root"));
+                }
+                trailing_slash = true;
+            }
+            s => kept.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    out.push('/');
+    out.push_str(&kept.join("/"));
+    if trailing_slash && !kept.is_empty() {
+        out.push('/');
+    }
+    if out == path {
+        Ok(Cow::Borrowed(path))
+    } else {
+        Ok(Cow::Owned(out))
+    }
+}
+
+fn is_dot_segment(s: &str) -> bool {
+    s == "." || s == ".."
+}
+
+/// The method a request counts as. `X-HTTP-Method-Override`, `X-HTTP-Method`
+/// and `X-Method-Override`, and the query parameters the site names
+/// (`method_override: { query: [...] }`), make the request the method they name.
+///
+/// Refused: two signals that name different methods (or one header given twice
+/// with different values), a value that is not a method, and an override that
+/// would make an unsafe method (`POST`, `PUT`, ...) count as a safe one (`GET`,
+/// `HEAD`, `OPTIONS`): the site may ignore the override and write.
+pub fn effective_method<'a>(
+    wire: &'a str,
+    headers: &http::HeaderMap,
+    query: Option<&str>,
+    query_names: &[String],
+) -> Result<Cow<'a, str>, ViewRefusal> {
+    let mut named: Option<(String, String)> = None;
+    let mut note = |value: &str, from: String| -> Result<(), ViewRefusal> {
+        let value = value.trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ViewRefusal::AmbiguousMethod(format!(
+                "{from} names `{value}`, which is not a method"
+            )));
+        }
+        let up = value.to_ascii_uppercase();
+        match &named {
+            Some((m, first)) if *m != up => Err(ViewRefusal::AmbiguousMethod(format!(
+                "{first} names {m} but {from} names {up}"
+            ))),
+            Some(_) => Ok(()),
+            None => {
+                named = Some((up, from));
+                Ok(())
+            }
+        }
+    };
+    for name in METHOD_OVERRIDE_HEADERS {
+        for v in headers.get_all(*name) {
+            let Ok(text) = v.to_str() else {
+                return Err(ViewRefusal::AmbiguousMethod(format!(
+                    "header `{name}` is not text"
+                )));
+            };
+            note(text, format!("header `{name}`"))?;
+        }
+    }
+    if let (false, Some(q)) = (query_names.is_empty(), query) {
+        for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+            if query_names.iter().any(|n| *n == k) {
+                note(&v, format!("query parameter `{k}`"))?;
+            }
+        }
+    }
+    let Some((method, from)) = named else {
+        return Ok(Cow::Borrowed(wire));
+    };
+    if method.eq_ignore_ascii_case(wire) {
+        return Ok(Cow::Borrowed(wire));
+    }
+    if is_safe_method(&method) && !is_safe_method(wire) {
+        return Err(ViewRefusal::AmbiguousMethod(format!(
+            "{from} asks a {wire} to count as {method}; the site may ignore it and write"
+        )));
+    }
+    Ok(Cow::Owned(method))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::normalize_host;
+    use crate::policy::sources::in_memory::test_policy;
+
+    #[test]
+    fn paths_are_normalised() {
+        let table = [
+            ("/", "/"),
+            ("", ""),
+            ("*", "*"),
+            ("/a/b?", "/a/b?"),
+            (
+                "/youtubei/v1/reel/../comment/create_comment",
+                "/youtubei/v1/comment/create_comment",
+            ),
+            (
+                "/youtubei/v1/reel/%2e%2e/comment/create_comment",
+                "/youtubei/v1/comment/create_comment",
+            ),
+            (
+                "/youtubei/v1/reel/%2E%2E/comment/create_comment",
+                "/youtubei/v1/comment/create_comment",
+            ),
+            ("/a/./b/.", "/a/b/"),
+            ("/a/b/..", "/a/"),
+            ("/a/..", "/"),
+            ("/a/.", "/a/"),
+            ("/%61%62c", "/abc"),
+            ("/%7e%2D%5f", "/~-_"),
+            ("/a%2fb", "/a%2Fb"),
+            ("/a%5cb", "/a%5Cb"),
+            ("/caf%c3%a9", "/caf%C3%A9"),
+            ("/a//b", "/a//b"),
+            ("/a/..../b", "/a/..../b"),
+            ("/a/.b/c.", "/a/.b/c."),
+            ("/.well-known/x", "/.well-known/x"),
+            ("/a;b/c", "/a;b/c"),
+        ];
+        for (raw, want) in table {
+            assert_eq!(normalize_path(raw).unwrap(), want, "{raw}");
+        }
+        assert!(matches!(normalize_path("/a/b"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for raw in [
+            "/a/..%2fb",
+            "/a/..%2Fb",
+            "/a/%2e%2e%2fb",
+            "/a/%2e%2e%5cb",
+            "/a/b%2f..",
+            "/a/.%2fb",
+            "/a/%2e%2f",
+            "/a\\b",
+            "/a/..\\b",
+            "/a%00b",
+            "/a\0b",
+            "/..",
+            "/a/../..",
+            "/%2e%2e/x",
+            "/a/..;/b",
+            "/a/.;x/b",
+            "/a%",
+            "/a%2",
+            "/a%zz",
+            "/a b",
+            "/a\tb",
+            "/caf\u{e9}",
+            "a/b",
+        ] {
+            assert!(
+                matches!(normalize_path(raw), Err(ViewRefusal::AmbiguousPath(_))),
+                "{raw:?} should be refused, got {:?}",
+                normalize_path(raw)
+            );
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn method_overrides() {
+        let names = vec!["method".to_string()];
+        let m = |wire, h: &[(&'static str, &'static str)], q: Option<&str>| {
+            effective_method(wire, &headers(h), q, &names)
+        };
+        assert_eq!(m("GET", &[], None).unwrap(), "GET");
+        assert_eq!(
+            m("GET", &[("x-http-method-override", "POST")], None).unwrap(),
+            "POST"
+        );
+        assert_eq!(
+            m("GET", &[("x-http-method", "delete")], None).unwrap(),
+            "DELETE"
+        );
+        assert_eq!(
+            m("GET", &[("x-method-override", "PUT")], None).unwrap(),
+            "PUT"
+        );
+        assert_eq!(m("GET", &[], Some("method=post&x=1")).unwrap(), "POST");
+        assert_eq!(m("POST", &[], Some("method=PUT")).unwrap(), "PUT");
+        // Two signals that agree are one.
+        assert_eq!(
+            m(
+                "GET",
+                &[
+                    ("x-http-method-override", "POST"),
+                    ("x-http-method", "post")
+                ],
+                Some("method=POST")
+            )
+            .unwrap(),
+            "POST"
+        );
+        // The site's query names only: another site's `method` is just a parameter.
+        assert_eq!(
+            effective_method("GET", &headers(&[]), Some("method=post"), &[]).unwrap(),
+            "GET"
+        );
+        for (wire, h, q) in [
+            (
+                "GET",
+                vec![
+                    ("x-http-method-override", "POST"),
+                    ("x-http-method-override", "PUT"),
+                ],
+                None,
+            ),
+            (
+                "GET",
+                vec![
+                    ("x-http-method-override", "POST"),
+                    ("x-http-method", "DELETE"),
+                ],
+                None,
+            ),
+            (
+                "GET",
+                vec![("x-http-method-override", "POST")],
+                Some("method=delete"),
+            ),
+            ("GET", vec![], Some("method=post&method=put")),
+            ("GET", vec![("x-http-method-override", "")], None),
+            ("GET", vec![("x-http-method-override", "PO ST")], None),
+            // An unsafe method must not count as a safe one: the site may ignore it.
+            ("POST", vec![("x-http-method-override", "GET")], None),
+            ("POST", vec![], Some("method=get")),
+        ] {
+            assert!(
+                matches!(m(wire, &h, q), Err(ViewRefusal::AmbiguousMethod(_))),
+                "{wire} {h:?} {q:?}: {:?}",
+                m(wire, &h, q)
+            );
+        }
+    }
+
+    const POLICY: &str = r#"
+version: 1
+sites:
+  graph:
+    domains: [graph.demo.test]
+    method_override: { query: [method] }
+    activities:
+      post: [{ method: POST, path: /me/feed }]
+rules:
+  - { name: all, action: allow }
+"#;
+
+    #[test]
+    fn build_applies_the_site_overrides_and_normalises() {
+        let policy = test_policy(POLICY);
+        let host = normalize_host("graph.demo.test").unwrap();
+        let other = normalize_host("other.test").unwrap();
+        let h = http::HeaderMap::new();
+        let raw = |host, target| RawRequest {
+            method: "GET",
+            host,
+            target,
+            headers: &h,
+            body: None,
+            connect: false,
+        };
+        let v = RequestView::build(&policy, &raw(&host, "/x/../me/feed?method=post")).unwrap();
+        assert_eq!(v.method, "POST");
+        assert_eq!(v.path, "/me/feed");
+        assert_eq!(v.forward_target(), "/me/feed?method=post");
+        let v = RequestView::build(&policy, &raw(&other, "/me/feed?method=post")).unwrap();
+        assert_eq!(v.method, "GET");
+        // Unlisted hosts are normalised and refused the same way (fail closed).
+        assert!(RequestView::build(&policy, &raw(&other, "/a/..%2f")).is_err());
+        assert!(RequestView::build(&policy, &raw(&host, "/a/..%2f")).is_err());
+    }
+
+    #[test]
+    fn websocket_upgrades_are_seen_behind_other_protocols() {
+        assert!(is_websocket_upgrade(&headers(&[("upgrade", "WebSocket")])));
+        assert!(is_websocket_upgrade(&headers(&[(
+            "upgrade",
+            "h2c, websocket"
+        )])));
+        assert!(is_websocket_upgrade(&headers(&[
+            ("upgrade", "h2c"),
+            ("upgrade", "websocket")
+        ])));
+        assert!(!is_websocket_upgrade(&headers(&[("upgrade", "h2c")])));
+    }
 }

@@ -628,6 +628,37 @@ fn walk_part(
     Ok(())
 }
 
+/// The named fields of a `multipart/form-data` body, for activity matchers:
+/// each top-level part's `name` and its text (transfer encoding and charset
+/// undone). File parts (with a `filename`) and nested multiparts are left out.
+/// `None` when the body cannot be parsed or nests too deeply.
+pub fn form_data_fields(body: &[u8], content_type_header: &str) -> Option<Vec<(String, String)>> {
+    if multipart_types_exceed_limit(body) {
+        return None;
+    }
+    let mut message = Vec::with_capacity(body.len() + content_type_header.len() + 20);
+    message.extend_from_slice(b"Content-Type: ");
+    message.extend_from_slice(content_type_header.replace(['\r', '\n'], " ").as_bytes());
+    message.extend_from_slice(b"\r\n\r\n");
+    message.extend_from_slice(body);
+    let mail = mailparse::parse_mail(&message).ok()?;
+    if mail.subparts.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in &mail.subparts {
+        let disposition = part.get_content_disposition();
+        let Some(name) = disposition.params.get("name") else {
+            continue;
+        };
+        if disposition.params.contains_key("filename") || !part.subparts.is_empty() {
+            continue;
+        }
+        out.push((name.clone(), part.get_body().ok()?));
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -275,10 +275,11 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         files: docs.iter().map(|d| d.file.clone()).collect(),
     };
     let rule_names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
+    let site_names: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
     let mut tests = Vec::new();
     for (i, raw) in raw_tests {
         let p = index("tests", i);
-        if let Some(t) = compile_test(&docs[0], &p, raw, &policy, &rule_names, &mut errors) {
+        if let Some(t) = compile_test(&docs[0], &p, raw, &site_names, &rule_names, &mut errors) {
             tests.push(t);
         }
     }
@@ -505,12 +506,36 @@ impl Compiler {
                 }
                 activities.push((id, compiled));
             }
+            let mut method_override_query = Vec::new();
+            if let Some(mo) = &entry.raw.method_override {
+                let mp = child(&child(&entry.path, "method_override"), "query");
+                if mo.query.is_empty() {
+                    errors.push(doc.error_at(
+                        &child(&entry.path, "method_override"),
+                        format!("site `{name}`: `method_override` names no query parameter (give `query: [name, ...]`)"),
+                    ));
+                }
+                for (i, q) in mo.query.iter().enumerate() {
+                    if q.is_empty()
+                        || q.bytes()
+                            .any(|b| b.is_ascii_whitespace() || b"&=?#".contains(&b))
+                    {
+                        errors.push(doc.error_at(
+                            &index(&mp, i),
+                            format!("site `{name}`: `{q}` cannot name a query parameter"),
+                        ));
+                    } else {
+                        method_override_query.push(q.clone());
+                    }
+                }
+            }
             sites.push(Site {
                 name: name.clone(),
                 domains,
                 intercept: entry.raw.intercept.unwrap_or(true),
                 activities,
                 needs_body,
+                method_override_query,
             });
         }
         (sites, hosts)

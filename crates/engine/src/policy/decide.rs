@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 
 use super::activity::classify;
 use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
-pub use crate::view::RequestView;
+use crate::view::RequestView;
 
 /// The implicit last rule.
-pub const DEFAULT_DENY: &str = "default-deny";
+pub use super::raw::DEFAULT_DENY;
 
 /// Everything `decide` reads. The clock is a fact too: `None` makes every `when`
 /// false (as in a policy test without `at:`).

@@ -3,7 +3,9 @@
 //! `raw` mirrors the YAML, `compile` builds matchers once (collecting every error
 //! with `file:line:col`), `activity` names a request's activity, `decide` picks the
 //! first matching rule. Deciding is pure: no I/O, no clock, no globals; the caller
-//! supplies the time. `selftest` runs the policy's own `tests:`.
+//! supplies the time. `selftest` compiles the policy's own `tests:` (the verdict
+//! runs them). [`RequestView::build`] is defined here: the site of the host says
+//! which query parameters override the method.
 
 pub mod activity;
 pub mod compile;
@@ -19,8 +21,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
+pub use crate::view::RequestView;
 pub use compile::load_policy;
-pub use decide::{Decision, DryRun, Facts, RequestView};
+pub use decide::{Decision, DryRun, Facts};
 pub use host::{normalize_host, DomainPattern, HostTable, NormalHost};
 pub use raw::{Action, OnFinding};
 
@@ -68,6 +71,9 @@ pub struct Site {
     pub activities: Vec<(ActivityId, Vec<Matcher>)>,
     /// True when some matcher reads the body (`form` or `json`).
     pub needs_body: bool,
+    /// Query parameters that name the method the request counts as
+    /// (`method_override: { query: [...] }`).
+    pub method_override_query: Vec<String>,
 }
 
 /// How a matcher tests the path.
@@ -153,6 +159,21 @@ pub struct DlpProfile {
     pub on_finding: OnFinding,
     /// The compiled scanner (absent only in a policy that failed to load).
     pub scanner: Option<std::sync::Arc<crate::dlp::Scanner>>,
+}
+
+impl<'a> RequestView<'a> {
+    /// Builds the view of `raw` as the `policy` will see it (see
+    /// [`RequestView::from_raw`]): the site of the host gives the query
+    /// parameters that override the method.
+    pub fn build(
+        policy: &Policy,
+        raw: &crate::view::RawRequest<'a>,
+    ) -> Result<RequestView<'a>, crate::view::ViewRefusal> {
+        let names = policy
+            .site_for(raw.host)
+            .map_or(&[][..], |s| s.method_override_query.as_slice());
+        RequestView::from_raw(raw, names)
+    }
 }
 
 impl Policy {

@@ -3,6 +3,9 @@
 //! semantic error with its position. Unknown keys are rejected everywhere.
 
 use indexmap::IndexMap;
+
+/// The name of the implicit last rule, which a policy may not reuse.
+pub const DEFAULT_DENY: &str = "default-deny";
 use serde::Deserialize;
 
 /// A value given either as one item or as a list (`method: POST` or `[POST, PUT]`).
@@ -40,6 +43,18 @@ pub struct RawSite {
     pub intercept: Option<bool>,
     #[serde(default)]
     pub activities: IndexMap<String, Vec<RawMatcher>>,
+    /// Request signals the site reads as "count as this method".
+    pub method_override: Option<RawMethodOverride>,
+}
+
+/// `sites.<name>.method_override`: query parameters that, like the
+/// `X-HTTP-Method-Override` header, make a request count as the method they name
+/// (the Graph API's `GET /me/feed?method=post`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawMethodOverride {
+    #[serde(default)]
+    pub query: Vec<String>,
 }
 
 /// One activity matcher: every key given must match.

@@ -1,11 +1,16 @@
 //! The policy's own `tests:`: each names a user, a request and the expected
-//! outcome. `socialgate check` runs them, and so does every reload; a failing test
-//! keeps the running policy in place.
+//! outcome. This module compiles them (and parses `explain`'s request line);
+//! `verdict::run_tests` runs them, for `socialgate check` and every reload (a
+//! failing test keeps the running policy in place).
+//!
+//! Limits: no evaluation here, so that the policy does not depend on the
+//! verdict. Callers: `policy::compile`, `verdict`, the CLI and the fuzz harness.
 
 use chrono::{DateTime, Utc};
 
+use super::host::{normalize_host, NormalHost};
+use super::raw::Action;
 use super::raw::{RawExpect, RawTest};
-use super::{normalize_host, Action, NormalHost, Policy};
 use crate::yaml_source::{child, ConfigError, YamlDoc};
 
 /// A compiled policy test.
@@ -119,7 +124,7 @@ pub(crate) fn compile_test(
     doc: &YamlDoc,
     path: &str,
     raw: RawTest,
-    policy: &Policy,
+    site_names: &[&str],
     rule_names: &[&str],
     errors: &mut Vec<ConfigError>,
 ) -> Option<PolicyTest> {
@@ -166,7 +171,7 @@ pub(crate) fn compile_test(
     let ep = child(path, "expect");
     if let Some(rule) = &expect.rule {
         let mut known = rule_names.to_vec();
-        known.push(super::decide::DEFAULT_DENY);
+        known.push(super::raw::DEFAULT_DENY);
         if !known.contains(&rule.as_str()) {
             let hint = crate::yaml_source::suggest(rule, known.iter().copied())
                 .map(|s| format!("; did you mean `{s}`?"))
@@ -178,7 +183,7 @@ pub(crate) fn compile_test(
         }
     }
     if let Some(site) = &expect.site {
-        let mut known: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
+        let mut known: Vec<&str> = site_names.to_vec();
         known.push("unlisted");
         if !known.contains(&site.as_str()) {
             let hint = crate::yaml_source::suggest(site, known.iter().copied())
@@ -224,65 +229,4 @@ impl std::fmt::Display for TestFailure {
             self.file, self.line, self.col, self.message
         )
     }
-}
-
-/// Runs every test of the policy; returns the failures.
-pub fn run_tests(policy: &Policy) -> Vec<TestFailure> {
-    let mut failures = Vec::new();
-    for t in &policy.tests {
-        let verdict =
-            crate::verdict::evaluate_test_request(policy, &t.user, &t.groups, &t.request, t.at);
-        let d = &verdict.decision;
-        let mut wrong = Vec::new();
-        if d.action != t.expect.action {
-            wrong.push(format!("action {}", t.expect.action.as_str()));
-        }
-        if let Some(r) = &t.expect.rule {
-            if &d.rule != r {
-                wrong.push(format!("rule {r}"));
-            }
-        }
-        if let Some(s) = &t.expect.site {
-            if &d.site != s {
-                wrong.push(format!("site {s}"));
-            }
-        }
-        if let Some(a) = &t.expect.activity {
-            if &d.activity != a {
-                wrong.push(format!("activity {a}"));
-            }
-        }
-        for det in &t.expect.dlp {
-            if !verdict.findings.iter().any(|f| &f.detector == det) {
-                wrong.push(format!("a DLP finding of {det}"));
-            }
-        }
-        if !wrong.is_empty() {
-            let found: Vec<&str> = verdict
-                .findings
-                .iter()
-                .map(|f| f.detector.as_str())
-                .collect();
-            let dlp = if found.is_empty() {
-                String::new()
-            } else {
-                format!(", DLP findings: {}", found.join(", "))
-            };
-            failures.push(TestFailure {
-                file: t.file.clone(),
-                line: t.line,
-                col: t.col,
-                message: format!(
-                    "test \"{}\" failed: expected {}; got {} by rule {} (site {}, activity {}{dlp})",
-                    t.name,
-                    wrong.join(", "),
-                    d.action.as_str(),
-                    d.rule,
-                    d.site,
-                    d.activity
-                ),
-            });
-        }
-    }
-    failures
 }

@@ -1,0 +1,78 @@
+//! The context a request carries through the pipeline: the gateway, the client's
+//! address, the reference id, the audit record in progress and the page-or-JSON
+//! preference ([`RequestCtx`]); once admitted, also who asks and for which host
+//! and port ([`Exchange`]). And the state of one client connection
+//! ([`ClientConn`]). Made by `server` (and by `intercept` for each inner
+//! request); read by the pipeline, the handlers and `respond`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hyper::client::conn::http1::SendRequest;
+
+use super::body::ProxyBody;
+use super::gateway::Gateway;
+use super::headers::wants_html;
+use super::observe::{self, SharedLog};
+use crate::identity::Principal;
+use crate::policy::NormalHost;
+
+/// Per client connection: its upstream HTTP/1.1 connections by host and port,
+/// and its identity state (a Negotiate sign-in is bound to the connection).
+#[derive(Default)]
+pub struct ClientConn {
+    pub upstreams: tokio::sync::Mutex<HashMap<(String, u16), SendRequest<ProxyBody>>>,
+    pub identity: crate::identity::ConnIdentity,
+}
+
+/// One request, before anything is known of who sends it.
+pub(crate) struct RequestCtx {
+    pub gw: Arc<Gateway>,
+    pub peer: IpAddr,
+    /// The audit record's id, named in every response the gateway makes.
+    pub reference: String,
+    pub log: SharedLog,
+    /// The client wants a page rather than JSON.
+    pub html: bool,
+}
+
+impl RequestCtx {
+    /// A fresh reference and audit record for `req`, sent for `host`.
+    pub fn new<B>(gw: &Arc<Gateway>, peer: IpAddr, req: &http::Request<B>, host: &str) -> Self {
+        let reference = gw.reference();
+        let log = observe::RequestLog::new(
+            &reference,
+            peer,
+            req.method().as_str(),
+            host,
+            req.uri().path(),
+        );
+        RequestCtx {
+            gw: gw.clone(),
+            peer,
+            reference,
+            log,
+            html: wants_html(req.headers()),
+        }
+    }
+}
+
+/// An admitted request: its context, who sends it and where it goes.
+pub(crate) struct Exchange<'a> {
+    pub ctx: &'a RequestCtx,
+    pub principal: Arc<Principal>,
+    pub host: NormalHost,
+    pub port: u16,
+}
+
+impl Exchange<'_> {
+    /// `host[:port]` as the site is told it (the default port left out).
+    pub fn authority(&self, default_port: u16) -> String {
+        if self.port == default_port {
+            self.host.to_authority_host()
+        } else {
+            format!("{}:{}", self.host.to_authority_host(), self.port)
+        }
+    }
+}

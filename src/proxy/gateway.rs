@@ -1,0 +1,167 @@
+//! Shared state of a running gateway: settings, the policy in force, identity,
+//! the dialer, TLS issuers, metrics, audit, budgets and reference ids. It makes
+//! no decision and sends nothing; everything in `proxy` reads it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use super::{dns, upstream, warn};
+use crate::identity::IdentityResolver;
+use crate::policy::Policy;
+use crate::settings::Settings;
+use upstream::Dialer;
+
+/// Shared state of a running gateway.
+pub struct Gateway {
+    pub settings: Settings,
+    policy: RwLock<Arc<Policy>>,
+    pub identity: IdentityResolver,
+    pub dialer: Dialer,
+    pub issuer: Arc<crate::tls::LeafIssuer>,
+    /// rustls client settings for upstream TLS: system roots plus `extra_roots`,
+    /// ALPN h2 then http/1.1.
+    pub upstream_tls: Arc<rustls::ClientConfig>,
+    /// The same, offering http/1.1 only (WebSockets, and HTTP/1.1 clients); it
+    /// shares the session cache, so either resumes the other's sessions.
+    pub upstream_tls_h1: Arc<rustls::ClientConfig>,
+    pub warn: warn::WarnGate,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub audit: crate::audit::AuditLog,
+    /// When the policy in force was loaded (for the status page).
+    pub policy_loaded_at: RwLock<chrono::DateTime<chrono::Utc>>,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The proxy listeners' bound addresses.
+    proxy_addrs: RwLock<Vec<std::net::SocketAddr>>,
+    /// `limits.max_buffered_bytes` in KiB permits: bodies held for scanning.
+    pub buffer_budget: Arc<tokio::sync::Semaphore>,
+    /// `limits.max_tunnels`.
+    pub tunnel_slots: Arc<tokio::sync::Semaphore>,
+    references: References,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway state. `own` are the addresses its listeners bound.
+    pub fn new(
+        settings: Settings,
+        policy: Policy,
+        own: Vec<std::net::SocketAddr>,
+        issuer: Arc<crate::tls::LeafIssuer>,
+        audit: crate::audit::AuditLog,
+    ) -> Result<Gateway, String> {
+        let metrics =
+            Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+        metrics.set_policy_version(&policy.version);
+        let settings_limits = settings.limits.clone();
+        let upstream_config = crate::tls::client_tls_config(&settings.upstream.extra_roots)?;
+        let mut h1_config = upstream_config.clone();
+        h1_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let upstream_tls = Arc::new(upstream_config);
+        let upstream_tls_h1 = Arc::new(h1_config);
+        let identity = IdentityResolver::build(
+            settings.identity.clone(),
+            &settings.upstream.extra_roots,
+            Some(metrics.clone()),
+        )?;
+        let dialer = Dialer {
+            guard: crate::net_guard::DestinationGuard {
+                allow: settings.upstream.allow_destinations.clone(),
+                allowed_ports: settings.upstream.allowed_ports.clone(),
+                own,
+            },
+            resolve: settings.upstream.resolve.clone(),
+            connect_timeout: settings.upstream.connect_timeout,
+            names: dns::NameCache::new(dns::system_lookup()),
+        };
+        Ok(Gateway {
+            settings,
+            policy: RwLock::new(Arc::new(policy)),
+            identity,
+            dialer,
+            issuer,
+            upstream_tls,
+            upstream_tls_h1,
+            warn: warn::WarnGate::new(),
+            metrics,
+            audit,
+            policy_loaded_at: RwLock::new(chrono::Utc::now()),
+            started_at: chrono::Utc::now(),
+            proxy_addrs: RwLock::new(Vec::new()),
+            buffer_budget: Arc::new(tokio::sync::Semaphore::new(
+                (settings_limits.max_buffered_bytes / 1024)
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            tunnel_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings_limits.max_tunnels.max(1),
+            )),
+            references: References::new(),
+        })
+    }
+
+    /// The policy in force; a request keeps the one it started with.
+    pub fn policy(&self) -> Arc<Policy> {
+        match self.policy.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swaps in a new, already validated policy.
+    pub fn set_policy(&self, policy: Policy) {
+        self.metrics.set_policy_version(&policy.version);
+        if let Ok(mut t) = self.policy_loaded_at.write() {
+            *t = chrono::Utc::now();
+        }
+        let new = Arc::new(policy);
+        match self.policy.write() {
+            Ok(mut p) => *p = new,
+            Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// The proxy listeners' addresses (set once they are bound).
+    pub fn proxy_addrs(&self) -> Vec<std::net::SocketAddr> {
+        self.proxy_addrs
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_proxy_addrs(&self, addrs: Vec<std::net::SocketAddr>) {
+        if let Ok(mut a) = self.proxy_addrs.write() {
+            *a = addrs;
+        }
+    }
+
+    /// A fresh reference id for an audit record and the response that names it.
+    pub fn reference(&self) -> String {
+        self.references.next()
+    }
+}
+
+/// Reference ids: a random per-process prefix and a counter, e.g. `7f3a91c2-000012`.
+struct References {
+    prefix: u32,
+    counter: AtomicU64,
+}
+
+impl References {
+    fn new() -> References {
+        let mut b = [0u8; 4];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        References {
+            prefix: u32::from_be_bytes(b),
+            counter: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{:06x}", self.prefix, n)
+    }
+}

@@ -1,0 +1,58 @@
+//! Routes one request on the proxy port by method and form: CONNECT to
+//! `connect`, absolute-form to `forward`, origin-form (the PAC file, the CA) to
+//! the admin pages. Checks that hold for every form come first (the exact head
+//! size, TRACE). Called by `server`; calls the handlers, which never call back.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use super::body::ProxyBody;
+use super::context::{ClientConn, RequestCtx};
+use super::respond::{render, Refusal};
+use super::{connect, forward, observe, pipeline};
+
+/// The response for `req`; a refusal is rendered here.
+pub(crate) async fn route(
+    ctx: &RequestCtx,
+    conn: Arc<ClientConn>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    dispatch(ctx, conn, req)
+        .await
+        .unwrap_or_else(|refusal| render(ctx, refusal))
+}
+
+async fn dispatch(
+    ctx: &RequestCtx,
+    conn: Arc<ClientConn>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Refusal> {
+    // hyper's read buffer bounds the head only roughly; this is the exact limit.
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + uri_len(req.uri());
+    if head_bytes > ctx.gw.settings.limits.max_header_bytes {
+        return Err(Refusal::HeadTooLarge);
+    }
+    pipeline::check_method(req.method())?;
+    if req.method() == Method::CONNECT {
+        return connect::handle(ctx, conn, req).await;
+    }
+    if req.uri().authority().is_none() {
+        observe::not_audited(&ctx.log);
+        return crate::admin::origin_form(&ctx.gw, &req);
+    }
+    forward::handle(ctx, &conn, req).await
+}
+
+/// The length of the request target as the client sent it, without formatting it.
+fn uri_len(uri: &http::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |p| p.as_str().len())
+}

@@ -1,0 +1,256 @@
+//! Gateway settings (`socialgate.yaml`): listeners, CA, identity sources, upstream,
+//! limits, audit. Every key is optional and has a safe default; unknown keys are
+//! errors with their position. `Settings::default()` is the built-in configuration
+//! `socialgate run` uses when no file is given.
+//!
+//! Job: [`Settings::from_yaml`] deserialises the whole file into raw structs
+//! through `crate::yaml_source` (so a wrong type or an unknown key is reported
+//! at its `FILE:LINE:COL`, with "did you mean" for a misspelt key), then hands
+//! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
+//! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
+//! `limits.rs`, `audit.rs`; `values.rs` holds the value syntaxes they share and
+//! `problems.rs` the list they report into.
+//! Every section's problems are collected in file-section order before the
+//! load fails, each at its key.
+//!
+//! Limits: a serde-level error (wrong type, unknown or missing key) stops the
+//! load before the section parsers run, so it is reported alone. Called by
+//! `socialgate run`, `check --settings`, `explain` and `scan` (the CLI), the
+//! fuzz harness and the tests; the runtime and proxy read the result.
+
+mod audit;
+mod identity;
+mod ldap;
+mod limits;
+mod listen;
+mod problems;
+mod upstream;
+mod values;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::policy::raw::OneOrMany;
+use crate::yaml_source::{ConfigError, ConfigErrors, YamlDoc};
+use problems::Problems;
+
+pub use identity::{
+    BasicSettings, IdentitySettings, KerberosSettings, NetworkIdentity, TrustedHeaderSettings,
+};
+pub use ldap::LdapSettings;
+pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
+pub use upstream::UpstreamSettings;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen: Option<OneOrMany<String>>,
+    admin_listen: Option<String>,
+    policy: Option<String>,
+    ca: Option<RawCa>,
+    support_contact: Option<String>,
+    identity: Option<identity::RawIdentity>,
+    upstream: Option<upstream::RawUpstream>,
+    limits: Option<limits::RawLimits>,
+    audit: Option<audit::RawAudit>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCa {
+    cert: String,
+    key: String,
+}
+
+/// The gateway's settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: Vec<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    /// `None`: the built-in policy (or `policies/default.yaml` when present).
+    pub policy: Option<PathBuf>,
+    pub ca_cert: PathBuf,
+    pub ca_key: PathBuf,
+    pub support_contact: String,
+    pub identity: IdentitySettings,
+    pub upstream: UpstreamSettings,
+    pub limits: Limits,
+    /// Audit log path; `-` for stdout.
+    pub audit_path: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let loopback = IpAddr::from([127, 0, 0, 0]);
+        Settings {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 3128))],
+            admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9128))),
+            policy: None,
+            ca_cert: PathBuf::from("certs/ca.crt"),
+            ca_key: PathBuf::from("certs/ca.key"),
+            support_contact: "your IT service desk".into(),
+            identity: IdentitySettings {
+                networks: vec![NetworkIdentity {
+                    cidr: IpNet::new(loopback, 8).unwrap_or(IpNet::from(loopback)),
+                    user: "local".into(),
+                    groups: vec!["all-staff".into()],
+                    challenge: false,
+                }],
+                ..Default::default()
+            },
+            upstream: UpstreamSettings::default(),
+            limits: Limits::default(),
+            audit_path: "audit.jsonl".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from YAML text (`file` names it in errors), collecting every error.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Settings, ConfigErrors> {
+        let doc = YamlDoc::parse(file, text)?;
+        let mut errors = Vec::new();
+        let raw: RawSettings = match doc.typed(&doc.root, "", "the settings", &mut errors) {
+            Some(r) => r,
+            None => return Err(ConfigErrors(errors)),
+        };
+        let mut problems = Problems::new(&doc);
+        let mut s = Settings::default();
+        if let Some(l) = raw.listen {
+            s.listen = listen::parse_proxy(l, &mut problems);
+        }
+        if let Some(a) = raw.admin_listen {
+            if let Some(a) = listen::parse_admin(&a, &mut problems) {
+                s.admin_listen = Some(a);
+            }
+        }
+        s.policy = raw.policy.map(PathBuf::from);
+        if let Some(ca) = raw.ca {
+            s.ca_cert = ca.cert.into();
+            s.ca_key = ca.key.into();
+        }
+        if let Some(c) = raw.support_contact {
+            s.support_contact = c;
+        }
+        if let Some(id) = raw.identity {
+            s.identity = identity::parse(id, &mut problems);
+        }
+        if let Some(u) = raw.upstream {
+            upstream::apply(u, &mut s.upstream, &mut problems);
+        }
+        if let Some(l) = raw.limits {
+            limits::apply(l, &mut s.limits, &mut problems);
+        }
+        if let Some(a) = raw.audit {
+            s.audit_path = audit::parse(a);
+        }
+        problems.into_result(s)
+    }
+
+    /// Reads and parses a settings file.
+    pub fn load(path: &std::path::Path) -> Result<Settings, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: name.clone(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read the settings: {e}"),
+            }])
+        })?;
+        Settings::from_yaml(&name, &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_yaml("s.yaml", "").unwrap();
+        assert_eq!(s.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
+        assert_eq!(s.limits.max_scan_bytes, 10 << 20);
+        assert_eq!(s.identity.networks[0].cidr.to_string(), "127.0.0.0/8");
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let text = "listen: nowhere\nlimits:\n  max_scan_bytes: 10 parsecs\nupstreem: {}\n";
+        let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "s.yaml:4:1: unknown key `upstreem` in the settings; did you mean `upstream`?"
+            ),
+            "{err}"
+        );
+        let text = "listen: nowhere\nlimits:\n  max_scan_bytes: 10 parsecs\n";
+        let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
+        assert!(
+            err.contains("s.yaml:1:9: `listen`: `nowhere` is not an address:port"),
+            "{err}"
+        );
+        assert!(
+            err.contains("s.yaml:3:19: `max_scan_bytes`: unknown size unit `parsecs`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kerberos_and_ldap() {
+        // The documented example (docs/operations.md) parses, with its defaults.
+        let text = r#"
+identity:
+  kerberos:
+    keytab: /etc/socialgate/http.keytab
+    principal: HTTP/proxy.council.example
+  ldap:
+    url: ldaps://dc1.council.example
+    bind_dn: "CN=svc-socialgate,OU=Service Accounts,DC=council,DC=example"
+    bind_password_file: /run/secrets/ldap-password
+    user_base: "DC=council,DC=example"
+    user_filter: "(sAMAccountName={user})"
+    groups_from: memberOf
+    group_filter: "(member={dn})"
+    group_name: cn
+    cache_for: 5m
+    verify_basic_passwords: false
+"#;
+        let s = Settings::from_yaml("s.yaml", text).unwrap();
+        let k = s.identity.kerberos.unwrap();
+        assert_eq!(k.principal.as_deref(), Some("HTTP/proxy.council.example"));
+        let l = s.identity.ldap.unwrap();
+        assert_eq!(l.cache_for, Duration::from_secs(300));
+        assert_eq!(l.groups_from.as_deref(), Some("memberOf"));
+        // Defaults: memberOf, cn, 5 minutes, the AD user filter.
+        let s = Settings::from_yaml(
+            "s.yaml",
+            "identity:\n  ldap: { url: \"ldaps://dc1\", user_base: \"DC=x\" }\n",
+        )
+        .unwrap();
+        let l = s.identity.ldap.unwrap();
+        assert_eq!(
+            (
+                l.user_filter.as_str(),
+                l.groups_from.as_deref(),
+                l.group_name.as_str()
+            ),
+            ("(sAMAccountName={user})", Some("memberOf"), "cn")
+        );
+        assert!(!l.verify_basic_passwords);
+        // Errors for people, at their keys.
+        let text = "identity:\n  ldap:\n    url: ldaps://dc1\n    user_base: x\n    bind_dn: cn=svc\n    user_filter: (uid=alice)\n    cache_for: soon\n  kerberos: { keytab: k, principal: proxy }\n";
+        let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
+        assert!(err.contains("`bind_password_file` is not"), "{err}");
+        assert!(err.contains("s.yaml:6:18: `user_filter`"), "{err}");
+        assert!(err.contains("s.yaml:7:16: `cache_for`"), "{err}");
+        assert!(err.contains("is not a service principal"), "{err}");
+        // No kerberos or ldap: nothing new.
+        let s = Settings::from_yaml("s.yaml", "identity: {}\n").unwrap();
+        assert!(s.identity.kerberos.is_none() && s.identity.ldap.is_none());
+    }
+}
