@@ -127,6 +127,9 @@ pub(crate) struct Allowed {
     pub target: String,
     /// A WebSocket upgrade (only on a leg that relays upgrades).
     pub websocket: bool,
+    /// For a WebSocket under a `dlp` rule: the decision whose profile scans
+    /// each client message.
+    pub scan_messages: Option<Decision>,
 }
 
 /// The way to the site for an allowed request.
@@ -163,9 +166,10 @@ pub(crate) async fn run<L: Leg>(
         let decided = decide(ex, &parts, &mut held).await?;
         observe::decided(&ex.ctx.gw, &ex.ctx.log, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
-        Ok::<_, Refusal>(decided.target)
+        let scanning = decided.verdict.decision.dlp.is_some();
+        Ok::<_, Refusal>((decided.target, scanning.then_some(decided.verdict.decision)))
     };
-    let target = match judged.await {
+    let (target, scanning) = match judged.await {
         Ok(t) => t,
         Err(refusal) => {
             let resp = render(ex.ctx, refusal);
@@ -186,6 +190,12 @@ pub(crate) async fn run<L: Leg>(
         headers.insert(header::UPGRADE, upgrade);
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     }
+    // Messages under a `dlp` rule are scanned, and the codec cannot undo
+    // permessage-deflate: no extension is offered, so neither side compresses.
+    let scan_messages = scanning.filter(|_| websocket);
+    if scan_messages.is_some() {
+        headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
     let mut up = Request::new(observe::count_up(
         held.into_proxy_body(),
         ex.ctx.log.clone(),
@@ -196,6 +206,7 @@ pub(crate) async fn run<L: Leg>(
         req: up,
         target,
         websocket,
+        scan_messages,
     };
     leg.send(ex, allowed, client_upgrade)
         .await

@@ -4,7 +4,8 @@
 //! `enforce: false` never decides: it is recorded as a dry run and evaluation goes
 //! on. A request that no rule matches is denied by the implicit rule
 //! `default-deny`. A rule with `dlp:` never allows what cannot be scanned: a
-//! `connect` tunnel or a WebSocket upgrade.
+//! `connect` tunnel. (A WebSocket upgrade under it may be allowed: the gateway
+//! scans each message the client sends.)
 
 use std::time::Duration;
 
@@ -101,9 +102,8 @@ impl Policy {
                 });
                 continue;
             }
-            let unscannable = rule.dlp.is_some()
-                && rule.action != Action::Deny
-                && (activity == ACTIVITY_CONNECT || req.websocket);
+            let unscannable =
+                rule.dlp.is_some() && rule.action != Action::Deny && activity == ACTIVITY_CONNECT;
             let (action, reason) = if !word {
                 (
                     if unscannable {
@@ -117,10 +117,9 @@ impl Policy {
                 (
                     Action::Deny,
                     format!(
-                        "rule `{}` scans content (dlp: {}), and a {} cannot be scanned",
+                        "rule `{}` scans content (dlp: {}), and a tunnel cannot be scanned",
                         rule.name,
                         rule.dlp.as_deref().unwrap_or(""),
-                        if req.websocket { "WebSocket" } else { "tunnel" }
                     ),
                 )
             } else {
