@@ -146,12 +146,10 @@ async fn next_message(ws: &mut WebSocketStream<Tls>) -> Option<Message> {
 
 /// The close code the gateway (or site) closed the socket with.
 async fn closed_with(ws: &mut WebSocketStream<Tls>) -> Option<CloseCode> {
-    loop {
-        match next_message(ws).await? {
-            Message::Close(Some(frame)) => return Some(frame.code),
-            Message::Close(None) => return None,
-            other => panic!("expected a close, got {other:?}"),
-        }
+    match next_message(ws).await? {
+        Message::Close(Some(frame)) => Some(frame.code),
+        Message::Close(None) => None,
+        other => panic!("expected a close, got {other:?}"),
     }
 }
 
@@ -215,6 +213,23 @@ async fn a_clean_message_is_echoed_under_a_dlp_rule_and_deflate_is_not_negotiate
     assert_eq!(audit[0]["status"], 101, "{}", audit[0]);
     assert_eq!(audit[0]["action"], "allow", "{}", audit[0]);
     assert_eq!(audit[0]["rule"], "press-office-chat", "{}", audit[0]);
+    assert_eq!(audit[0]["bytes_up"], 16, "{}", audit[0]);
+    assert_eq!(audit[0]["bytes_down"], 16, "{}", audit[0]);
+}
+
+#[tokio::test]
+async fn a_compressed_frame_is_refused_as_deflate_was_not_negotiated() {
+    let e = env().await;
+    let (mut ws, _) = websocket(&e, ALICE, "/ws-messages").await;
+    // RSV1 set (as permessage-deflate would): the gateway cannot read it, so it
+    // never passes.
+    let mut frame = Frame::message(NINO.as_bytes().to_vec(), OpCode::Data(Data::Text), true);
+    frame.header_mut().rsv1 = true;
+    ws.send(Message::Frame(frame)).await.unwrap();
+    assert_eq!(closed_with(&mut ws).await, Some(CloseCode::Protocol));
+    let audit = websocket_audit(&e, 1).await;
+    assert_eq!(audit[0]["status"], 1002, "{}", audit[0]);
+    assert!(e.up.ws_messages().is_empty());
 }
 
 #[tokio::test]

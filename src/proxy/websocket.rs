@@ -110,9 +110,9 @@ pub(crate) fn relay_scanned(
     let server = hyper::upgrade::on(upstream_resp);
     observe::defer(&scan.log);
     tokio::spawn(async move {
-        let ended = match (client.await, server.await) {
+        let (ended, bytes_down) = match (client.await, server.await) {
             (Ok(c), Ok(s)) => relay_messages(TokioIo::new(c), TokioIo::new(s), &scan).await,
-            _ => Ended::Clean,
+            _ => (Ended::Clean, 0),
         };
         let status = match &ended {
             Ended::Clean => 101,
@@ -121,7 +121,7 @@ pub(crate) fn relay_scanned(
         if let Ended::Closed(_, why) = &ended {
             tracing::info!(rule = %scan.decision.rule, site = %scan.decision.site, status, "WebSocket closed by the gateway: {why}");
         }
-        observe::finish(&scan.gw, &scan.log, status, 0);
+        observe::finish(&scan.gw, &scan.log, status, bytes_down);
     });
     resp
 }
@@ -202,8 +202,9 @@ fn blocking(findings: &[DlpFinding]) -> Vec<String> {
         .collect()
 }
 
-/// Relays messages until either side ends or a client message is refused.
-async fn relay_messages<C, S>(client: C, site: S, scan: &MessageScan) -> Ended
+/// Relays messages until either side ends or a client message is refused;
+/// returns how it ended and the payload bytes sent to the client.
+async fn relay_messages<C, S>(client: C, site: S, scan: &MessageScan) -> (Ended, u64)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
@@ -226,6 +227,13 @@ where
                 Err(WsError::Capacity(_)) => return Some(refuse_too_big(scan)),
                 // The client went away without a close: nothing to refuse.
                 Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return None,
+                Err(WsError::Utf8(_)) => {
+                    return Some(Judged::Refuse(
+                        CloseCode::Invalid,
+                        "invalid text",
+                        "the client sent a text message that is not UTF-8".to_string(),
+                    ))
+                }
                 Err(WsError::Protocol(e)) => {
                     return Some(Judged::Refuse(
                         CloseCode::Protocol,
@@ -244,18 +252,23 @@ where
                 return Some(judged);
             }
             let closing = matches!(msg, Message::Close(_));
+            let len = data_len(&msg);
             if site_tx.send(msg).await.is_err() || closing {
                 return None;
             }
+            observe::add_bytes_up(&scan.log, len);
         }
         None
     };
+    let mut bytes_down = 0u64;
     let downward = async {
         while let Some(Ok(msg)) = site_rx.next().await {
             let closing = matches!(msg, Message::Close(_));
+            let len = data_len(&msg);
             if client_tx.send(msg).await.is_err() || closing {
                 return;
             }
+            bytes_down += len;
         }
     };
     let refused = tokio::select! {
@@ -285,5 +298,14 @@ where
         let _ = site_tx.close().await;
     })
     .await;
-    ended
+    (ended, bytes_down)
+}
+
+/// The payload bytes of a data message (control frames are not counted).
+fn data_len(msg: &Message) -> u64 {
+    match msg {
+        Message::Text(t) => t.len() as u64,
+        Message::Binary(b) => b.len() as u64,
+        _ => 0,
+    }
 }
