@@ -309,7 +309,7 @@ impl Leg for Tunnel {
         let resp = self.send_over(ex, req, &target, websocket).await?;
         match client_upgrade {
             Some(client) if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                let Some(decision) = scan_messages else {
+                let Some(scanning) = scan_messages else {
                     return Ok(websocket::relay_bytes(client, resp));
                 };
                 if websocket::names_extension(&resp) {
@@ -325,7 +325,8 @@ impl Leg for Tunnel {
                 }
                 let scan = websocket::MessageScan {
                     gw: self.gw.clone(),
-                    decision,
+                    policy: scanning.policy,
+                    decision: scanning.decision,
                     log: ex.ctx.log.clone(),
                 };
                 Ok(websocket::relay_scanned(client, resp, scan))

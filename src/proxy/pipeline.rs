@@ -25,7 +25,7 @@ use super::upstream::{DialError, UpstreamFailure};
 use super::warn;
 use crate::identity::{ConnIdentity, Principal};
 use crate::net_guard::DestinationDenied;
-use crate::policy::{Action, Decision, Facts, NormalHost};
+use crate::policy::{Action, Decision, Facts, NormalHost, Policy};
 use crate::verdict::{apply_dlp, Content, ScanRefusal, Verdict};
 use crate::view::{RawRequest, RequestView};
 
@@ -129,7 +129,14 @@ pub(crate) struct Allowed {
     pub websocket: bool,
     /// For a WebSocket under a `dlp` rule: the decision whose profile scans
     /// each client message.
-    pub scan_messages: Option<Decision>,
+    pub scan_messages: Option<MessagePolicy>,
+}
+
+/// The decision of a WebSocket upgrade under a `dlp` rule and the policy it was
+/// made on: its messages are scanned by that profile even if a reload drops it.
+pub(crate) struct MessagePolicy {
+    pub policy: Arc<Policy>,
+    pub decision: Decision,
 }
 
 /// The way to the site for an allowed request.
@@ -167,7 +174,11 @@ pub(crate) async fn run<L: Leg>(
         observe::decided(&ex.ctx.gw, &ex.ctx.log, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
         let scanning = decided.verdict.decision.dlp.is_some();
-        Ok::<_, Refusal>((decided.target, scanning.then_some(decided.verdict.decision)))
+        let scan = scanning.then_some(MessagePolicy {
+            policy: decided.policy,
+            decision: decided.verdict.decision,
+        });
+        Ok::<_, Refusal>((decided.target, scan))
     };
     let (target, scanning) = match judged.await {
         Ok(t) => t,
@@ -217,6 +228,8 @@ pub(crate) async fn run<L: Leg>(
 struct Decided {
     verdict: Verdict,
     target: String,
+    /// The policy it was decided on (a WebSocket's messages are scanned on it).
+    policy: Arc<Policy>,
 }
 
 /// Identifies the activity (buffering the body if a matcher needs it), decides,
@@ -300,6 +313,7 @@ async fn decide(
     Ok(Decided {
         verdict: apply_dlp(&policy, decision, Some(content), max),
         target: forward_target,
+        policy: policy.clone(),
     })
 }
 

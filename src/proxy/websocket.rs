@@ -37,7 +37,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::body::{self, ProxyBody};
 use super::gateway::Gateway;
 use super::observe::{self, SharedLog};
-use crate::policy::{Action, Decision};
+use crate::policy::{Action, Decision, Policy};
 use crate::verdict::{apply_dlp, Content, DlpFinding, ScanRefusal};
 
 /// How long a close handshake may take once the relay has ended.
@@ -47,6 +47,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// audit record of the upgrade, completed when the socket ends.
 pub(crate) struct MessageScan {
     pub gw: Arc<Gateway>,
+    /// The policy the upgrade was decided on: a reload during the socket does
+    /// not change how its messages are scanned (nor drop the profile).
+    pub policy: Arc<Policy>,
     pub decision: Decision,
     pub log: SharedLog,
 }
@@ -143,7 +146,7 @@ enum Judged {
 /// Scans one client message under the rule's profile and records what it found.
 fn judge(scan: &MessageScan, data: &[u8], text: bool) -> Judged {
     let gw = &scan.gw;
-    let policy = gw.policy();
+    let policy = &scan.policy;
     let max = gw.settings.limits.max_scan_bytes;
     if data.len() > max {
         return refuse_too_big(scan);
@@ -158,7 +161,7 @@ fn judge(scan: &MessageScan, data: &[u8], text: bool) -> Judged {
         body: data,
         query: None,
     };
-    let verdict = apply_dlp(&policy, scan.decision.clone(), Some(content), max);
+    let verdict = apply_dlp(policy, scan.decision.clone(), Some(content), max);
     observe::message_scanned(gw, &scan.log, &verdict.findings);
     if verdict.decision.action != Action::Deny {
         return Judged::Forward;
