@@ -280,15 +280,16 @@ where
     };
     let ended = match refused {
         Some(Judged::Refuse(code, reason, why)) => {
-            let close = |code| {
+            let close = |code, reason: &'static str| {
                 Message::Close(Some(CloseFrame {
                     code,
                     reason: reason.into(),
                 }))
             };
+            // The client is told why; the site only that the gateway went away.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                let _ = client_tx.send(close(code)).await;
-                let _ = site_tx.send(close(CloseCode::Away)).await;
+                let _ = client_tx.send(close(code, reason)).await;
+                let _ = site_tx.send(close(CloseCode::Away, "")).await;
             })
             .await;
             Ended::Closed(code, why)
