@@ -8,7 +8,9 @@
 //! sends one request at a time). The SNI and every inner Host / `:authority` must
 //! equal the CONNECT host, else 421.
 //! Upstream connections belong to this tunnel, hence to one user: never shared.
-//! WebSocket upgrades are decided like any request, then relayed byte for byte.
+//! WebSocket upgrades are decided like any request, then relayed by `websocket`:
+//! byte for byte, or message by message with each client message scanned under
+//! a `dlp` rule.
 //! Each inner request goes through the shared pipeline (this tunnel is its
 //! [`Leg`]): it is decided first, and only an allowed one resolves the name and
 //! dials, through the destination guard. Called by `connect`.
@@ -22,13 +24,14 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::sync::Mutex;
 
-use super::body::{self, ProxyBody};
+use super::body::ProxyBody;
 use super::context::{Exchange, RequestCtx};
 use super::gateway::Gateway;
 use super::observe;
 use super::pipeline::{self, Allowed, Leg};
 use super::respond::{render, Refusal};
 use super::upstream::UpstreamFailure;
+use super::websocket;
 use crate::identity::Principal;
 use crate::policy::{normalize_host, NormalHost};
 
@@ -301,11 +304,32 @@ impl Leg for Tunnel {
             req,
             target,
             websocket,
+            scan_messages,
         } = allowed;
         let resp = self.send_over(ex, req, &target, websocket).await?;
         match client_upgrade {
             Some(client) if websocket && resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                Ok(relay_websocket(client, resp))
+                let Some(scanning) = scan_messages else {
+                    return Ok(websocket::relay_bytes(client, resp));
+                };
+                if websocket::names_extension(&resp) {
+                    // Not offered (the pipeline removed the offer): the messages
+                    // could not be read, so the socket is not opened.
+                    return Err(Refusal::Upstream {
+                        kind: UpstreamFailure::Protocol,
+                        detail: format!(
+                            "{}: the site answered a WebSocket upgrade with an extension that was not offered",
+                            self.host
+                        ),
+                    });
+                }
+                let scan = websocket::MessageScan {
+                    gw: self.gw.clone(),
+                    policy: scanning.policy,
+                    decision: scanning.decision,
+                    log: ex.ctx.log.clone(),
+                };
+                Ok(websocket::relay_scanned(client, resp, scan))
             }
             _ => Ok(pipeline::from_upstream(resp)),
         }
@@ -327,30 +351,4 @@ fn describe_tls_error(host: &NormalHost, e: &std::io::Error) -> String {
         "the secure connection could not be set up"
     };
     format!("{host}: {what}")
-}
-
-/// Answers the client's upgrade with the site's 101 and copies bytes both ways.
-fn relay_websocket(client: OnUpgrade, upstream_resp: Response<Incoming>) -> Response<ProxyBody> {
-    let mut resp = Response::new(body::empty());
-    *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    for name in [
-        header::UPGRADE,
-        header::CONNECTION,
-        header::SEC_WEBSOCKET_ACCEPT,
-        header::SEC_WEBSOCKET_PROTOCOL,
-        header::SEC_WEBSOCKET_EXTENSIONS,
-    ] {
-        if let Some(v) = upstream_resp.headers().get(&name) {
-            resp.headers_mut().insert(name, v.clone());
-        }
-    }
-    let server = hyper::upgrade::on(upstream_resp);
-    tokio::spawn(async move {
-        if let (Ok(c), Ok(s)) = (client.await, server.await) {
-            let mut c = TokioIo::new(c);
-            let mut s = TokioIo::new(s);
-            let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
-        }
-    });
-    resp
 }

@@ -12,6 +12,7 @@
 //!   refusals and their one renderer);
 //! - `pipeline` (the per-request steps: admit, decide, verdict, acknowledge, the
 //!   upstream request), called by the handlers;
+//! - `websocket` (the relays after a 101: bytes, or messages scanned under `dlp`);
 //! - handlers: `forward` (plain HTTP), `intercept` (inside a tunnel), `connect`
 //!   (CONNECT: plain relay or `intercept`);
 //! - `route` (by method and form), `server` (the listener).
@@ -32,6 +33,7 @@ pub(crate) mod route;
 pub(crate) mod server;
 pub(crate) mod upstream;
 pub(crate) mod warn;
+pub(crate) mod websocket;
 
 // Nothing outside the crate uses the proxy's modules; the gateway state and
 // the body type are named by `runtime`'s public `RunningGateway` and by `admin`.

@@ -113,6 +113,28 @@ pub fn decided(gw: &Gateway, log: &SharedLog, verdict: &Verdict) {
     });
 }
 
+/// A WebSocket message was scanned: count its findings and add them to the
+/// upgrade's record (one entry per detector, the first masked sample kept).
+pub fn message_scanned(gw: &Gateway, log: &SharedLog, findings: &[crate::verdict::DlpFinding]) {
+    if findings.is_empty() {
+        return;
+    }
+    for f in findings {
+        gw.metrics
+            .dlp_findings
+            .with_label_values(&[f.detector.as_str(), f.on_finding])
+            .inc();
+    }
+    with(log, |l| {
+        for f in findings {
+            match l.record.dlp.iter_mut().find(|d| d.detector == f.detector) {
+                Some(seen) => seen.count += f.count,
+                None => l.record.dlp.push(f.clone()),
+            }
+        }
+    });
+}
+
 /// Records the path as the request view normalised it (what the site receives).
 pub fn set_path(log: &SharedLog, path: &str) {
     with(log, |l| {

@@ -25,7 +25,7 @@ use super::upstream::{DialError, UpstreamFailure};
 use super::warn;
 use crate::identity::{ConnIdentity, Principal};
 use crate::net_guard::DestinationDenied;
-use crate::policy::{Action, Decision, Facts, NormalHost};
+use crate::policy::{Action, Decision, Facts, NormalHost, Policy};
 use crate::verdict::{apply_dlp, Content, ScanRefusal, Verdict};
 use crate::view::{RawRequest, RequestView};
 
@@ -127,6 +127,16 @@ pub(crate) struct Allowed {
     pub target: String,
     /// A WebSocket upgrade (only on a leg that relays upgrades).
     pub websocket: bool,
+    /// For a WebSocket under a `dlp` rule: the decision whose profile scans
+    /// each client message.
+    pub scan_messages: Option<MessagePolicy>,
+}
+
+/// The decision of a WebSocket upgrade under a `dlp` rule and the policy it was
+/// made on: its messages are scanned by that profile even if a reload drops it.
+pub(crate) struct MessagePolicy {
+    pub policy: Arc<Policy>,
+    pub decision: Decision,
 }
 
 /// The way to the site for an allowed request.
@@ -163,9 +173,14 @@ pub(crate) async fn run<L: Leg>(
         let decided = decide(ex, &parts, &mut held).await?;
         observe::decided(&ex.ctx.gw, &ex.ctx.log, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
-        Ok::<_, Refusal>(decided.target)
+        let scanning = decided.verdict.decision.dlp.is_some();
+        let scan = scanning.then_some(MessagePolicy {
+            policy: decided.policy,
+            decision: decided.verdict.decision,
+        });
+        Ok::<_, Refusal>((decided.target, scan))
     };
-    let target = match judged.await {
+    let (target, scanning) = match judged.await {
         Ok(t) => t,
         Err(refusal) => {
             let resp = render(ex.ctx, refusal);
@@ -186,6 +201,12 @@ pub(crate) async fn run<L: Leg>(
         headers.insert(header::UPGRADE, upgrade);
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     }
+    // Messages under a `dlp` rule are scanned, and the codec cannot undo
+    // permessage-deflate: no extension is offered, so neither side compresses.
+    let scan_messages = scanning.filter(|_| websocket);
+    if scan_messages.is_some() {
+        headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    }
     let mut up = Request::new(observe::count_up(
         held.into_proxy_body(),
         ex.ctx.log.clone(),
@@ -196,6 +217,7 @@ pub(crate) async fn run<L: Leg>(
         req: up,
         target,
         websocket,
+        scan_messages,
     };
     leg.send(ex, allowed, client_upgrade)
         .await
@@ -206,6 +228,8 @@ pub(crate) async fn run<L: Leg>(
 struct Decided {
     verdict: Verdict,
     target: String,
+    /// The policy it was decided on (a WebSocket's messages are scanned on it).
+    policy: Arc<Policy>,
 }
 
 /// Identifies the activity (buffering the body if a matcher needs it), decides,
@@ -289,6 +313,7 @@ async fn decide(
     Ok(Decided {
         verdict: apply_dlp(&policy, decision, Some(content), max),
         target: forward_target,
+        policy: policy.clone(),
     })
 }
 

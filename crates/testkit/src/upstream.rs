@@ -3,8 +3,9 @@
 //! Job: a plain HTTP/1.1 upstream (`upstream_http`, answers `hello from
 //! upstream`), a minimal TLS one with its own CA (`upstream_tls`, answers `hello
 //! over tls`), and a recording TLS one (`tls_upstream`) speaking HTTP/1.1 and
-//! HTTP/2 by ALPN with a choice of good or bad certificates (`CertKind`) and a
-//! WebSocket echo on `/ws`.
+//! HTTP/2 by ALPN with a choice of good or bad certificates (`CertKind`), a
+//! WebSocket byte echo on `/ws` and a WebSocket message echo on `/ws-messages`
+//! that records every data message it receives (`TlsUpstream::ws_messages`).
 //!
 //! Limits: each binds port 0 on the address given (TLS ones on 127.0.0.1) and
 //! serves until the runtime stops; requests are kept in memory, bodies whole.
@@ -195,15 +196,21 @@ pub struct SeenTls {
 }
 
 /// A recording TLS upstream speaking HTTP/1.1 and HTTP/2 (ALPN), echoing WebSocket
-/// bytes after a 101 on `/ws`.
+/// bytes after a 101 on `/ws`, and WebSocket messages on `/ws-messages`.
 pub struct TlsUpstream {
     pub addr: SocketAddr,
     /// PEM of the CA that signs its certificate (trust it via `extra_roots`).
     pub ca_pem: String,
     pub seen: Arc<Mutex<Vec<SeenTls>>>,
+    /// The data messages (text or binary, whole) received on `/ws-messages`.
+    pub ws_received: Arc<Mutex<Vec<Bytes>>>,
 }
 
 impl TlsUpstream {
+    /// The data messages received on `/ws-messages` so far.
+    pub fn ws_messages(&self) -> Vec<Bytes> {
+        self.ws_received.lock().unwrap().clone()
+    }
     pub fn requests(&self) -> Vec<SeenTls> {
         self.seen.lock().unwrap().clone()
     }
@@ -255,21 +262,88 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<Full<Bytes>> {
         .unwrap()
 }
 
+/// Answers a WebSocket upgrade with 101, then (as a real WebSocket server)
+/// records each data message and echoes it; a close is answered.
+fn websocket_message_echo(
+    req: &mut Request<Incoming>,
+    received: Arc<Mutex<Vec<Bytes>>>,
+) -> Response<Full<Bytes>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut resp = websocket_echo_response(req);
+    let on = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(up) = on.await else { return };
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(up),
+            Role::Server,
+            None,
+        )
+        .await;
+        while let Some(Ok(msg)) = ws.next().await {
+            let data = match &msg {
+                Message::Text(t) => Bytes::copy_from_slice(t.as_bytes()),
+                Message::Binary(b) => b.clone(),
+                Message::Close(_) => break,
+                _ => continue,
+            };
+            received.lock().unwrap().push(data);
+            if ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+        let _ = ws.close(None).await;
+    });
+    *resp.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    resp
+}
+
+/// The 101 for a WebSocket upgrade.
+fn websocket_echo_response(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let accept = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| websocket_accept(k.as_bytes()))
+        .unwrap_or_default();
+    Response::builder()
+        .status(101)
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-accept", accept)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
 /// Starts a recording TLS upstream for `host` with a CA of its own, presenting a
 /// certificate of `kind`; answers `hello from the social site`.
 pub async fn tls_upstream(host: &str, kind: CertKind) -> TlsUpstream {
     let ca = TestCa::new(UPSTREAM_CA);
     let leaf = upstream_leaf(&ca, host, kind);
     let seen = Arc::new(Mutex::new(Vec::new()));
+    let ws_received = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
+    let w2 = ws_received.clone();
     let addr = tls_listener(&leaf, ca::ALPN_H2_HTTP1, move |tls| {
         let seen = s2.clone();
+        let ws = w2.clone();
         async move {
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let seen = seen.clone();
+                let ws = ws.clone();
                 async move {
                     if req.uri().path() == "/ws" {
                         return Ok::<_, Infallible>(websocket_echo(&mut req));
+                    }
+                    if req.uri().path() == "/ws-messages" {
+                        seen.lock().unwrap().push(SeenTls {
+                            version: req.version(),
+                            method: req.method().to_string(),
+                            uri: req.uri().to_string(),
+                            headers: req.headers().clone(),
+                            body: Bytes::new(),
+                        });
+                        return Ok(websocket_message_echo(&mut req, ws));
                     }
                     let (parts, body) = req.into_parts();
                     let body = whole_body(body).await;
@@ -296,6 +370,7 @@ pub async fn tls_upstream(host: &str, kind: CertKind) -> TlsUpstream {
         addr,
         ca_pem: ca.pem(),
         seen,
+        ws_received,
     }
 }
 

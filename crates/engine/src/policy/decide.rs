@@ -4,7 +4,8 @@
 //! `enforce: false` never decides: it is recorded as a dry run and evaluation goes
 //! on. A request that no rule matches is denied by the implicit rule
 //! `default-deny`. A rule with `dlp:` never allows what cannot be scanned: a
-//! `connect` tunnel or a WebSocket upgrade.
+//! `connect` tunnel. (A WebSocket upgrade under it may be allowed: the gateway
+//! scans each message the client sends.)
 
 use std::time::Duration;
 
@@ -101,9 +102,8 @@ impl Policy {
                 });
                 continue;
             }
-            let unscannable = rule.dlp.is_some()
-                && rule.action != Action::Deny
-                && (activity == ACTIVITY_CONNECT || req.websocket);
+            let unscannable =
+                rule.dlp.is_some() && rule.action != Action::Deny && activity == ACTIVITY_CONNECT;
             let (action, reason) = if !word {
                 (
                     if unscannable {
@@ -117,10 +117,9 @@ impl Policy {
                 (
                     Action::Deny,
                     format!(
-                        "rule `{}` scans content (dlp: {}), and a {} cannot be scanned",
+                        "rule `{}` scans content (dlp: {}), and a tunnel cannot be scanned",
                         rule.name,
                         rule.dlp.as_deref().unwrap_or(""),
-                        if req.websocket { "WebSocket" } else { "tunnel" }
                     ),
                 )
             } else {
@@ -218,5 +217,68 @@ fn describe_who(user: &str, roles: &[String]) -> String {
         format!("user `{user}` (no role)")
     } else {
         format!("user `{user}` (roles: {})", roles.join(", "))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::policy::normalize_host;
+    use crate::policy::sources::in_memory::test_policy;
+    use crate::view::RawRequest;
+
+    const POLICY: &str = r#"
+version: 1
+sites:
+  social:
+    domains: [social.test]
+    activities:
+      message: [{ websocket: true, path: /chat }]
+dlp:
+  profiles:
+    official: { detectors: [uk-nino], on_finding: block }
+rules:
+  - { name: scanned, sites: [social], action: allow, dlp: official }
+"#;
+
+    fn decide(policy: &Policy, view: RequestView<'_>) -> Decision {
+        policy.decide(&Facts {
+            user: "alice",
+            groups: &[],
+            request: view,
+            at: None,
+        })
+    }
+
+    #[test]
+    fn a_dlp_rule_allows_a_websocket_and_never_a_tunnel() {
+        let policy = test_policy(POLICY);
+        let host = normalize_host("social.test").unwrap();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("upgrade", http::HeaderValue::from_static("websocket"));
+        headers.insert("connection", http::HeaderValue::from_static("Upgrade"));
+        let raw = RawRequest {
+            method: "GET",
+            host: &host,
+            target: "/chat",
+            headers: &headers,
+            body: None,
+            connect: false,
+        };
+        let ws = decide(&policy, RequestView::build(&policy, &raw).unwrap());
+        assert_eq!(ws.action, Action::Allow, "{}", ws.reason);
+        assert_eq!(ws.activity, "message");
+        assert_eq!(ws.dlp.as_deref(), Some("official"));
+
+        let none = http::HeaderMap::new();
+        let tunnel = decide(&policy, RequestView::tunnel(&host, &none));
+        assert_eq!(tunnel.action, Action::Deny);
+        assert_eq!(tunnel.rule, "scanned");
+        assert!(
+            tunnel.reason.contains("a tunnel cannot be scanned"),
+            "{}",
+            tunnel.reason
+        );
     }
 }
