@@ -103,6 +103,9 @@ impl Metrics {
         for kind in ["dns", "connect", "timeout", "tls", "protocol"] {
             m.upstream_errors.with_label_values(&[kind]);
         }
+        for reason in ["ip-literal", "ambiguous-site"] {
+            m.destination_denied.with_label_values(&[reason]);
+        }
         for direction in ["up", "down"] {
             m.bytes.with_label_values(&[direction]);
         }

@@ -39,6 +39,9 @@ pub struct Tunnel {
     peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
+    /// The site's host the inner requests are decided as, when `connect`
+    /// attributed this name to a site by its address.
+    decide_as: Option<NormalHost>,
     /// Did the ClientHello name the CONNECT host?
     sni_matches: bool,
     /// Did the client negotiate HTTP/2? Then the site is offered it too.
@@ -64,6 +67,7 @@ pub async fn serve<I>(
     peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
+    decide_as: Option<NormalHost>,
     io: I,
 ) -> Result<(), String>
 where
@@ -105,6 +109,7 @@ where
         peer_ip,
         host,
         port,
+        decide_as,
         sni_matches,
         client_h2,
         upstream: Mutex::new(UpstreamPool::default()),
@@ -144,6 +149,11 @@ impl Tunnel {
         if !self.sni_matches {
             return Err(Refusal::Misdirected);
         }
+        // A CONNECT inside the tunnel would open a tunnel the gateway never sees,
+        // whatever it names.
+        if req.method() == http::Method::CONNECT {
+            return Err(Refusal::MethodNotAllowed);
+        }
         // The Host header (HTTP/1.1) or :authority (HTTP/2) must be the CONNECT host.
         let authority = req
             .uri()
@@ -168,6 +178,7 @@ impl Tunnel {
             principal: self.principal.clone(),
             host: self.host.clone(),
             port: self.port,
+            decide_as: self.decide_as.clone(),
         };
         Ok(pipeline::run(&ex, req, self).await)
     }
@@ -240,10 +251,12 @@ impl Tunnel {
     /// Dials the site (through the destination guard: a refusal there is the same
     /// 403 as on plain HTTP) and sets up TLS and HTTP.
     async fn connect(&self, websocket: bool) -> Result<Sender, Refusal> {
+        let policy = self.gw.policy();
+        let site = policy.site_for(&self.host).map(|s| s.name.as_str());
         let (tcp, _) = self
             .gw
             .dialer
-            .dial(&self.host, self.port)
+            .dial(&self.host, self.port, site)
             .await
             .map_err(|e| pipeline::dial_refusal(e, &self.host, self.port))?;
         let config = if websocket || !self.client_h2 {
