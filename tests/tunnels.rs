@@ -247,3 +247,28 @@ async fn alt_svc_is_removed_from_intercepted_responses() {
     assert_eq!(e.up.count(), 1, "the upstream answered");
     assert!(headers.get("alt-svc").is_none(), "{headers:?}");
 }
+
+#[test]
+fn site_networks_are_validated_with_their_position() {
+    let fx = Fixture::new();
+    let path = fx.write(
+        "policy.yaml",
+        "version: 1\nsites:\n  x:\n    domains: [x.test]\n    networks: [127.0.0.0/8, 10.0.0.1/8, 0.0.0.0/0, nonsense]\nrules:\n  - { name: r, action: deny }\n",
+    );
+    let errors: Vec<String> = match socialgate::policy::load_policy(
+        &path.display().to_string(),
+        &socialgate::policy::sources::FsFiles,
+    ) {
+        Ok(_) => panic!("the policy should not load"),
+        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
+    };
+    let file = path.display().to_string();
+    assert_eq!(
+        errors,
+        vec![
+            format!("{file}:5:29: site `x`: `networks`: `10.0.0.1/8` has bits set after the prefix; write `10.0.0.0/8`"),
+            format!("{file}:5:41: site `x`: `networks`: `0.0.0.0/0` is wider than /8: no site publishes a range that large"),
+            format!("{file}:5:52: site `x`: `networks`: `nonsense` is not a CIDR block: write address/prefix, e.g. `192.0.2.0/24` (`/32` for one address)"),
+        ]
+    );
+}

@@ -7,7 +7,17 @@
 //! intercepted site, or when traffic to port 443 is not TLS. Only then are bytes
 //! copied both ways (`relay`). A CONNECT to an intercepted site is handed to
 //! `intercept` after identity and port only: its name is not looked up until an
-//! inner request is allowed. Called by `route`.
+//! inner request is allowed.
+//!
+//! The destination is attributed first: an IP literal is refused (`ip-literal`)
+//! unless it is a site's address (`networks:` or learned, see
+//! `upstream::Dialer::sites_at`; then decided as that site, and refused if the
+//! site is intercepted: no leaf for an address would be accepted) or inside
+//! `upstream.allow_ip_literals` (then unlisted). An unlisted name is resolved
+//! before the decision, and a name at a site's address is decided as that site
+//! (intercepted when the site is); exactly the addresses judged are dialled.
+//! Addresses of more than one site are refused (`ambiguous-site`). Called by
+//! `route`; [`ip_literal_site`] also by `forward`.
 
 use std::future::Future;
 use std::net::IpAddr;
