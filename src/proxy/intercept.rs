@@ -6,7 +6,10 @@
 //! the client's protocol: HTTP/2 when the client and the site both speak it,
 //! HTTP/1.1 for an HTTP/1.1 client (no HTTP/2 framing to pay for a client that
 //! sends one request at a time). The SNI and every inner Host / `:authority` must
-//! equal the CONNECT host, else 421.
+//! equal the CONNECT host, else 421. A CONNECT inside the tunnel is 405 (it would
+//! open a tunnel the gateway never sees); the site's `Alt-Svc` is removed with
+//! the hop-by-hop headers (`headers`). When `connect` attributed an unlisted
+//! name to a site by its address, inner requests are decided as that site.
 //! Upstream connections belong to this tunnel, hence to one user: never shared.
 //! WebSocket upgrades are decided like any request, then relayed byte for byte.
 //! Each inner request goes through the shared pipeline (this tunnel is its
@@ -150,8 +153,15 @@ impl Tunnel {
             return Err(Refusal::Misdirected);
         }
         // A CONNECT inside the tunnel would open a tunnel the gateway never sees,
-        // whatever it names.
-        if req.method() == http::Method::CONNECT {
+        // whatever it names. Only an HTTP/2 extended CONNECT for a WebSocket
+        // (RFC 8441, when enabled) is a request like others: `connect-udp` and
+        // every other protocol is a tunnel too.
+        if req.method() == http::Method::CONNECT
+            && req
+                .extensions()
+                .get::<hyper::ext::Protocol>()
+                .is_none_or(|p| !p.as_str().eq_ignore_ascii_case("websocket"))
+        {
             return Err(Refusal::MethodNotAllowed);
         }
         // The Host header (HTTP/1.1) or :authority (HTTP/2) must be the CONNECT host.
