@@ -272,3 +272,20 @@ fn site_networks_are_validated_with_their_position() {
         ]
     );
 }
+
+#[tokio::test]
+async fn plain_http_to_an_unlisted_name_in_a_sites_networks_is_decided_as_the_site() {
+    let e = env("", "    networks: [127.0.0.0/8]").await;
+    let port = e.up.addr.port();
+    let answer = raw(
+        &e.gw,
+        format!(
+            "POST http://alias.test:{port}{TWEET} HTTP/1.1\r\nHost: alias.test:{port}\r\n{DAVE}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("contractor-no-writes"), "{answer}");
+    assert_eq!(e.up.count(), 0);
+}

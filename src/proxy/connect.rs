@@ -20,7 +20,7 @@
 //! `route`; [`ip_literal_site`] also by `forward`.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ use super::gateway::Gateway;
 use super::observe;
 use super::pipeline;
 use super::respond::Refusal;
+use super::upstream::DialError;
 use crate::net_guard::DestinationDenied;
 use crate::policy::{normalize_host, NormalHost, Policy, Site};
 
@@ -92,16 +93,7 @@ pub(crate) async fn handle(
         (NormalHost::Domain(_), Some(site)) => (None, site.intercept),
         (NormalHost::Domain(_), None) => {
             // An unlisted name: its addresses say whether it is a site's.
-            let addrs = gw.dialer.resolve(&host, port).await;
-            let attributed = match &addrs {
-                Ok(addrs) => site_at(
-                    &gw,
-                    &policy,
-                    addrs.iter().map(|a| a.ip()),
-                    &format!("{host}"),
-                )?,
-                Err(_) => None,
-            };
+            let (attributed, addrs) = unlisted_name_site(&gw, &policy, &host, port).await?;
             resolved = Some(addrs);
             match attributed {
                 Some(site) => (Some(site.host), site.intercept),
@@ -238,6 +230,23 @@ fn site_at(
                 .join(", ")
         ))),
     }
+}
+
+/// An unlisted name, resolved: the site its addresses belong to, if any, and the
+/// addresses (or why there are none: that is reported only if the request is
+/// allowed, as a dial failure would be).
+pub(crate) async fn unlisted_name_site(
+    gw: &Gateway,
+    policy: &Policy,
+    host: &NormalHost,
+    port: u16,
+) -> Result<(Option<SiteAt>, Result<Vec<SocketAddr>, DialError>), Refusal> {
+    let addrs = gw.dialer.resolve(host, port).await;
+    let attributed = match &addrs {
+        Ok(addrs) => site_at(gw, policy, addrs.iter().map(|a| a.ip()), &format!("{host}"))?,
+        Err(_) => None,
+    };
+    Ok((attributed, addrs))
 }
 
 /// An IP literal (CONNECT or `http://`): the site whose address it is (then it

@@ -39,9 +39,16 @@ pub(crate) async fn handle(
     pipeline::check_port(&ctx.gw, port)?;
     // An IP literal is a site's when it is the site's address, an unlisted
     // destination only inside `upstream.allow_ip_literals`, else refused.
+    // An unlisted name at a site's address is decided as that site (the name is
+    // resolved before the decision; the leg dials it again, from the cache).
+    let policy = ctx.gw.policy();
     let decide_as = match &host {
         NormalHost::Ip(ip) => super::connect::ip_literal_site(&ctx.gw, *ip)?.map(|s| s.host),
-        NormalHost::Domain(_) => None,
+        NormalHost::Domain(_) if policy.site_for(&host).is_some() => None,
+        NormalHost::Domain(_) => super::connect::unlisted_name_site(&ctx.gw, &policy, &host, port)
+            .await?
+            .0
+            .map(|s| s.host),
     };
     let ex = Exchange {
         ctx,
