@@ -1,4 +1,4 @@
-//! Prometheus metrics: every name here is part of the contract (DESIGN.md).
+//! Prometheus metrics: every name here is part of the interface (docs/operations.md, "Metrics").
 //! Labels take values only from the policy (role, site, activity, rule names) or
 //! from fixed sets; never a user name, a path, a host outside the catalogue or
 //! content. The struct is injected (no global registry).
@@ -111,6 +111,9 @@ impl Metrics {
         }
         for kind in ["dns", "connect", "timeout", "tls", "protocol"] {
             m.upstream_errors.with_label_values(&[kind]);
+        }
+        for reason in ["ip-literal", "ambiguous-site"] {
+            m.destination_denied.with_label_values(&[reason]);
         }
         for direction in ["up", "down"] {
             m.bytes.with_label_values(&[direction]);

@@ -5,7 +5,7 @@
 //! `upstream.allow_destinations` lists it. The gateway's own listening addresses
 //! are refused always. IPv4-mapped and IPv4-compatible IPv6 forms, NAT64 and 6to4
 //! are classified by the IPv4 address they carry. Pure: classification reads no
-//! network.
+//! network. Also which IP literals a client may name (`allow_ip_literals`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -150,6 +150,12 @@ pub enum DestinationDenied {
     Address(AddressClass),
     /// One of the gateway's own listeners.
     Gateway,
+    /// The client named an IP address (not in `upstream.allow_ip_literals`),
+    /// or an address of an inspected site, which is reached by name only.
+    IpLiteral,
+    /// The destination's addresses belong to more than one site: it cannot be
+    /// decided as one of them.
+    AmbiguousSite,
 }
 
 impl DestinationDenied {
@@ -158,6 +164,8 @@ impl DestinationDenied {
             DestinationDenied::Port => "port",
             DestinationDenied::Address(c) => c.as_str(),
             DestinationDenied::Gateway => "gateway",
+            DestinationDenied::IpLiteral => "ip-literal",
+            DestinationDenied::AmbiguousSite => "ambiguous-site",
         }
     }
 }
@@ -169,6 +177,8 @@ pub struct DestinationGuard {
     pub allowed_ports: Vec<u16>,
     /// The gateway's own listening addresses.
     pub own: Vec<SocketAddr>,
+    /// `upstream.allow_ip_literals`.
+    pub ip_literals: Vec<IpNet>,
 }
 
 impl DestinationGuard {
@@ -200,6 +210,15 @@ impl DestinationGuard {
             return Ok(());
         }
         Err(DestinationDenied::Address(class))
+    }
+
+    /// May a client name this address as an IP literal (as an unlisted
+    /// destination)? Only inside `upstream.allow_ip_literals`.
+    pub fn ip_literal_allowed(&self, ip: IpAddr) -> bool {
+        let c = canonical(ip);
+        self.ip_literals
+            .iter()
+            .any(|net| net.contains(&c) || net.contains(&ip))
     }
 
     fn is_own(&self, ip: IpAddr, port: u16) -> bool {
@@ -284,7 +303,11 @@ mod tests {
             allow: vec!["127.0.0.1/32".parse().unwrap()],
             allowed_ports: vec![80, 443, 8080],
             own: vec!["127.0.0.1:8080".parse().unwrap()],
+            ip_literals: vec!["127.0.0.0/8".parse().unwrap()],
         };
+        assert!(guard.ip_literal_allowed("127.0.0.9".parse().unwrap()));
+        assert!(guard.ip_literal_allowed("::ffff:127.0.0.9".parse().unwrap()));
+        assert!(!guard.ip_literal_allowed("10.0.0.1".parse().unwrap()));
         assert_eq!(
             guard.check("8.8.8.8:22".parse().unwrap()),
             Err(DestinationDenied::Port)

@@ -1,5 +1,5 @@
-//! The DLP evasion suite, end to end through a running gateway (shared/DLP.md, "How
-//! we know it works"): one canary value per block detector, sent through a table of
+//! The DLP evasion suite, end to end through a running gateway (docs/dlp.md):
+//! one canary value per block detector, sent through a table of
 //! encodings, each body delivered whole and in 1-byte chunks (HTTP/1.1 chunks of one
 //! byte, each flushed on its own; one-byte HTTP/2 DATA frames), over three
 //! transports: plain HTTP forward proxying, intercepted HTTPS with HTTP/1.1 and
@@ -8,7 +8,7 @@
 //! The encodings: what the issue asks for (plain, percent-encoded, JSON
 //! `\u`-escaped, split across two form fields, multipart text and base64 parts,
 //! gzip, br, zero-width characters, full-width digits, the query string), more of
-//! what shared/DLP.md promises (full-width letters, HTML entities, double
+//! what the scanner promises (docs/dlp.md) (full-width letters, HTML entities, double
 //! percent-encoding, surrogate-pair digits, the other listed invisibles, deflate,
 //! zstd, quoted-printable, nested and UTF-16 multipart parts, a UTF-16 body, PUT,
 //! GET with a body, everything stacked), evasions anyone can type (whitespace
@@ -201,7 +201,7 @@ const ENCODERS: &[(&str, Encoder)] = &[
     ("zero-width", enc_zero_width),
     ("fullwidth-digits", enc_fullwidth_digits),
     ("query", enc_query),
-    // More of what shared/DLP.md promises.
+    // More of what the scanner promises (docs/dlp.md).
     ("fullwidth-all", enc_fullwidth_all),
     ("html-entities", enc_html_entities),
     ("query-percent-encoded", enc_query_percent),
@@ -871,7 +871,7 @@ fn interleave(text: &str, marks: &[char]) -> String {
     out
 }
 
-/// The other invisibles shared/DLP.md lists: word joiner, BOM, soft hyphen, tags.
+/// The other invisible characters the scanner strips: word joiner, BOM, soft hyphen, tags.
 fn enc_other_invisibles(text: &str) -> Sent {
     enc_plain(&interleave(
         text,
@@ -887,7 +887,7 @@ fn enc_other_invisibles(text: &str) -> Sent {
 }
 
 /// Bidirectional marks and isolates (LRM, RLM, LRE, PDF, LRI, PDI): invisible in
-/// a rendered post, not in shared/DLP.md's list.
+/// a rendered post, not in the documented list.
 fn enc_bidi_marks(text: &str) -> Sent {
     enc_plain(&interleave(
         text,

@@ -433,7 +433,7 @@ async fn bulk_tunnels_carry_every_byte_both_ways() {
     });
     let fx = Fixture::new();
     let settings = format!(
-        "identity:\n  networks: [{{ cidr: 127.0.0.0/8, user: bob, groups: [all-staff] }}]\nupstream:\n  allow_destinations: [127.0.0.1/32]\n  allowed_ports: [{site_port}]\n"
+        "identity:\n  networks: [{{ cidr: 127.0.0.0/8, user: bob, groups: [all-staff] }}]\nupstream:\n  allow_destinations: [127.0.0.1/32]\n  allow_ip_literals: [127.0.0.1/32]\n  allowed_ports: [{site_port}]\n"
     );
     let gw = gateway(&fx, &settings, POLICY).await;
 

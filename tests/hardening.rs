@@ -311,7 +311,11 @@ async fn refusals_trace_own_listener_and_per_client_cap() {
         &Fixture::new(),
         &settings(&[port, own.port()], "").replace(
             "allowed_ports: [",
-            &format!("allowed_ports: [{}, ", own.port()),
+            // An IP literal the client may name, so that the self-guard decides.
+            &format!(
+                "allow_ip_literals: [127.0.0.1/32]\n  allowed_ports: [{}, ",
+                own.port()
+            ),
         ),
         POLICY,
     )
@@ -327,7 +331,7 @@ async fn refusals_trace_own_listener_and_per_client_cap() {
     )
     .await;
     assert!(
-        out.contains("403") && out.contains("destination-guard"),
+        out.contains("403") && out.contains("destination-guard") && !out.contains("IP address"),
         "{out}"
     );
     assert_eq!(seen.heads.load(Ordering::SeqCst), 0);

@@ -38,8 +38,9 @@ identity:
   group_members: {{ all-staff: [bob, alice], communications: [alice] }}
   trusted_header: {{ user: X-Authenticated-User, from: [127.0.0.1/32] }}
 upstream:
-  resolve: {{ www.social.test: 127.0.0.1, www.other.test: 127.0.0.1, closed.test: 127.0.0.1 }}
-  allow_destinations: [127.0.0.1/32]
+  # closed.test on an address of its own: 127.0.0.1 is learned for the site social.
+  resolve: {{ www.social.test: 127.0.0.1, www.other.test: 127.0.0.1, closed.test: 127.0.0.2 }}
+  allow_destinations: [127.0.0.1/32, 127.0.0.2/32]
   allowed_ports: [80, 443, {up_port}, {extra_port}]
 "#
     )

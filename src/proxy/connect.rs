@@ -7,9 +7,20 @@
 //! intercepted site, or when traffic to port 443 is not TLS. Only then are bytes
 //! copied both ways (`relay`). A CONNECT to an intercepted site is handed to
 //! `intercept` after identity and port only: its name is not looked up until an
-//! inner request is allowed. Called by `route`.
+//! inner request is allowed.
+//!
+//! The destination is attributed first: an IP literal is refused (`ip-literal`)
+//! unless it is a site's address (`networks:` or learned, see
+//! `upstream::Dialer::sites_at`; then decided as that site, and refused if the
+//! site is intercepted: no leaf for an address would be accepted) or inside
+//! `upstream.allow_ip_literals` (then unlisted). An unlisted name is resolved
+//! before the decision, and a name at a site's address is decided as that site
+//! (intercepted when the site is); exactly the addresses judged are dialled.
+//! Addresses of more than one site are refused (`ambiguous-site`). Called by
+//! `route`; [`ip_literal_site`] also by `forward`.
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +38,9 @@ use super::gateway::Gateway;
 use super::observe;
 use super::pipeline;
 use super::respond::Refusal;
-use crate::policy::{normalize_host, NormalHost, Policy};
+use super::upstream::DialError;
+use crate::net_guard::DestinationDenied;
+use crate::policy::{normalize_host, NormalHost, Policy, Site};
 
 /// What the first bytes of a tunnel showed.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,7 +69,39 @@ pub(crate) async fn handle(
     let gw = ctx.gw.clone();
     pipeline::check_port(&gw, port)?;
     let policy = gw.policy();
-    if policy.site_for(&host).is_some_and(|s| s.intercept) && host.as_domain().is_some() {
+    let listed = policy.site_for(&host);
+    let learn_as = listed.map(|s| s.name.clone());
+    // Which site the destination is decided as, whether it is intercepted, and
+    // (for an unlisted name) the addresses judged, which are the ones dialled.
+    let mut resolved = None;
+    let (decide_as, intercept) = match (&host, listed) {
+        (NormalHost::Ip(ip), _) => match ip_literal_site(&gw, *ip)? {
+            // No leaf for an address would be accepted for the site's name, and a
+            // leaf for the name would teach clients to click through: refused.
+            Some(site) if site.intercept => {
+                return Err(Refusal::DestinationGuard {
+                    reason: DestinationDenied::IpLiteral,
+                    what: format!(
+                    "Naming the inspected site `{}` by its address ({host}) rather than its name",
+                    site.name
+                ),
+                })
+            }
+            Some(site) => (Some(site.host), false),
+            None => (None, false),
+        },
+        (NormalHost::Domain(_), Some(site)) => (None, site.intercept),
+        (NormalHost::Domain(_), None) => {
+            // An unlisted name: its addresses say whether it is a site's.
+            let (attributed, addrs) = unlisted_name_site(&gw, &policy, &host, port).await?;
+            resolved = Some(addrs);
+            match attributed {
+                Some(site) => (Some(site.host), site.intercept),
+                None => (None, false),
+            }
+        }
+    };
+    if intercept && host.as_domain().is_some() {
         // Accepted once identity and port pass, without looking the name up: each
         // inner request is decided (and audited) on its own, and only an allowed
         // one resolves and dials.
@@ -65,8 +110,16 @@ pub(crate) async fn handle(
         let peer = ctx.peer;
         let gw2 = gw.clone();
         let serve = move |upgraded| async move {
-            let served =
-                super::intercept::serve(gw2, principal, peer, host.clone(), port, upgraded).await;
+            let served = super::intercept::serve(
+                gw2,
+                principal,
+                peer,
+                host.clone(),
+                port,
+                decide_as,
+                upgraded,
+            )
+            .await;
             if let Err(why) = served {
                 tracing::debug!(host = %host, reason = %why, "intercepted tunnel ended");
             }
@@ -78,17 +131,19 @@ pub(crate) async fn handle(
         principal,
         host,
         port,
+        decide_as,
     };
     pipeline::decide_tunnel(&ex, req.headers())?;
     let Exchange { host, .. } = ex;
     // Taken before the dial, so that a gateway at its limit dials nothing.
     let slot = tunnel_slot(&gw)?;
     // Dialled before the 200, so that a failure is a 502 rather than a dead tunnel.
-    let (upstream, _) = gw
-        .dialer
-        .dial(&host, port)
-        .await
-        .map_err(|e| pipeline::dial_refusal(e, &host, port))?;
+    let dialled = match resolved {
+        Some(Ok(addrs)) => gw.dialer.dial_addrs(&host, port, addrs).await,
+        Some(Err(e)) => Err(e),
+        None => gw.dialer.dial(&host, port, learn_as.as_deref()).await,
+    };
+    let (upstream, _) = dialled.map_err(|e| pipeline::dial_refusal(e, &host, port))?;
     let idle = gw.settings.limits.idle_timeout;
     // The tunnel's audit record is written when it closes, with its byte counts.
     observe::defer(&ctx.log);
@@ -120,6 +175,102 @@ pub(crate) async fn handle(
     };
     open_tunnel(&gw, slot, req, serve, move || {
         observe::finish(&gw3, &failed_log, 200, 0)
+    })
+}
+
+/// The site an address belongs to, as the gateway decides it.
+pub(crate) struct SiteAt {
+    pub name: String,
+    /// The host the policy decides (one of the site's own).
+    pub host: NormalHost,
+    pub intercept: bool,
+}
+
+/// The site the addresses `ips` belong to (its `networks:`, or learned for its
+/// domains in the last hour), if any. Addresses of more than one site are
+/// refused (`ambiguous-site`): the destination cannot be decided as one of them.
+fn site_at(
+    gw: &Gateway,
+    policy: &Policy,
+    ips: impl Iterator<Item = IpAddr>,
+    what: &str,
+) -> Result<Option<SiteAt>, Refusal> {
+    let mut sites: Vec<&Site> = Vec::new();
+    for ip in ips {
+        for site in gw.dialer.sites_at(policy, ip) {
+            if !sites.iter().any(|s| std::ptr::eq(*s, site)) {
+                sites.push(site);
+            }
+        }
+    }
+    let ambiguous = |names: String| Refusal::DestinationGuard {
+        reason: DestinationDenied::AmbiguousSite,
+        what: format!("{what}, whose addresses belong to {names},"),
+    };
+    match sites.as_slice() {
+        [] => Ok(None),
+        [site] => {
+            let host = policy.host_of_site(site).ok_or_else(|| {
+                ambiguous(format!(
+                    "the site `{}` (which has no name of its own)",
+                    site.name
+                ))
+            })?;
+            Ok(Some(SiteAt {
+                name: site.name.clone(),
+                host,
+                intercept: site.intercept,
+            }))
+        }
+        many => Err(ambiguous(format!(
+            "the sites {}",
+            many.iter()
+                .map(|s| format!("`{}`", s.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// An unlisted name, resolved: the site its addresses belong to, if any, and the
+/// addresses (or why there are none: that is reported only if the request is
+/// allowed, as a dial failure would be).
+pub(crate) async fn unlisted_name_site(
+    gw: &Gateway,
+    policy: &Policy,
+    host: &NormalHost,
+    port: u16,
+) -> Result<(Option<SiteAt>, Result<Vec<SocketAddr>, DialError>), Refusal> {
+    let addrs = gw.dialer.resolve(host, port).await;
+    let attributed = match &addrs {
+        Ok(addrs) => site_at(gw, policy, addrs.iter().map(|a| a.ip()), &format!("{host}"))?,
+        Err(_) => None,
+    };
+    Ok((attributed, addrs))
+}
+
+/// An IP literal (CONNECT or `http://`): the site whose address it is (then it
+/// is decided as that site), or `None` when `upstream.allow_ip_literals` holds
+/// it (an unlisted destination). Any other IP literal is refused
+/// (`ip-literal`): a client that names an address instead of a name must not
+/// reach a listed site as an unlisted one.
+pub(crate) fn ip_literal_site(gw: &Gateway, ip: IpAddr) -> Result<Option<SiteAt>, Refusal> {
+    let policy = gw.policy();
+    let literal = NormalHost::Ip(ip);
+    if let Some(site) = site_at(
+        gw,
+        &policy,
+        std::iter::once(ip),
+        &format!("the IP address {literal}"),
+    )? {
+        return Ok(Some(site));
+    }
+    if gw.dialer.guard.ip_literal_allowed(ip) {
+        return Ok(None);
+    }
+    Err(Refusal::DestinationGuard {
+        reason: DestinationDenied::IpLiteral,
+        what: format!("A destination named by its IP address ({literal}) rather than a name"),
     })
 }
 

@@ -64,9 +64,19 @@ pub(crate) struct Exchange<'a> {
     pub principal: Arc<Principal>,
     pub host: NormalHost,
     pub port: u16,
+    /// A host of the site this destination is decided as, when the gateway
+    /// attributed it to the site by its address (an IP literal or another name
+    /// pointing into the site's `networks:` or learned addresses); `None`: the
+    /// host decides for itself.
+    pub decide_as: Option<NormalHost>,
 }
 
 impl Exchange<'_> {
+    /// The host the policy decides: [`Exchange::decide_as`], else the host.
+    pub fn policy_host(&self) -> &NormalHost {
+        self.decide_as.as_ref().unwrap_or(&self.host)
+    }
+
     /// `host[:port]` as the site is told it (the default port left out).
     pub fn authority(&self, default_port: u16) -> String {
         if self.port == default_port {

@@ -2,6 +2,10 @@
 //! 10–300 s range the gateway documents; the system resolver does not expose TTLs, so a
 //! fixed lifetime is used), failures for 10 s, and concurrent lookups of one name
 //! share a single query. Bounded: at most 10,000 names are kept.
+//!
+//! Also the addresses learned for listed sites ([`LearnedAddrs`]): every address
+//! the gateway resolved for a site's domain in the last hour, so that another
+//! name pointing there is decided as that site. Bounded too.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -114,6 +118,87 @@ impl NameCache {
     }
 }
 
+/// How long an address learned for a site counts as the site's.
+pub const LEARNED_TTL: Duration = Duration::from_secs(3600);
+const MAX_LEARNED: usize = 20_000;
+/// Sites remembered per address (sites of one company share addresses).
+const MAX_SITES_PER_ADDRESS: usize = 8;
+
+/// Addresses the gateway resolved for listed sites' domains: address to the
+/// sites (by name) and when each entry expires.
+#[derive(Debug, Default)]
+pub struct LearnedAddrs {
+    entries: Mutex<HashMap<IpAddr, Vec<(String, Instant)>>>,
+}
+
+impl LearnedAddrs {
+    /// Records that `site`'s domain resolved to `ips` (canonical forms expected).
+    pub fn learn(&self, site: &str, ips: impl IntoIterator<Item = IpAddr>) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let expires = now + LEARNED_TTL;
+        for ip in ips {
+            if !entries.contains_key(&ip) && entries.len() >= MAX_LEARNED {
+                entries.retain(|_, sites| {
+                    sites.retain(|(_, exp)| *exp > now);
+                    !sites.is_empty()
+                });
+                if entries.len() >= MAX_LEARNED {
+                    // Still full of live entries: drop those learned longest ago
+                    // rather than grow. Forgetting loosens (a name pointing at a
+                    // forgotten address is judged by `networks:` only), so the
+                    // bound is far above what the listed sites use.
+                    let cutoff = now + LEARNED_TTL / 2;
+                    entries.retain(|_, sites| sites.iter().any(|(_, exp)| *exp > cutoff));
+                }
+                if entries.len() >= MAX_LEARNED {
+                    continue;
+                }
+            }
+            let sites = entries.entry(ip).or_default();
+            sites.retain(|(_, exp)| *exp > now);
+            match sites.iter_mut().find(|(s, _)| s == site) {
+                Some(entry) => entry.1 = expires,
+                None => {
+                    if sites.len() >= MAX_SITES_PER_ADDRESS {
+                        sites.remove(0);
+                    }
+                    sites.push((site.to_string(), expires));
+                }
+            }
+        }
+    }
+
+    /// The sites `ip` was learned for within the last hour.
+    pub fn sites_of(&self, ip: IpAddr) -> Vec<String> {
+        let Ok(entries) = self.entries.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        entries
+            .get(&ip)
+            .map(|sites| {
+                sites
+                    .iter()
+                    .filter(|(_, exp)| *exp > now)
+                    .map(|(s, _)| s.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many addresses are held (for tests).
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |e| e.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Orders addresses for Happy Eyeballs (RFC 8305): alternate IPv6 and IPv4,
 /// starting with the family of the first answer.
 pub fn interleave(addrs: &[std::net::SocketAddr]) -> Vec<std::net::SocketAddr> {
@@ -182,6 +267,21 @@ mod tests {
         assert!(cache.lookup("gone.example").await.is_err());
         assert!(cache.lookup("gone.example").await.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn learned_addresses_are_bounded_and_per_site() {
+        let l = LearnedAddrs::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        l.learn("x", [a]);
+        l.learn("x", [a]);
+        l.learn("y", [a]);
+        assert_eq!(l.sites_of(a), vec!["x".to_string(), "y".to_string()]);
+        assert!(l.sites_of("192.0.2.2".parse().unwrap()).is_empty());
+        for i in 0..(MAX_LEARNED as u32 + 10) {
+            l.learn("z", [IpAddr::V4((0x0a00_0000 + i).into())]);
+        }
+        assert!(l.len() <= MAX_LEARNED);
     }
 
     #[test]

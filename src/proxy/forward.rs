@@ -15,7 +15,7 @@ use super::body::ProxyBody;
 use super::context::{ClientConn, Exchange, RequestCtx};
 use super::pipeline::{self, Allowed, Leg};
 use super::respond::Refusal;
-use crate::policy::normalize_host;
+use crate::policy::{normalize_host, NormalHost};
 
 pub(crate) async fn handle(
     ctx: &RequestCtx,
@@ -37,11 +37,25 @@ pub(crate) async fn handle(
         ))?;
     let port = uri.port_u16().unwrap_or(80);
     pipeline::check_port(&ctx.gw, port)?;
+    // An IP literal is a site's when it is the site's address, an unlisted
+    // destination only inside `upstream.allow_ip_literals`, else refused.
+    // An unlisted name at a site's address is decided as that site (the name is
+    // resolved before the decision; the leg dials it again, from the cache).
+    let policy = ctx.gw.policy();
+    let decide_as = match &host {
+        NormalHost::Ip(ip) => super::connect::ip_literal_site(&ctx.gw, *ip)?.map(|s| s.host),
+        NormalHost::Domain(_) if policy.site_for(&host).is_some() => None,
+        NormalHost::Domain(_) => super::connect::unlisted_name_site(&ctx.gw, &policy, &host, port)
+            .await?
+            .0
+            .map(|s| s.host),
+    };
     let ex = Exchange {
         ctx,
         principal,
         host,
         port,
+        decide_as,
     };
     Ok(pipeline::run(&ex, req, &PlainLeg { conn }).await)
 }
@@ -80,9 +94,11 @@ impl Leg for PlainLeg<'_> {
         let mut sender = match pooled {
             Some(s) => s,
             None => {
+                let policy = gw.policy();
+                let site = policy.site_for(&ex.host).map(|s| s.name.as_str());
                 let (tcp, _addr) = gw
                     .dialer
-                    .dial(&ex.host, ex.port)
+                    .dial(&ex.host, ex.port, site)
                     .await
                     .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?;
                 let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))

@@ -73,10 +73,12 @@ impl Gateway {
                 allow: settings.upstream.allow_destinations.clone(),
                 allowed_ports: settings.upstream.allowed_ports.clone(),
                 own,
+                ip_literals: settings.upstream.allow_ip_literals.clone(),
             },
             resolve: settings.upstream.resolve.clone(),
             connect_timeout: settings.upstream.connect_timeout,
             names: dns::NameCache::new(dns::system_lookup()),
+            learned: dns::LearnedAddrs::default(),
         };
         Ok(Gateway {
             settings,

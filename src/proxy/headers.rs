@@ -42,6 +42,9 @@ pub const REFERENCE: &str = "x-socialgate-reference";
 pub fn clean_response_headers(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
     headers.remove(REFERENCE);
+    // `Alt-Svc` invites the client to HTTP/3 over QUIC (UDP), which never passes
+    // through the gateway: the site's offer is not passed on.
+    headers.remove(header::ALT_SVC);
 }
 
 /// Prepares request headers for the upstream: hop-by-hop and identity headers out.

@@ -6,7 +6,10 @@
 //! the client's protocol: HTTP/2 when the client and the site both speak it,
 //! HTTP/1.1 for an HTTP/1.1 client (no HTTP/2 framing to pay for a client that
 //! sends one request at a time). The SNI and every inner Host / `:authority` must
-//! equal the CONNECT host, else 421.
+//! equal the CONNECT host, else 421. A CONNECT inside the tunnel is 405 (it would
+//! open a tunnel the gateway never sees); the site's `Alt-Svc` is removed with
+//! the hop-by-hop headers (`headers`). When `connect` attributed an unlisted
+//! name to a site by its address, inner requests are decided as that site.
 //! Upstream connections belong to this tunnel, hence to one user: never shared.
 //! WebSocket upgrades are decided like any request, then relayed by `websocket`:
 //! byte for byte, or message by message with each client message scanned under
@@ -42,6 +45,9 @@ pub struct Tunnel {
     peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
+    /// The site's host the inner requests are decided as, when `connect`
+    /// attributed this name to a site by its address.
+    decide_as: Option<NormalHost>,
     /// Did the ClientHello name the CONNECT host?
     sni_matches: bool,
     /// Did the client negotiate HTTP/2? Then the site is offered it too.
@@ -67,6 +73,7 @@ pub async fn serve<I>(
     peer_ip: std::net::IpAddr,
     host: NormalHost,
     port: u16,
+    decide_as: Option<NormalHost>,
     io: I,
 ) -> Result<(), String>
 where
@@ -108,6 +115,7 @@ where
         peer_ip,
         host,
         port,
+        decide_as,
         sni_matches,
         client_h2,
         upstream: Mutex::new(UpstreamPool::default()),
@@ -147,6 +155,18 @@ impl Tunnel {
         if !self.sni_matches {
             return Err(Refusal::Misdirected);
         }
+        // A CONNECT inside the tunnel would open a tunnel the gateway never sees,
+        // whatever it names. Only an HTTP/2 extended CONNECT for a WebSocket
+        // (RFC 8441, when enabled) is a request like others: `connect-udp` and
+        // every other protocol is a tunnel too.
+        if req.method() == http::Method::CONNECT
+            && req
+                .extensions()
+                .get::<hyper::ext::Protocol>()
+                .is_none_or(|p| !p.as_str().eq_ignore_ascii_case("websocket"))
+        {
+            return Err(Refusal::MethodNotAllowed);
+        }
         // The Host header (HTTP/1.1) or :authority (HTTP/2) must be the CONNECT host.
         let authority = req
             .uri()
@@ -171,6 +191,7 @@ impl Tunnel {
             principal: self.principal.clone(),
             host: self.host.clone(),
             port: self.port,
+            decide_as: self.decide_as.clone(),
         };
         Ok(pipeline::run(&ex, req, self).await)
     }
@@ -243,10 +264,12 @@ impl Tunnel {
     /// Dials the site (through the destination guard: a refusal there is the same
     /// 403 as on plain HTTP) and sets up TLS and HTTP.
     async fn connect(&self, websocket: bool) -> Result<Sender, Refusal> {
+        let policy = self.gw.policy();
+        let site = policy.site_for(&self.host).map(|s| s.name.as_str());
         let (tcp, _) = self
             .gw
             .dialer
-            .dial(&self.host, self.port)
+            .dial(&self.host, self.port, site)
             .await
             .map_err(|e| pipeline::dial_refusal(e, &self.host, self.port))?;
         let config = if websocket || !self.client_h2 {

@@ -243,7 +243,7 @@ async fn decide(
     let policy = gw.policy();
     let max = gw.settings.limits.max_scan_bytes;
     let has_body = held.is_open();
-    let site = policy.site_for(&ex.host);
+    let site = policy.site_for(ex.policy_host());
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
@@ -255,7 +255,7 @@ async fn decide(
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let raw = RawRequest {
         method: parts.method.as_str(),
-        host: &ex.host,
+        host: ex.policy_host(),
         target,
         headers: &parts.headers,
         body: held.buffered(),
@@ -271,7 +271,7 @@ async fn decide(
                 &policy,
                 &ex.principal.user,
                 &ex.principal.groups,
-                &ex.host,
+                ex.policy_host(),
                 refusal,
             );
             observe::decided(gw, &ex.ctx.log, &refused);
@@ -429,7 +429,7 @@ pub(crate) fn decide_tunnel(ex: &Exchange<'_>, headers: &http::HeaderMap) -> Res
         decision: gw.policy().decide_unworded(&Facts {
             user: &ex.principal.user,
             groups: &ex.principal.groups,
-            request: RequestView::tunnel(&ex.host, headers),
+            request: RequestView::tunnel(ex.policy_host(), headers),
             at: Some(Utc::now()),
         }),
         findings: Vec::new(),
@@ -463,7 +463,7 @@ async fn acknowledge(ex: &Exchange<'_>, body: Incoming) -> Result<Response<Proxy
     ))?;
     let policy = gw.policy();
     let site = policy
-        .site_for(&ex.host)
+        .site_for(ex.policy_host())
         .map(|s| s.name.as_str())
         .unwrap_or("unlisted");
     if ack.user != *user || ack.site != site {

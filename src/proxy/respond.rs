@@ -170,7 +170,7 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
         ),
         Refusal::MethodNotAllowed => text(
             StatusCode::METHOD_NOT_ALLOWED,
-            "TRACE is not allowed through the gateway.",
+            "TRACE, and CONNECT inside a tunnel, are not allowed through the gateway.",
         ),
         Refusal::Misdirected => text(
             StatusCode::MISDIRECTED_REQUEST,

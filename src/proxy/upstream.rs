@@ -6,14 +6,19 @@
 //! wins), within `connect_timeout` in all. Also the kinds of upstream failure
 //! (labels of `socialgate_upstream_errors_total`). Called by the legs (`forward`,
 //! `intercept`) and `connect`, only once a request is decided.
+//!
+//! Addresses resolved for a listed site's domain are learned (`dns::LearnedAddrs`,
+//! one hour); [`Dialer::sites_at`] says which sites an address belongs to (their
+//! `networks:` or learned), so that `connect` and `forward` decide an IP literal
+//! or another name pointing there as the site.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::net_guard::{DestinationDenied, DestinationGuard};
-use crate::policy::NormalHost;
+use crate::net_guard::{canonical, DestinationDenied, DestinationGuard};
+use crate::policy::{NormalHost, Policy, Site};
 
 /// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +57,8 @@ pub struct Dialer {
     pub resolve: std::collections::HashMap<String, std::net::IpAddr>,
     pub connect_timeout: Duration,
     pub names: super::dns::NameCache,
+    /// Addresses resolved for listed sites' domains in the last hour.
+    pub learned: super::dns::LearnedAddrs,
 }
 
 /// Delay before the next address is tried while earlier attempts are pending.
@@ -82,15 +89,61 @@ impl Dialer {
         }
     }
 
+    /// [`Dialer::resolve`], learning the addresses when `site` names the listed
+    /// site whose domain `host` is.
+    pub async fn resolve_learning(
+        &self,
+        host: &NormalHost,
+        port: u16,
+        site: Option<&str>,
+    ) -> Result<Vec<SocketAddr>, DialError> {
+        let addrs = self.resolve(host, port).await?;
+        if let (Some(site), NormalHost::Domain(_)) = (site, host) {
+            self.learned
+                .learn(site, addrs.iter().map(|a| canonical(a.ip())));
+        }
+        Ok(addrs)
+    }
+
+    /// The sites `ip` belongs to: those whose `networks:` hold it, and those it
+    /// was resolved for in the last hour (sites since removed from the policy
+    /// are left out). Policy order, no repeats.
+    pub fn sites_at<'p>(&self, policy: &'p Policy, ip: std::net::IpAddr) -> Vec<&'p Site> {
+        let ip = canonical(ip);
+        let mut sites = policy.sites_for_address(ip);
+        for name in self.learned.sites_of(ip) {
+            if let Some(site) = policy.site_named(&name) {
+                if !sites.iter().any(|s| std::ptr::eq(*s, site)) {
+                    sites.push(site);
+                }
+            }
+        }
+        sites
+    }
+
     /// Resolves, checks every address, and connects to the first allowed one that
     /// answers. If the guard refuses all addresses, the first refusal is returned.
+    /// `site`: the listed site whose domain `host` is (its addresses are learned).
     pub async fn dial(
         &self,
         host: &NormalHost,
         port: u16,
+        site: Option<&str>,
     ) -> Result<(TcpStream, SocketAddr), DialError> {
         self.guard.check_port(port).map_err(DialError::Denied)?;
-        let addrs = self.resolve(host, port).await?;
+        let addrs = self.resolve_learning(host, port, site).await?;
+        self.dial_addrs(host, port, addrs).await
+    }
+
+    /// [`Dialer::dial`] to addresses already resolved for `host` (never resolved
+    /// again, so what was judged is what is dialled).
+    pub async fn dial_addrs(
+        &self,
+        host: &NormalHost,
+        port: u16,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<(TcpStream, SocketAddr), DialError> {
+        self.guard.check_port(port).map_err(DialError::Denied)?;
         let mut allowed = Vec::new();
         let mut first_denial = None;
         for a in addrs {

@@ -1,6 +1,6 @@
 //! The `upstream:` section: how the gateway reaches sites (extra trusted roots,
 //! pinned addresses, destinations allowed despite the private-address guard,
-//! ports, time-outs), with its defaults.
+//! IP literals a client may name, ports, time-outs), with its defaults.
 //!
 //! Limits: parent-proxy chaining (`proxy`, `no_proxy`) is recognised but
 //! refused, as it is not implemented; root files are only named here and read
@@ -29,6 +29,8 @@ pub(super) struct RawUpstream {
     resolve: IndexMap<String, String>,
     #[serde(default)]
     allow_destinations: Vec<String>,
+    #[serde(default)]
+    allow_ip_literals: Vec<String>,
     allowed_ports: Option<Vec<u16>>,
     proxy: Option<String>,
     #[serde(default)]
@@ -43,6 +45,10 @@ pub struct UpstreamSettings {
     pub extra_roots: Vec<PathBuf>,
     pub resolve: HashMap<String, IpAddr>,
     pub allow_destinations: Vec<IpNet>,
+    /// Addresses a client may name as an IP literal (CONNECT or `http://`):
+    /// then an unlisted destination. Any other IP literal is refused
+    /// (`ip-literal`) unless it is a site's address.
+    pub allow_ip_literals: Vec<IpNet>,
     pub allowed_ports: Vec<u16>,
     pub connect_timeout: Duration,
     /// How long the site may take to start answering (then 504).
@@ -55,6 +61,7 @@ impl Default for UpstreamSettings {
             extra_roots: Vec::new(),
             resolve: HashMap::new(),
             allow_destinations: Vec::new(),
+            allow_ip_literals: Vec::new(),
             allowed_ports: vec![80, 443],
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(60),
@@ -83,6 +90,15 @@ pub(super) fn apply(u: RawUpstream, up: &mut UpstreamSettings, problems: &mut Pr
             Err(e) => problems.at(
                 &index("upstream.allow_destinations", i),
                 format!("`allow_destinations`: {e}"),
+            ),
+        }
+    }
+    for (i, d) in u.allow_ip_literals.iter().enumerate() {
+        match parse_cidr(d) {
+            Ok(n) => up.allow_ip_literals.push(n),
+            Err(e) => problems.at(
+                &index("upstream.allow_ip_literals", i),
+                format!("`allow_ip_literals`: {e}"),
             ),
         }
     }

@@ -316,7 +316,8 @@ fn websocket_echo_response(req: &Request<Incoming>) -> Response<Full<Bytes>> {
 }
 
 /// Starts a recording TLS upstream for `host` with a CA of its own, presenting a
-/// certificate of `kind`; answers `hello from the social site`.
+/// certificate of `kind`; answers `hello from the social site` (with an
+/// `Alt-Svc` offer on `/alt-svc`).
 pub async fn tls_upstream(host: &str, kind: CertKind) -> TlsUpstream {
     let ca = TestCa::new(UPSTREAM_CA);
     let leaf = upstream_leaf(&ca, host, kind);
@@ -354,9 +355,16 @@ pub async fn tls_upstream(host: &str, kind: CertKind) -> TlsUpstream {
                         headers: parts.headers,
                         body,
                     });
-                    Ok(Response::new(Full::new(Bytes::from_static(
-                        b"hello from the social site",
-                    ))))
+                    let mut resp =
+                        Response::new(Full::new(Bytes::from_static(b"hello from the social site")));
+                    // `/alt-svc` offers HTTP/3, as large sites do.
+                    if parts.uri.path() == "/alt-svc" {
+                        resp.headers_mut().insert(
+                            "alt-svc",
+                            http::HeaderValue::from_static("h3=\":443\"; ma=86400"),
+                        );
+                    }
+                    Ok(resp)
                 }
             });
             let _ =

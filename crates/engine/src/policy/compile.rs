@@ -15,7 +15,7 @@ use super::sources::PolicyFiles;
 use super::when::{parse_clock, parse_days, TimeWindow};
 use super::{
     Action, ActivityId, ActivitySelector, CustomDetector, DlpProfile, DlpSettings, DomainPattern,
-    HostTable, Matcher, PathMatch, Policy, Rule, Site, SiteSelector, BUILTIN_ACTIVITIES,
+    HostTable, IpNetwork, Matcher, PathMatch, Policy, Rule, Site, SiteSelector, BUILTIN_ACTIVITIES,
 };
 use crate::yaml_source::{child, index, suggest, ConfigError, ConfigErrors, YamlDoc};
 
@@ -466,6 +466,16 @@ impl Compiler {
                 }
             }
             owner.insert(name.clone(), format!(" (in {})", doc.file));
+            let mut networks = Vec::new();
+            for (i, n) in entry.raw.networks.iter().enumerate() {
+                let np = index(&child(&entry.path, "networks"), i);
+                match IpNetwork::parse(n) {
+                    Ok(net) => networks.push(net),
+                    Err(e) => {
+                        errors.push(doc.error_at(&np, format!("site `{name}`: `networks`: {e}")))
+                    }
+                }
+            }
             let mut activities = Vec::new();
             let mut needs_body = false;
             for (act, matchers) in &entry.raw.activities {
@@ -532,6 +542,7 @@ impl Compiler {
             sites.push(Site {
                 name: name.clone(),
                 domains,
+                networks,
                 intercept: entry.raw.intercept.unwrap_or(true),
                 activities,
                 needs_body,

@@ -98,6 +98,95 @@ fn is_plain_domain(host: &str) -> bool {
         && !host.contains(".xn--")
 }
 
+/// A CIDR block of a site's `networks:` (`192.0.2.0/24`, `2001:db8::/32`).
+/// IPv4-mapped IPv6 blocks are kept as the IPv4 block they carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `address/prefix`. Refuses a block with bits set after the prefix
+    /// (a typo as often as not), a missing prefix, and blocks wider than /8
+    /// (IPv4) or /16 (IPv6), which no single site publishes.
+    pub fn parse(raw: &str) -> Result<IpNetwork, String> {
+        let Some((a, p)) = raw.trim().split_once('/') else {
+            return Err(format!(
+                "`{raw}` is not a CIDR block: write address/prefix, e.g. `192.0.2.0/24` (`/32` for one address)"
+            ));
+        };
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("`{raw}`: `{a}` is not an IP address"))?;
+        let prefix: u8 = p
+            .parse()
+            .map_err(|_| format!("`{raw}`: `{p}` is not a prefix length"))?;
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() && prefix >= 96 => (
+                IpAddr::V4(
+                    v6.to_ipv4_mapped()
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                ),
+                prefix - 96,
+            ),
+            other => (other, prefix),
+        };
+        let (bits, min) = match addr {
+            IpAddr::V4(_) => (32u8, 8u8),
+            IpAddr::V6(_) => (128u8, 16u8),
+        };
+        if prefix > bits {
+            return Err(format!("`{raw}`: the prefix is longer than {bits} bits"));
+        }
+        if prefix < min {
+            return Err(format!(
+                "`{raw}` is wider than /{min}: no site publishes a range that large"
+            ));
+        }
+        let net = IpNetwork { addr, prefix };
+        if net.masked(addr) != addr {
+            return Err(format!(
+                "`{raw}` has bits set after the prefix; write `{}/{prefix}`",
+                net.masked(addr)
+            ));
+        }
+        Ok(net)
+    }
+
+    fn masked(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => {
+                let m = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & m).into())
+            }
+            IpAddr::V6(v6) => {
+                let m = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & m).into())
+            }
+        }
+    }
+
+    /// Does the block hold `ip` (an IPv4-mapped address compared as IPv4)?
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        ip.is_ipv4() == self.addr.is_ipv4() && self.masked(ip) == self.addr
+    }
+}
+
+impl std::fmt::Display for IpNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 /// A parsed domain pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainPattern {
@@ -257,6 +346,30 @@ mod tests {
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host("a b"), None);
         assert_eq!(normalize_host("."), None);
+    }
+
+    #[test]
+    fn networks() {
+        let n = IpNetwork::parse("127.0.0.0/8").unwrap();
+        assert!(n.contains("127.1.2.3".parse().unwrap()));
+        assert!(n.contains("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!n.contains("128.0.0.1".parse().unwrap()));
+        assert!(!n.contains("::1".parse().unwrap()));
+        let m = IpNetwork::parse("::ffff:10.0.0.0/104").unwrap();
+        assert_eq!(m.to_string(), "10.0.0.0/8");
+        let v6 = IpNetwork::parse("2a03:2880::/32").unwrap();
+        assert!(v6.contains("2a03:2880:f12f::1".parse().unwrap()));
+        assert!(!v6.contains("2a03:2881::1".parse().unwrap()));
+        for bad in [
+            "127.0.0.1",
+            "10.0.0.1/8",
+            "0.0.0.0/0",
+            "10.0.0.0/33",
+            "x/8",
+            "::/0",
+        ] {
+            assert!(IpNetwork::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

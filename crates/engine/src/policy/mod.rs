@@ -24,7 +24,7 @@ use regex::Regex;
 pub use crate::view::RequestView;
 pub use compile::load_policy;
 pub use decide::{Decision, DryRun, Facts};
-pub use host::{normalize_host, DomainPattern, HostTable, NormalHost};
+pub use host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
 pub use raw::{Action, OnFinding};
 
 /// Index of an activity name in [`Policy::activity_names`].
@@ -67,6 +67,8 @@ pub struct Policy {
 pub struct Site {
     pub name: String,
     pub domains: Vec<DomainPattern>,
+    /// `networks:`: the address ranges the site publishes as its own.
+    pub networks: Vec<IpNetwork>,
     pub intercept: bool,
     pub activities: Vec<(ActivityId, Vec<Matcher>)>,
     /// True when some matcher reads the body (`form` or `json`).
@@ -191,6 +193,39 @@ impl Policy {
         self.hosts
             .lookup(domain)
             .and_then(|i| self.sites.get(i as usize))
+    }
+
+    /// The sites whose `networks:` hold `ip` (IPv4-mapped forms compared as
+    /// IPv4), in policy order. More than one when sites share ranges (one
+    /// company's several sites): the caller must treat that as ambiguous.
+    pub fn sites_for_address(&self, ip: std::net::IpAddr) -> Vec<&Site> {
+        self.sites
+            .iter()
+            .filter(|s| s.networks.iter().any(|n| n.contains(ip)))
+            .collect()
+    }
+
+    /// The site called `name`.
+    pub fn site_named(&self, name: &str) -> Option<&Site> {
+        self.sites.iter().find(|s| s.name == name)
+    }
+
+    /// A host that this policy places in `site`, for deciding a destination the
+    /// gateway attributed to the site by its address: the first exact domain that
+    /// belongs to the site, else a name under its first wildcard that does.
+    /// `None` when no such name exists (then the caller refuses).
+    pub fn host_of_site(&self, site: &Site) -> Option<NormalHost> {
+        let index = self.sites.iter().position(|s| std::ptr::eq(s, site))? as u32;
+        let candidates = site.domains.iter().map(|d| match d {
+            DomainPattern::Exact(d) => d.clone(),
+            DomainPattern::Wildcard(s) => format!("socialgate-by-address.{s}"),
+        });
+        for c in candidates {
+            if self.hosts.lookup(&c) == Some(index) {
+                return Some(NormalHost::Domain(c));
+            }
+        }
+        None
     }
 
     /// The role mask of a user with these groups.

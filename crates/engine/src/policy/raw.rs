@@ -40,6 +40,10 @@ pub struct RawRole {
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
     pub domains: Vec<String>,
+    /// Address ranges (CIDRs) the site publishes as its own: a tunnel to an
+    /// address in them, by IP literal or by another name, is the site's.
+    #[serde(default)]
+    pub networks: Vec<String>,
     pub intercept: Option<bool>,
     #[serde(default)]
     pub activities: IndexMap<String, Vec<RawMatcher>>,
