@@ -175,8 +175,19 @@ fn wide_strict<'b>(bytes: &'b [u8], wide: Wide, why: &str) -> Result<Vec<Cow<'b,
     }
 }
 
-fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    super::extract::lossy(bytes)
+/// Bytes as text with invalid sequences replaced: `str::from_utf8`'s fast
+/// validation first (most bodies are valid UTF-8), the slower lossy walk only when
+/// it fails. Same result as `String::from_utf8_lossy`.
+pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// [`lossy`] for bytes already owned: no copy when they are valid.
+pub(crate) fn lossy_owned(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn bom_wide(bytes: &[u8]) -> Option<(Wide, usize)> {

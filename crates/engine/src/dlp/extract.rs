@@ -30,7 +30,8 @@ use std::io::Read;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{charset, ScanError};
+use super::charset::{self, lossy, lossy_owned};
+use super::ScanError;
 
 /// One request as the scanner sees it: headers it needs, the body, the query.
 #[derive(Debug, Clone, Copy, Default)]
@@ -339,21 +340,6 @@ fn extract_text_with_escapes<'b>(text: &'b str, fields: &mut Vec<Field<'b>>) {
     if let Some(u) = unescaped {
         fields.push(Field::value(u));
     }
-}
-
-/// Bytes as text with invalid sequences replaced: `str::from_utf8`'s fast
-/// validation first (most bodies are valid UTF-8), the slower lossy walk only when
-/// it fails. Same result as `String::from_utf8_lossy`.
-pub(crate) fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
-/// [`lossy`] for bytes already owned: no copy when they are valid.
-pub(crate) fn lossy_owned(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Decodes `\uXXXX` (with surrogate pairs) and the short JSON escapes.

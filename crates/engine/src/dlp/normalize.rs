@@ -305,7 +305,7 @@ fn decode_escapes(text: &str) -> Option<String> {
         out.push(b);
         i += 1;
     }
-    Some(super::extract::lossy_owned(out))
+    Some(super::charset::lossy_owned(out))
 }
 
 enum Decoded {

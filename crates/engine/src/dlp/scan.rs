@@ -432,7 +432,7 @@ mod tests {
         "uk-driving-licence",
     ];
 
-    /// One canary per block detector, as DLP.md's evasion suite names them.
+    /// One canary per block detector, as the evasion suite (tests/dlp_evasion.rs) names them.
     const CANARIES: &[(&str, &str)] = &[
         ("payment-card", "4111 1111 1111 1111"),
         ("uk-nino", "JG 10 37 82 B"),

@@ -699,7 +699,7 @@ mod tests {
 
     #[test]
     fn dotted_cards() {
-        // DLP.md: dots inside a candidate are stripped like spaces and dashes.
+        // Dots inside a candidate are stripped like spaces and dashes (docs/dlp.md).
         assert_eq!(
             found("card 4111.1111.1111.1111 exp", "payment-card"),
             vec!["4111111111111111"]
