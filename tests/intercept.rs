@@ -7,7 +7,6 @@
 
 mod support;
 
-use std::sync::Arc;
 
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,7 +94,6 @@ async fn tunnel_as(
     sni: &str,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    use rustls::pki_types::pem::PemObject;
     let port = e.up.addr.port();
     let s = open_tunnel(
         &e.gw,
@@ -103,50 +101,7 @@ async fn tunnel_as(
         &format!("Proxy-Authorization: Basic {basic}\r\n"),
     )
     .await;
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(e.fx.dir.path().join("ca.crt")).unwrap();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    connector
-        .connect(
-            rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap(),
-            s,
-        )
-        .await
-        .unwrap()
-}
-
-async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n =
-            match tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => break,
-            };
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&out);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end].to_ascii_lowercase().lines().find_map(|l| {
-                l.strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-            });
-            if len.is_none_or(|n| out.len() >= end + 4 + n) {
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    tls_with_gateway(s, &e.fx.dir.path().join("ca.crt"), sni, alpn).await
 }
 
 #[tokio::test]

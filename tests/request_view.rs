@@ -18,12 +18,11 @@
 mod support;
 
 use std::io::Write as _;
-use std::sync::Arc;
 
 use socialgate::policy::selftest::TestRequest;
 use socialgate::verdict::evaluate_test_request;
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const HOSTS: &[&str] = &[
     "www.youtube.com",
@@ -125,7 +124,6 @@ async fn tunnel(
     basic: &str,
     host: &str,
 ) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    use rustls::pki_types::pem::PemObject;
     let port = e.up(host).addr.port();
     let s = open_tunnel(
         &e.gw,
@@ -133,51 +131,7 @@ async fn tunnel(
         &format!("Proxy-Authorization: Basic {basic}\r\n"),
     )
     .await;
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(e.fx.dir.path().join("ca.crt")).unwrap();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    connector
-        .connect(
-            rustls::pki_types::ServerName::try_from(host.to_string()).unwrap(),
-            s,
-        )
-        .await
-        .unwrap()
-}
-
-/// Reads one response head (and its Content-Length body, if any).
-async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n =
-            match tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => break,
-            };
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&out);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let len = text[..end].to_ascii_lowercase().lines().find_map(|l| {
-                l.strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-            });
-            if len.is_none_or(|n| out.len() >= end + 4 + n) {
-                break;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    tls_with_gateway(s, &e.fx.dir.path().join("ca.crt"), host, &[b"http/1.1"]).await
 }
 
 /// Sends one request byte for byte inside an intercepted tunnel; returns the

@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -94,25 +93,9 @@ async fn intercepted(e: &Env, name: &str) -> hyper::client::conn::http1::SendReq
 }
 
 async fn tls_to(e: &Env, name: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    use rustls::pki_types::pem::PemObject;
     let port = e.up.addr.port();
     let s = open_tunnel(&e.gw, &format!("{name}:{port}"), DAVE).await;
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(e.fx.dir.path().join("ca.crt")).unwrap();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from(name.to_string()).unwrap(),
-            s,
-        )
-        .await
-        .unwrap()
+    tls_with_gateway(s, &e.fx.dir.path().join("ca.crt"), name, &[b"http/1.1"]).await
 }
 
 /// Sends `method path` with `Host: host:<the upstream's port>`; status,

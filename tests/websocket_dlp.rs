@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use support::*;
@@ -90,7 +89,6 @@ type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 /// A CONNECT tunnel as `creds`, TLS with the gateway (trusting only its CA).
 async fn tunnel(e: &Env, creds: &str) -> Tls {
     use base64::Engine as _;
-    use rustls::pki_types::pem::PemObject;
     let port = e.up.addr.port();
     let basic = base64::engine::general_purpose::STANDARD.encode(creds);
     let s = open_tunnel(
@@ -99,22 +97,13 @@ async fn tunnel(e: &Env, creds: &str) -> Tls {
         &format!("Proxy-Authorization: Basic {basic}\r\n"),
     )
     .await;
-    let mut roots = rustls::RootCertStore::empty();
-    let ca = std::fs::read(e.fx.dir.path().join("ca.crt")).unwrap();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(
-            rustls::pki_types::ServerName::try_from("www.social.test".to_string()).unwrap(),
-            s,
-        )
-        .await
-        .unwrap()
+    tls_with_gateway(
+        s,
+        &e.fx.dir.path().join("ca.crt"),
+        "www.social.test",
+        &[b"http/1.1"],
+    )
+    .await
 }
 
 /// A WebSocket to `path` on the site, through the gateway, as `creds`; the

@@ -15,6 +15,8 @@
 //! Callers: tests/ through `tests/support/mod.rs`; `tests/kerberos.rs`,
 //! `tests/ldap.rs` and `tests/kerberos_bench.rs` directly.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -268,6 +270,67 @@ pub async fn admin_metrics(gw: &RunningGateway) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// TLS with the gateway over an opened tunnel (`open_tunnel`), trusting only the
+/// CA certificate in `ca_pem` (the gateway's `ca.crt`), naming `sni` and offering
+/// `alpn`: what a browser that was given the gateway's CA does.
+pub async fn tls_with_gateway(
+    tunnel: tokio::net::TcpStream,
+    ca_pem: &std::path::Path,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(ca_pem).unwrap();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap(),
+            tunnel,
+        )
+        .await
+        .unwrap()
+}
+
+/// Reads one HTTP/1.1 response head (and its Content-Length body, if any) from a
+/// raw stream; stops at 5 s without data or when the peer closes.
+pub async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n =
+            match tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => break,
+            };
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end].to_ascii_lowercase().lines().find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            });
+            if len.is_none_or(|n| out.len() >= end + 4 + n) {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
