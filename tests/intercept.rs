@@ -7,7 +7,6 @@
 
 mod support;
 
-
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -9,7 +9,6 @@
 
 mod support;
 
-
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
