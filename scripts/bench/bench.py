@@ -266,6 +266,7 @@ upstream:
   extra_roots: [{self.up_ca}]
   resolve: {{ localhost: 127.0.0.1 }}
   allow_destinations: [127.0.0.1/32]
+  allow_ip_literals: [127.0.0.1/32]     # W1 and the tunnels address the upstream by IP
   allowed_ports: [{self.http_port}, {self.https_port}]
 limits:
   max_connections: 30000
