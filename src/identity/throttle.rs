@@ -270,6 +270,12 @@ impl SignInThrottle {
 mod tests {
     use super::*;
 
+    #[test]
+    fn reasons_are_the_metric_labels() {
+        let labels: Vec<&str> = ThrottleReason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(labels, crate::metrics::SIGNIN_THROTTLE_REASONS);
+    }
+
     const A: &str = "192.0.2.1";
 
     fn ip(s: &str) -> IpAddr {

@@ -12,6 +12,7 @@
 
 pub mod dlp;
 pub mod dlp_bridge;
+pub mod host;
 pub mod policy;
 pub mod verdict;
 pub mod view;

@@ -14,14 +14,14 @@
 //!
 //! Limits: pure (no I/O, no clock). The body is whatever the caller buffered;
 //! the view never reads more, and never rewrites the query or the body. Depends
-//! only on `policy::host` (so `policy` can read the view without a cycle);
+//! only on `host` (so `policy` can read the view without a cycle);
 //! `RequestView::build(policy, raw)` is defined in `policy`. Callers: `verdict`
 //! (policy tests, `explain`), the gateway's proxy pipeline, the fuzz harness and
 //! the benches.
 
 use std::borrow::Cow;
 
-use crate::policy::host::NormalHost;
+use crate::host::NormalHost;
 
 /// A request as it arrived, before anything is interpreted.
 #[derive(Debug, Clone, Copy)]
@@ -341,8 +341,6 @@ pub fn effective_method<'a>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::policy::normalize_host;
-    use crate::policy::sources::in_memory::test_policy;
 
     #[test]
     fn paths_are_normalised() {
@@ -501,43 +499,6 @@ mod tests {
                 m(wire, &h, q)
             );
         }
-    }
-
-    const POLICY: &str = r#"
-version: 1
-sites:
-  graph:
-    domains: [graph.demo.test]
-    method_override: { query: [method] }
-    activities:
-      post: [{ method: POST, path: /me/feed }]
-rules:
-  - { name: all, action: allow }
-"#;
-
-    #[test]
-    fn build_applies_the_site_overrides_and_normalises() {
-        let policy = test_policy(POLICY);
-        let host = normalize_host("graph.demo.test").unwrap();
-        let other = normalize_host("other.test").unwrap();
-        let h = http::HeaderMap::new();
-        let raw = |host, target| RawRequest {
-            method: "GET",
-            host,
-            target,
-            headers: &h,
-            body: None,
-            connect: false,
-        };
-        let v = RequestView::build(&policy, &raw(&host, "/x/../me/feed?method=post")).unwrap();
-        assert_eq!(v.method, "POST");
-        assert_eq!(v.path, "/me/feed");
-        assert_eq!(v.forward_target(), "/me/feed?method=post");
-        let v = RequestView::build(&policy, &raw(&other, "/me/feed?method=post")).unwrap();
-        assert_eq!(v.method, "GET");
-        // Unlisted hosts are normalised and refused the same way (fail closed).
-        assert!(RequestView::build(&policy, &raw(&other, "/a/..%2f")).is_err());
-        assert!(RequestView::build(&policy, &raw(&host, "/a/..%2f")).is_err());
     }
 
     #[test]

@@ -442,7 +442,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::policy::sources::in_memory::test_policy;
+    use crate::policy::test_support::test_policy;
     use crate::policy::{normalize_host, Policy};
     use crate::view::RawRequest;
 

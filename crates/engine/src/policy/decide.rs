@@ -225,7 +225,7 @@ fn describe_who(user: &str, roles: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::policy::normalize_host;
-    use crate::policy::sources::in_memory::test_policy;
+    use crate::policy::test_support::test_policy;
     use crate::view::RawRequest;
 
     const POLICY: &str = r#"

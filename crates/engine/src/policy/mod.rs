@@ -10,7 +10,6 @@
 pub mod activity;
 pub mod compile;
 pub mod decide;
-pub mod host;
 pub mod raw;
 pub mod selftest;
 pub mod sources;
@@ -21,10 +20,11 @@ use std::time::Duration;
 
 use regex::Regex;
 
+pub use crate::host;
+pub use crate::host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
 pub use crate::view::RequestView;
 pub use compile::load_policy;
 pub use decide::{Decision, DryRun, Facts};
-pub use host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
 pub use raw::{Action, OnFinding};
 
 /// Index of an activity name in [`Policy::activity_names`].
@@ -250,5 +250,69 @@ impl Policy {
     /// Domains of every site, for the PAC file.
     pub fn all_domains(&self) -> Vec<&DomainPattern> {
         self.sites.iter().flat_map(|s| s.domains.iter()).collect()
+    }
+}
+
+/// Policies held in memory, for unit tests across the engine.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::sources::PolicyFiles;
+
+    /// One policy file held in memory, for unit tests.
+    pub(crate) struct OneFile(pub &'static str);
+
+    impl PolicyFiles for OneFile {
+        fn read(&self, _path: &str) -> Result<String, String> {
+            Ok(self.0.to_string())
+        }
+
+        fn expand(&self, _pattern: &str) -> Result<Vec<String>, String> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Compiles a one-file policy for a unit test.
+    #[allow(clippy::panic)]
+    pub(crate) fn test_policy(yaml: &'static str) -> super::Policy {
+        super::load_policy("test.yaml", &OneFile(yaml)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_view_applies_the_site_overrides_and_normalises() {
+        use crate::view::{RawRequest, RequestView};
+        let policy = test_policy(
+            r#"
+version: 1
+sites:
+  graph:
+    domains: [graph.demo.test]
+    method_override: { query: [method] }
+    activities:
+      post: [{ method: POST, path: /me/feed }]
+rules:
+  - { name: all, action: allow }
+"#,
+        );
+        let host = super::normalize_host("graph.demo.test").unwrap();
+        let other = super::normalize_host("other.test").unwrap();
+        let h = http::HeaderMap::new();
+        let raw = |host, target| RawRequest {
+            method: "GET",
+            host,
+            target,
+            headers: &h,
+            body: None,
+            connect: false,
+        };
+        let v = RequestView::build(&policy, &raw(&host, "/x/../me/feed?method=post")).unwrap();
+        assert_eq!(v.method, "POST");
+        assert_eq!(v.path, "/me/feed");
+        assert_eq!(v.forward_target(), "/me/feed?method=post");
+        let v = RequestView::build(&policy, &raw(&other, "/me/feed?method=post")).unwrap();
+        assert_eq!(v.method, "GET");
+        // Unlisted hosts are normalised and refused the same way (fail closed).
+        assert!(RequestView::build(&policy, &raw(&other, "/a/..%2f")).is_err());
+        assert!(RequestView::build(&policy, &raw(&host, "/a/..%2f")).is_err());
     }
 }

@@ -79,28 +79,3 @@ fn clean(path: &str) -> String {
     }
     parts.join("/")
 }
-
-/// Policies held in memory, for unit tests across the engine.
-#[cfg(test)]
-pub(crate) mod in_memory {
-    use super::PolicyFiles;
-
-    /// One policy file held in memory, for unit tests.
-    pub(crate) struct OneFile(pub &'static str);
-
-    impl PolicyFiles for OneFile {
-        fn read(&self, _path: &str) -> Result<String, String> {
-            Ok(self.0.to_string())
-        }
-
-        fn expand(&self, _pattern: &str) -> Result<Vec<String>, String> {
-            Ok(Vec::new())
-        }
-    }
-
-    /// Compiles a one-file policy for a unit test.
-    #[allow(clippy::panic)]
-    pub(crate) fn test_policy(yaml: &'static str) -> crate::policy::Policy {
-        crate::policy::load_policy("test.yaml", &OneFile(yaml)).unwrap_or_else(|e| panic!("{e}"))
-    }
-}
