@@ -74,24 +74,9 @@ impl MemFiles {
     }
 }
 
-/// Removes `.` and `dir/..` segments, as the embedded source does.
-fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for seg in path.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    parts.join("/")
-}
-
 impl PolicyFiles for MemFiles {
     fn read(&self, path: &str) -> Result<String, String> {
-        let want = clean_path(path);
+        let want = crate::policy::sources::clean(path);
         match self.files.iter().find(|(p, _)| *p == want) {
             Some((_, text)) => Ok(text.clone()),
             None => EmbeddedFiles.read(path),
@@ -100,7 +85,8 @@ impl PolicyFiles for MemFiles {
 
     fn expand(&self, pattern: &str) -> Result<Vec<String>, String> {
         let mut out = EmbeddedFiles.expand(pattern)?;
-        let pat = glob::Pattern::new(&clean_path(pattern)).map_err(|e| e.to_string())?;
+        let pat = glob::Pattern::new(&crate::policy::sources::clean(pattern))
+            .map_err(|e| e.to_string())?;
         for (p, _) in &self.files {
             if pat.matches(p) && !out.contains(p) {
                 out.push(p.clone());

@@ -65,8 +65,9 @@ impl PolicyFiles for EmbeddedFiles {
     }
 }
 
-/// Removes `./` and `dir/..` segments so embedded names compare equal.
-fn clean(path: &str) -> String {
+/// Removes `./` and `dir/..` segments so embedded names compare equal (also
+/// used by the fuzz harness's in-memory files, so both name files alike).
+pub fn clean(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
