@@ -42,7 +42,14 @@ struct Env {
 
 async fn env() -> Env {
     let fx = Fixture::new();
-    htpasswd(&fx, &[("alice", "alice-pass"), ("bob", "bob-pass")]);
+    htpasswd(
+        &fx,
+        &[
+            ("alice", "alice-pass"),
+            ("bob", "bob-pass"),
+            ("carol", "carol-pass"),
+        ],
+    );
     let up = upstream_http("127.0.0.1").await;
     let canary = canary("127.0.0.2").await;
     let tls = upstream_tls("www.other.test").await;
@@ -50,7 +57,7 @@ async fn env() -> Env {
         r#"
 identity:
   basic: {{ realm: "Test gateway", htpasswd: "{{dir}}/users.htpasswd" }}
-  group_members: {{ communications: [alice], all-staff: [alice, bob] }}
+  group_members: {{ communications: [alice], all-staff: [alice, bob, carol] }}
   trusted_header: {{ user: X-Authenticated-User, groups: X-Authenticated-Groups, from: [10.0.0.5/32] }}
 upstream:
   resolve: {{ www.social.test: 127.0.0.1, www.other.test: 127.0.0.1, canary.test: 127.0.0.2 }}
@@ -73,6 +80,38 @@ upstream:
 
 fn url(e: &Env, path: &str) -> String {
     format!("http://www.social.test:{}{path}", e.up.addr.port())
+}
+
+/// Three users, one after another on one client keep-alive connection, reach
+/// the site over three upstream connections: an upstream connection belongs to
+/// the user it was opened for. The same user again reuses theirs.
+#[tokio::test]
+async fn upstream_connections_belong_to_one_user() {
+    let e = env().await;
+    let mut conn = connection(&e.gw).await;
+    let before = e.up.connections.load(std::sync::atomic::Ordering::SeqCst);
+    for (user, password) in [
+        ("alice", "alice-pass"),
+        ("bob", "bob-pass"),
+        ("carol", "carol-pass"),
+        ("alice", "alice-pass"),
+    ] {
+        let auth = format!("Basic {}", b64(&format!("{user}:{password}")));
+        let (status, _, body) = send(&mut conn, "GET", &url(&e, "/feed"), Some(&auth)).await;
+        assert_eq!(status, 200, "{user}: {body}");
+    }
+    let seen = e.up.requests();
+    assert_eq!(seen.len(), 4);
+    assert_eq!(
+        e.up.connections.load(std::sync::atomic::Ordering::SeqCst) - before,
+        3,
+        "alice, bob and carol each get their own upstream connection; alice's second request reuses hers"
+    );
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 #[tokio::test]

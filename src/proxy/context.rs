@@ -18,13 +18,18 @@ use super::observe::{self, SharedLog};
 use crate::identity::Principal;
 use crate::policy::NormalHost;
 
-/// Per client connection: its upstream HTTP/1.1 connections by host and port,
-/// and its identity state (a Negotiate sign-in is bound to the connection).
+/// Per client connection: its upstream HTTP/1.1 connections by the user they
+/// were opened for, host and port (a change of user on one client connection
+/// never reuses another user's upstream connection), and its identity state (a
+/// Negotiate sign-in is bound to the connection).
 #[derive(Default)]
 pub struct ClientConn {
-    pub upstreams: tokio::sync::Mutex<HashMap<(String, u16), SendRequest<ProxyBody>>>,
+    pub upstreams: tokio::sync::Mutex<HashMap<UpstreamKey, SendRequest<ProxyBody>>>,
     pub identity: crate::identity::ConnIdentity,
 }
+
+/// Whose and where an upstream connection is: user, host, port.
+pub type UpstreamKey = (String, String, u16);
 
 /// One request, before anything is known of who sends it.
 pub(crate) struct RequestCtx {

@@ -1,7 +1,7 @@
 //! Absolute-form HTTP requests (`GET http://host/path`): admit the client, check
 //! the URL and port, then the shared [`pipeline`](super::pipeline) decides; an
 //! allowed request is re-serialised through hyper to the site over this client's
-//! own HTTP/1.1 connection, dialled (through the destination guard) only then.
+//! own HTTP/1.1 connection (one per user, host and port), dialled (through the destination guard) only then.
 //! The body is buffered only where a matcher or a scan needs it; otherwise it
 //! streams. Nothing is retried once sent (a retried POST could post twice).
 //! Called by `route`.
@@ -84,7 +84,12 @@ impl Leg for PlainLeg<'_> {
         *req.uri_mut() = target
             .parse()
             .map_err(|_| Refusal::BadRequest("The request path is not valid.".into()))?;
-        let key = (ex.host.to_authority_host(), ex.port);
+        // Pooled per user: Alice's upstream connection is never Bob's.
+        let key = (
+            ex.principal.user.clone(),
+            ex.host.to_authority_host(),
+            ex.port,
+        );
         let mut pooled = self.conn.upstreams.lock().await.remove(&key);
         if let Some(s) = pooled.as_mut() {
             if s.is_closed() || s.ready().await.is_err() {

@@ -11,8 +11,8 @@
 
 pub use socialgate_testkit::canary::{canary, Canary};
 pub use socialgate_testkit::gateway::{
-    admin_metrics, client, client_trusting_gateway, gateway, htpasswd, open_tunnel, raw,
-    read_response, tls_with_gateway, Fixture,
+    admin_metrics, client, client_trusting_gateway, connection, gateway, htpasswd, open_tunnel,
+    raw, read_response, send, tls_with_gateway, Fixture,
 };
 pub use socialgate_testkit::upstream::{
     tls_upstream, upstream_http, upstream_tls, websocket_accept, CertKind, Seen, SeenTls,
