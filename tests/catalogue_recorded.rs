@@ -332,3 +332,103 @@ fn recorded_client_traffic_is_named_as_the_api_documentation_says() {
         "posts, comments, messages, uploads, reactions and sign-ins named exactly: {named:.1} % < 85 %"
     );
 }
+
+/// `socialgate catalogue check` on a HAR written by hand from the corpus: the table
+/// names each request's site and activity, the fallback summary lists the endpoints
+/// no matcher named, and `--json` parses with the same figures.
+#[test]
+fn catalogue_check_decides_every_request_of_a_har() {
+    let har = "tests/fixtures/recorded/corpus-sample.har";
+    let bin = env!("CARGO_BIN_EXE_socialgate");
+    let out = std::process::Command::new(bin)
+        .args(["catalogue", "check", "--policy", "policies/default.yaml"])
+        .args(["--user", "alice", "--group", "communications", har])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "www.reddit.com",
+        "reddit-uploaded-media.s3-accelerate.amazonaws.com",
+        "named by no catalogue matcher (fallback), by endpoint:",
+        "POST oauth.reddit.com/api/hide",
+        "POST api.twitter.com/2/users/{id}/following",
+        "15 request(s)",
+    ] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` missing from:\n{text}"
+        );
+    }
+    let line = |n: usize| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{n} ")))
+            .unwrap_or_else(|| panic!("no row {n} in:\n{text}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    // # METHOD HOST SITE ACTIVITY ...
+    assert_eq!(line(1)[3..5], ["reddit".to_string(), "login".to_string()]);
+    assert_eq!(line(3)[3..5], ["reddit".to_string(), "read".to_string()]);
+    assert_eq!(line(7)[3..5], ["reddit".to_string(), "upload".to_string()]);
+    assert_eq!(
+        line(8)[3..5],
+        ["twitter".to_string(), "comment".to_string()]
+    );
+    assert_eq!(
+        line(11)[3..5],
+        ["twitter".to_string(), "message".to_string()]
+    );
+    assert_eq!(
+        line(13)[3..5],
+        ["mastodon".to_string(), "message".to_string()]
+    );
+    assert_eq!(line(15)[3..5], ["unlisted".to_string(), "read".to_string()]);
+
+    let out = std::process::Command::new(bin)
+        .args([
+            "catalogue",
+            "check",
+            "--json",
+            "--policy",
+            "policies/default.yaml",
+            har,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let requests = v["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 15);
+    assert_eq!(requests[1]["activity"], "post");
+    assert_eq!(requests[3]["fallback"], "write");
+    assert_eq!(requests[14]["site"], "unlisted");
+    let fallback = v["fallback"].as_array().unwrap();
+    assert!(fallback
+        .iter()
+        .any(|f| f["template"] == "/api/hide" && f["count"] == 2 && f["kind"] == "write"));
+    assert_eq!(fallback.len(), 3, "{fallback:?}");
+}
+
+/// A file that is not a HAR is refused with its name and exit 1.
+#[test]
+fn catalogue_check_refuses_a_file_that_is_not_a_har() {
+    let bin = env!("CARGO_BIN_EXE_socialgate");
+    let out = std::process::Command::new(bin)
+        .args(["catalogue", "check", "--policy", "policies/default.yaml"])
+        .arg("tests/fixtures/recorded/praw.jsonl")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tests/fixtures/recorded/praw.jsonl") && err.contains("HAR"),
+        "{err}"
+    );
+}
