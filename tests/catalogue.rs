@@ -456,6 +456,10 @@ fn table() -> Vec<Row> {
         req("POST https://reddit-uploaded-media.s3-accelerate.amazonaws.com/", "reddit", "upload")
             .header("content-type", "multipart/form-data; boundary=XyZ")
             .raw("--XyZ\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nk\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\nPNG\r\n--XyZ--\r\n"),
+        req("POST https://oauth.reddit.com/api/mod/conversations", "reddit", "message")
+            .form("api_type=json&body=Hello&isAuthorHidden=False&srName=council&subject=Hi&to=someone"),
+        // the socket that reports a media upload processed only receives
+        req("GET https://k8s-lb.wss.redditmedia.com/0ci7wrtddxtf1?m=x", "reddit", "read").ws(),
         // look-alikes: marking modmail read is no message; other S3 buckets are not reddit
         req("POST https://oauth.reddit.com/api/mod/conversations/read", "reddit", "write")
             .form("api_type=json&conversationIds=ik72"),

@@ -1,6 +1,6 @@
 //! The site catalogue against recorded client traffic: every request of the labelled
 //! corpus in `tests/fixtures/recorded/` (built by `build_corpus.py` there from the
-//! VCR cassettes of praw, Mastodon.py, tweepy and bskyr, labels taken from each
+//! VCR cassettes of praw, asyncpraw, Mastodon.py, tweepy and bskyr, labels taken from each
 //! platform's API documentation) is named by the built-in default policy the way
 //! `socialgate explain` and `tests/catalogue.rs` name a request, and the figures
 //! the catalogue must reach are asserted:
@@ -29,6 +29,7 @@ use socialgate::verdict::evaluate_test_request;
 /// (corpus file, the site its requests go to).
 const SOURCES: &[(&str, &str)] = &[
     ("praw", "reddit"),
+    ("asyncpraw", "reddit"),
     ("mastodon", "mastodon"),
     ("tweepy", "twitter"),
     ("bskyr", "bluesky"),
@@ -166,9 +167,21 @@ fn run_source(policy: &Policy, name: &str) -> Vec<Outcome> {
         let row: Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("{path}:{}: {e}", i + 2));
         let method = row["method"].as_str().unwrap();
-        let url = mapped_url(row["url"].as_str().unwrap(), host_map);
+        let mut url = mapped_url(row["url"].as_str().unwrap(), host_map);
         let label = row["label"].as_str().unwrap().to_string();
-        let (headers, body) = body_of(row.get("body"));
+        let (mut headers, body) = body_of(row.get("body"));
+        // A recorded WebSocket (`wss://`) is replayed as the upgrade request it was.
+        if let Some(rest) = url.strip_prefix("wss://") {
+            url = format!("https://{rest}");
+            for (k, v) in [
+                ("connection", "Upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ] {
+                headers.push((k.to_string(), v.to_string()));
+            }
+        }
         let line = format!("{method} {url}");
         let req = TestRequest::parse(&line, &headers, body)
             .unwrap_or_else(|e| panic!("{path}:{}: `{line}` does not parse: {e}", i + 2));
