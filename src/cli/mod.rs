@@ -1,5 +1,5 @@
 //! The command line: `run`, `check`, `explain`, `scan`, `ca init`,
-//! `hash-password`, one file each.
+//! `hash-password`, `catalogue check`, one file each.
 //! Exit codes: 0 all well; 1 a problem (printed as `FILE:LINE:COL: message` where
 //! it concerns a file); 2 bad usage (clap); `scan` 3 when it found something.
 //!
@@ -8,6 +8,7 @@
 //! `context.rs`. Called by the `socialgate` binary (`src/main.rs`) only.
 
 mod ca;
+mod catalogue;
 mod check;
 mod context;
 mod explain;
@@ -48,6 +49,11 @@ enum Command {
     },
     /// Read a password on stdin and print a bcrypt hash for the htpasswd file.
     HashPassword(hash_password::HashPasswordArgs),
+    /// Check the site catalogue against recorded traffic (`catalogue check FILE.har`).
+    Catalogue {
+        #[command(subcommand)]
+        command: catalogue::CatalogueCommand,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -59,5 +65,6 @@ pub fn main() -> ExitCode {
         Command::Scan(a) => scan::run(a),
         Command::Ca { command } => ca::run(command),
         Command::HashPassword(a) => hash_password::run(a),
+        Command::Catalogue { command } => catalogue::run(command),
     }
 }
