@@ -60,6 +60,9 @@ pub struct Policy {
     pub tests: Vec<selftest::PolicyTest>,
     /// Every file read to build this policy (the main file first), for the watcher.
     pub files: Vec<String>,
+    /// Things that load but are almost certainly mistakes (a regex holding a
+    /// control character), each at its `FILE:LINE:COL`; `check` prints them.
+    pub warnings: Vec<crate::yaml_source::ConfigError>,
 }
 
 /// A site: its activities in file order.
