@@ -1128,7 +1128,10 @@ mod tests {
         let policy = load_policy("p.yaml", &OneFile(text)).unwrap();
         let lines: Vec<String> = policy.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 1, "{lines:?}");
-        assert!(lines[0].starts_with("p.yaml:4:21: warning: `pattern` holds a backspace"), "{lines:?}");
+        assert!(
+            lines[0].starts_with("p.yaml:4:21: warning: `pattern` holds a backspace"),
+            "{lines:?}"
+        );
         assert!(lines[0].contains("single quotes"), "{lines:?}");
     }
 }
