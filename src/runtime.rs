@@ -375,6 +375,7 @@ pub async fn start_with_source(
     ));
     let (audit, _writer) = crate::audit::AuditLog::start(&settings.audit_path)?;
     let gateway = Arc::new(Gateway::new(settings, policy, own, issuer, audit)?);
+    gateway.metrics.record_policy_load(true);
     gateway.set_proxy_addrs(proxy_addrs.clone());
     let (tx, rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -467,31 +468,73 @@ async fn wait_for_signals(_running: &RunningGateway) {
 }
 
 /// Reloads the policy and the htpasswd file; on any error the old ones stay.
-/// Returns whether a new policy is in force.
+/// Returns whether the policy files were accepted. Each is logged and counted
+/// as itself: a policy whose version did not change is "unchanged" (not a
+/// policy reload), and the htpasswd file has its own log line and counter.
 pub fn reload(gw: &Gateway, source: &PolicySource) -> bool {
-    let ok = match load_checked_policy(source) {
+    let ok = reload_policy(gw, source);
+    reload_htpasswd(gw);
+    ok
+}
+
+/// The policy half of [`reload`].
+fn reload_policy(gw: &Gateway, source: &PolicySource) -> bool {
+    match load_checked_policy(source) {
         Ok(p) => {
-            tracing::info!(version = %p.version, "policy reloaded");
-            gw.set_policy(p);
-            gw.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+            let before = gw.policy().version.clone();
+            gw.metrics.record_policy_load(true);
+            if let Ok(mut f) = gw.reload_failure.write() {
+                *f = None;
+            }
+            if p.version == before {
+                tracing::info!(version = %p.version, "policy files read again: unchanged");
+            } else {
+                tracing::info!(version = %p.version, previous = %before, "policy reloaded");
+                gw.set_policy(p);
+                gw.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+            }
             true
         }
         Err(errs) => {
-            for e in errs {
+            for e in &errs {
                 tracing::error!("{e}");
             }
             tracing::error!("the new policy was not loaded; the previous one stays in force. Fix the errors above; the file is watched (or send SIGHUP).");
+            gw.metrics.record_policy_load(false);
             gw.metrics
                 .policy_reloads
                 .with_label_values(&["error"])
                 .inc();
+            if let Ok(mut f) = gw.reload_failure.write() {
+                let since = f.as_ref().map_or_else(chrono::Utc::now, |old| old.since);
+                *f = Some(crate::proxy::gateway::ReloadFailure {
+                    since,
+                    error: errs.join("\n"),
+                });
+            }
             false
         }
-    };
-    if let Err(e) = gw.identity.reload_htpasswd() {
-        tracing::error!("{e}; the previous htpasswd file stays in force");
     }
-    ok
+}
+
+/// The htpasswd half of [`reload`] (nothing without `identity.basic`).
+fn reload_htpasswd(gw: &Gateway) {
+    let Some(b) = &gw.settings.identity.basic else {
+        return;
+    };
+    match gw.identity.reload_htpasswd() {
+        Ok(()) => {
+            tracing::info!(file = %b.htpasswd.display(), "htpasswd file reloaded");
+            gw.metrics.htpasswd_reloads.with_label_values(&["ok"]).inc();
+        }
+        Err(e) => {
+            tracing::error!("{e}; the previous htpasswd file stays in force");
+            gw.metrics
+                .htpasswd_reloads
+                .with_label_values(&["error"])
+                .inc();
+        }
+    }
 }
 
 /// The modification time and length of each file, to notice changes.
