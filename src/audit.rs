@@ -1,7 +1,8 @@
 //! The audit trail: one JSON object per line, one line per request, written by a
 //! single task behind a bounded queue. serde_json escapes every string, so a user
 //! name with CR/LF or quotes is still one record. DLP samples arrive masked.
-//! SIGUSR1 reopens the file (log rotation); `-` writes to stdout.
+//! SIGUSR1 reopens the file (log rotation); `-` writes to stdout. A file the
+//! gateway creates gets mode 0640 (an existing file keeps its mode).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -81,10 +82,12 @@ fn open(path: &str) -> std::io::Result<Sink> {
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&p)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // Records name people and what they did: owner and group only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    let f = options.open(&p)?;
     Ok(Sink::File(std::io::BufWriter::new(f)))
 }
 
