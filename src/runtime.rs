@@ -166,7 +166,7 @@ pub fn startup_checks(settings: &Settings) -> StartupReport {
     }
 }
 
-/// The command that makes the CA files `settings` names.
+/// The command that makes the CA files `settings` names, in backticks.
 fn ca_init_command(settings: &Settings) -> String {
     let dir = settings.ca_cert.parent().unwrap_or(Path::new(""));
     let same_dir = settings.ca_key.parent() == Some(dir);
@@ -178,11 +178,9 @@ fn ca_init_command(settings: &Settings) -> String {
         dir
     };
     if same_dir && names_default {
-        format!("socialgate ca init --dir {}", dir.display())
+        format!("`socialgate ca init --dir {}`", dir.display())
     } else {
-        format!(
-            "socialgate ca init --dir DIR, then point `ca.cert` and `ca.key` at DIR/ca.crt and DIR/ca.key"
-        )
+        "`socialgate ca init --dir DIR`, then point `ca.cert` and `ca.key` at DIR/ca.crt and DIR/ca.key".to_string()
     }
 }
 
@@ -205,7 +203,7 @@ fn check_ca(settings: &Settings) -> Result<String, String> {
             key.display()
         )),
         (false, false) => Err(format!(
-            "the interception CA files {} and {} do not exist. Create them with `{}` (or copy this site's CA there: every replica must present the same CA), or set `ca.create_if_missing: true`",
+            "the interception CA files {} and {} do not exist. Create them with {} (or copy this site's CA there: every replica must present the same CA), or set `ca.create_if_missing: true`",
             cert.display(),
             key.display(),
             ca_init_command(settings)

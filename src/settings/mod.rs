@@ -184,6 +184,32 @@ mod tests {
     }
 
     #[test]
+    fn ca_and_log() {
+        // Only the built-in defaults may create a CA; a file must say so.
+        assert!(Settings::default().ca_create_if_missing);
+        let s = Settings::from_yaml("s.yaml", "").unwrap();
+        assert!(!s.ca_create_if_missing);
+        assert_eq!(s.log_format, LogFormat::Text);
+        let s = Settings::from_yaml(
+            "s.yaml",
+            "ca: { create_if_missing: true }\nlog: { format: json }\n",
+        )
+        .unwrap();
+        assert!(s.ca_create_if_missing);
+        assert_eq!(s.ca_key, PathBuf::from("certs/ca.key"));
+        assert_eq!(s.log_format, LogFormat::Json);
+        let err = Settings::from_yaml("s.yaml", "log:\n  format: yaml\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "s.yaml:2:11: `log.format`: unknown format `yaml`, expected `text` or `json`"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_have_positions() {
         let text = "listen: nowhere\nlimits:\n  max_scan_bytes: 10 parsecs\nupstreem: {}\n";
         let err = Settings::from_yaml("s.yaml", text).unwrap_err().to_string();
