@@ -535,39 +535,61 @@ fn reload_htpasswd(gw: &Gateway) {
     }
 }
 
-/// The modification time and length of each file, to notice changes.
-fn fingerprint(files: &[String]) -> Vec<Option<(SystemTime, u64)>> {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .and_then(|m| m.modified().ok().map(|t| (t, m.len())))
-        })
-        .collect()
+/// What the watcher compares: the modification time and length of each file
+/// the policy was built from, and what each `include` pattern matches now (so
+/// a file added to `include: [sites/*.yaml]` is noticed, and a removed one).
+#[derive(PartialEq, Eq)]
+struct PolicyFilesState {
+    files: Vec<Option<(SystemTime, u64)>>,
+    matches: Vec<Vec<String>>,
 }
 
-/// Polls the policy's files every second; reloads when one changes.
+impl PolicyFilesState {
+    fn of(policy: &Policy) -> PolicyFilesState {
+        use crate::policy::sources::PolicyFiles;
+        PolicyFilesState {
+            files: policy
+                .files
+                .iter()
+                .map(|f| {
+                    std::fs::metadata(f)
+                        .ok()
+                        .and_then(|m| m.modified().ok().map(|t| (t, m.len())))
+                })
+                .collect(),
+            matches: policy
+                .include_patterns
+                .iter()
+                .map(|p| FsFiles.expand(p).unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+/// Polls the policy's files and include patterns every second; reloads when
+/// one changes.
 async fn watch_policy_files(
     gw: Arc<Gateway>,
     source: PolicySource,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut files = gw.policy().files.clone();
-    let mut seen = fingerprint(&files);
+    // After a failed reload the policy in force is still the old one, so this
+    // compares against the files as they were when last read.
+    let mut seen = PolicyFilesState::of(&gw.policy());
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }
-        let now = fingerprint(&files);
+        let now = PolicyFilesState::of(&gw.policy());
         if now != seen {
-            tracing::info!("a policy file changed; reloading");
+            tracing::info!(
+                "a policy file changed (or an include pattern matches other files); reloading"
+            );
             reload(&gw, &source);
             // After a failed reload this is the broken state: nothing is retried
             // until a file changes again.
-            files = gw.policy().files.clone();
-            seen = fingerprint(&files);
+            seen = PolicyFilesState::of(&gw.policy());
         }
     }
 }

@@ -620,3 +620,42 @@ rules:
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_file_added_to_an_include_pattern_is_picked_up_without_a_signal() {
+    let fx = Fixture::new();
+    std::fs::create_dir_all(fx.dir.path().join("sites")).unwrap();
+    fx.write(
+        "sites/a.yaml",
+        "sites:\n  a: { domains: [www.a.test], intercept: false }\n",
+    );
+    let up = upstream_http("127.0.0.1").await;
+    let settings = format!(
+        "identity:\n  networks: [ {{ cidr: 127.0.0.0/8, user: tester, groups: [all-staff] }} ]\nupstream:\n  resolve: {{ www.b.test: 127.0.0.1 }}\n  allow_destinations: [127.0.0.1/32]\n  allowed_ports: [{}]\n",
+        up.addr.port()
+    );
+    let policy = "version: 1\ninclude: [sites/*.yaml]\nrules:\n  - { name: other-websites, sites: [unlisted], action: allow }\n  - { name: everyone-else, action: deny }\n";
+    let gw = gateway(&fx, &settings, policy).await;
+    let url = format!("http://www.b.test:{}/", up.addr.port());
+    let status = || async { client(&gw, None).get(&url).send().await.unwrap().status() };
+    assert_eq!(status().await, 200, "www.b.test is unlisted: allowed");
+    let before = gw.gateway.policy().version.clone();
+    // A new catalogue file makes www.b.test a listed site, which is denied.
+    fx.write(
+        "sites/b.yaml",
+        "sites:\n  b: { domains: [www.b.test], intercept: false }\n",
+    );
+    let mut now = status().await;
+    for _ in 0..100 {
+        if now == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        now = status().await;
+    }
+    assert_eq!(now, 403, "the watcher loaded the new include");
+    assert_ne!(gw.gateway.policy().version, before);
+    let reached = up.count();
+    assert_eq!(status().await, 403);
+    assert_eq!(up.count(), reached, "a denied request reaches nothing");
+}

@@ -122,12 +122,14 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
 
     // Sites: included catalogue files first, then the policy's own.
     let mut site_entries: Vec<SiteEntry> = Vec::new();
+    let mut include_patterns: Vec<String> = Vec::new();
     if let Some(v) = get("include") {
         let patterns: Vec<String> = docs[0]
             .typed(v, "include", "`include`", &mut errors)
             .unwrap_or_default();
         for (i, pattern) in patterns.iter().enumerate() {
             let full = files.join(path, pattern);
+            include_patterns.push(full.clone());
             let found = match files.expand(&full) {
                 Ok(f) => f,
                 Err(e) => {
@@ -291,6 +293,7 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         tests: Vec::new(),
         files: docs.iter().map(|d| d.file.clone()).collect(),
         warnings: docs.iter().flat_map(control_character_warnings).collect(),
+        include_patterns,
     };
     let rule_names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
     let site_names: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
