@@ -371,7 +371,17 @@ pub async fn start_with_source(
         Arc::new(load_ca(&settings)?),
         crate::tls::issuer::DEFAULT_CAPACITY,
     ));
-    let (audit, _writer) = crate::audit::AuditLog::start(&settings.audit_path)?;
+    let syslog = match &settings.audit_syslog {
+        Some(t) => {
+            tracing::info!(receiver = %t, "audit records also go to syslog (RFC 5424)");
+            Some(crate::syslog::SyslogSender::start(
+                t.clone(),
+                &settings.upstream.extra_roots,
+            )?)
+        }
+        None => None,
+    };
+    let (audit, _writer) = crate::audit::AuditLog::start_with_syslog(&settings.audit_path, syslog)?;
     let gateway = Arc::new(Gateway::new(settings, policy, own, issuer, audit)?);
     gateway.metrics.record_policy_load(true);
     gateway.set_proxy_addrs(proxy_addrs.clone());

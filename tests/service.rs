@@ -659,3 +659,221 @@ async fn a_file_added_to_an_include_pattern_is_picked_up_without_a_signal() {
     assert_eq!(status().await, 403);
     assert_eq!(up.count(), reached, "a denied request reaches nothing");
 }
+
+/// A free TCP port on 127.0.0.1 (and, for the test's purpose, UDP too).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// rsyslogd in the foreground on 127.0.0.1 (UDP and TCP on `port`), writing
+/// what it parsed of each message into `received.log` as
+/// `INPUT|VERSION|APP|MSGID|MSG`; killed when dropped.
+struct Rsyslog {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rsyslog(dir: &Path, port: u16) -> Rsyslog {
+    let out = dir.join("received.log");
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{dir}")
+module(load="imudp")
+module(load="imtcp")
+template(name="fields" type="string" string="%inputname%|%protocol-version%|%app-name%|%msgid%|%msg%\n")
+ruleset(name="audit") {{ action(type="omfile" file="{out}" template="fields") }}
+input(type="imudp" address="127.0.0.1" port="{port}" ruleset="audit")
+input(type="imtcp" address="127.0.0.1" port="{port}" ruleset="audit")
+"#,
+            dir = dir.display(),
+            out = out.display(),
+        ),
+    )
+    .unwrap();
+    let child = Command::new("rsyslogd")
+        .args(["-n", "-f"])
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslog.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd (Debian package rsyslog) must be installed");
+    // Ready when its TCP input accepts (bounded wait).
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Rsyslog { child, out }
+}
+
+/// Waits (bounded) until `path` holds `n` lines, and returns them.
+async fn lines_in(path: &Path, n: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lines
+}
+
+#[tokio::test]
+async fn the_syslog_receiver_gets_one_rfc_5424_record_per_request() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let receiver = rsyslog(fx.dir.path(), port);
+    let up = upstream_http("127.0.0.1").await;
+    let settings = |url: &str| {
+        format!(
+            "identity:\n  networks: [ {{ cidr: 127.0.0.0/8, user: tester, groups: [all-staff] }} ]\nupstream:\n  resolve: {{ www.social.test: 127.0.0.1 }}\n  allow_destinations: [127.0.0.1/32]\n  allowed_ports: [{}]\naudit:\n  path: \"{{dir}}/audit.jsonl\"\n  syslog: {{ url: \"{url}\" }}\n",
+            up.addr.port()
+        )
+    };
+    let url = format!("http://www.social.test:{}/feed?q=secret", up.addr.port());
+    for transport in ["udp", "tcp"] {
+        let gw = gateway(
+            &fx,
+            &settings(&format!("{transport}://127.0.0.1:{port}")),
+            POLICY,
+        )
+        .await;
+        for _ in 0..3 {
+            let r = client(&gw, None).get(&url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        let r = client(&gw, None)
+            .get(format!("http://www.other.test:{}/", up.addr.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "unlisted is denied by everyone-else");
+        gw.gateway.audit.flush().await;
+        gw.stop().await;
+    }
+    // Every record of the audit file, and only those, reached the receiver.
+    let file = std::fs::read_to_string(fx.dir.path().join("audit.jsonl")).unwrap();
+    let references: Vec<String> = file
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reference"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(references.len(), 8, "{file}");
+    let lines = lines_in(&receiver.out, references.len()).await;
+    assert_eq!(lines.len(), references.len(), "{lines:#?}");
+    let mut by_input = std::collections::HashMap::new();
+    for line in &lines {
+        let parts: Vec<&str> = line.splitn(5, '|').collect();
+        assert_eq!(
+            &parts[1..4],
+            ["1", "socialgate", "audit"],
+            "parsed as RFC 5424: {line}"
+        );
+        *by_input.entry(parts[0].to_string()).or_insert(0) += 1;
+        let record: serde_json::Value =
+            serde_json::from_str(parts[4].trim_start()).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for field in [
+            "ts",
+            "reference",
+            "client_ip",
+            "user",
+            "roles",
+            "host",
+            "path",
+            "site",
+            "action",
+            "rule",
+            "status",
+        ] {
+            assert!(record.get(field).is_some(), "{field} in {record}");
+        }
+        assert!(references.contains(&record["reference"].as_str().unwrap().to_string()));
+        assert!(!line.contains("secret"), "no query string: {line}");
+    }
+    assert_eq!(by_input.get("imudp"), Some(&4), "{by_input:?}");
+    assert_eq!(by_input.get("imtcp"), Some(&4), "{by_input:?}");
+}
+
+#[tokio::test]
+async fn the_syslog_receiver_over_tls_gets_newline_delimited_records() {
+    use socialgate_testkit::ca::{acceptor, TestCa};
+    use tokio::io::AsyncBufReadExt;
+    let fx = Fixture::new();
+    let ca = TestCa::new("syslog test CA");
+    fx.write("syslog-ca.pem", &ca.pem());
+    let leaf = ca.leaf(&["127.0.0.1".into()]);
+    let tls = acceptor(vec![leaf.der(), ca.der()], &leaf, &[]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let stream = tls.accept(tcp).await.unwrap();
+        let mut lines = tokio::io::BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let up = upstream_http("127.0.0.1").await;
+    let settings = format!(
+        "identity:\n  networks: [ {{ cidr: 127.0.0.0/8, user: tester, groups: [all-staff] }} ]\nupstream:\n  extra_roots: [\"{{dir}}/syslog-ca.pem\"]\n  resolve: {{ www.social.test: 127.0.0.1 }}\n  allow_destinations: [127.0.0.1/32]\n  allowed_ports: [{}]\naudit:\n  path: \"{{dir}}/audit.jsonl\"\n  syslog: {{ url: \"tls://127.0.0.1:{port}\" }}\n",
+        up.addr.port()
+    );
+    let gw = gateway(&fx, &settings, POLICY).await;
+    let url = format!("http://www.social.test:{}/", up.addr.port());
+    for _ in 0..2 {
+        let r = client(&gw, None).get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    gw.gateway.audit.flush().await;
+    let file = std::fs::read_to_string(fx.dir.path().join("audit.jsonl")).unwrap();
+    let references: Vec<String> = file
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reference"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(references.len(), 2, "{file}");
+    for reference in &references {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines_rx.recv())
+            .await
+            .expect("a record over TLS")
+            .unwrap();
+        assert!(line.starts_with("<110>1 "), "{line}");
+        let (head, json) = line.split_once(" - ").unwrap();
+        assert_eq!(head.split(' ').nth(3), Some("socialgate"), "{line}");
+        assert_eq!(head.split(' ').nth(5), Some("audit"), "{line}");
+        let record: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(record["reference"], reference.as_str());
+        assert_eq!(record["site"], "social");
+    }
+}

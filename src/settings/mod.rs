@@ -83,6 +83,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Audit log path; `-` for stdout.
     pub audit_path: String,
+    /// `audit.syslog.url`: a receiver that gets every record as RFC 5424.
+    pub audit_syslog: Option<crate::syslog::SyslogTarget>,
 }
 
 impl Default for Settings {
@@ -109,6 +111,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             limits: Limits::default(),
             audit_path: "audit.jsonl".into(),
+            audit_syslog: None,
         }
     }
 }
@@ -150,7 +153,11 @@ impl Settings {
             limits::apply(l, &mut s.limits, &mut problems);
         }
         if let Some(a) = raw.audit {
-            s.audit_path = audit::parse(a);
+            let (path, syslog) = audit::parse(a, &mut problems);
+            if let Some(p) = path {
+                s.audit_path = p;
+            }
+            s.audit_syslog = syslog;
         }
         problems.into_result(s)
     }
