@@ -432,6 +432,9 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     };
     let source = report.source;
     tracing::info!(policy = %source.describe(), version = %policy.version, rules = policy.rules.len(), sites = policy.sites.len(), "policy loaded");
+    for w in &policy.warnings {
+        tracing::warn!("{w}");
+    }
     let running = start_with_source(settings, policy, source).await?;
     for a in &running.proxy_addrs {
         tracing::info!(address = %a, "proxy listening; point browsers at it, e.g. curl -x http://{a} http://example.com/");
@@ -493,6 +496,9 @@ fn reload_policy(gw: &Gateway, source: &PolicySource) -> bool {
             gw.metrics.record_policy_load(true);
             if let Ok(mut f) = gw.reload_failure.write() {
                 *f = None;
+            }
+            for w in &p.warnings {
+                tracing::warn!("{w}");
             }
             if p.version == before {
                 tracing::info!(version = %p.version, "policy files read again: unchanged");
