@@ -54,6 +54,8 @@ pub struct Metrics {
     /// htpasswd file reloads (SIGHUP) by `result` (`ok`, `error`), counted
     /// apart from the policy's.
     pub htpasswd_reloads: IntCounterVec,
+    /// When the interception CA's certificate expires (Unix seconds).
+    pub ca_expiry: IntGauge,
     /// Audit records that could not be queued.
     pub audit_dropped: IntCounter,
     /// Negotiate tokens refused, by `reason` (see `identity::kerberos::KerberosFailure`).
@@ -174,6 +176,7 @@ impl Metrics {
             policy_info,
             policy_last_reload_successful: gauge(&r, "socialgate_policy_last_reload_successful", "1 when the last policy load was accepted; 0 while the policy files on disk are refused and the previous policy serves.")?,
             policy_last_reload_timestamp: gauge(&r, "socialgate_policy_last_reload_timestamp_seconds", "When the last policy load (start, SIGHUP or a file change) was tried, in Unix seconds.")?,
+            ca_expiry: gauge(&r, "socialgate_ca_expiry_timestamp_seconds", "When the interception CA certificate expires, in Unix seconds; no host certificate outlives it.")?,
             htpasswd_reloads: counter_vec(&r, "socialgate_htpasswd_reloads_total", "htpasswd file reloads (SIGHUP) by result.", &["result"])?,
             audit_dropped: counter(&r, "socialgate_audit_dropped_total", "Audit records that could not be queued (requests under a dlp rule get 503 instead).")?,
             kerberos_failures: counter_vec(&r, "socialgate_kerberos_failures_total", "Negotiate (Kerberos) tokens refused, by reason.", &["reason"])?,

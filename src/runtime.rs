@@ -384,6 +384,13 @@ pub async fn start_with_source(
     let (audit, _writer) = crate::audit::AuditLog::start_with_syslog(&settings.audit_path, syslog)?;
     let gateway = Arc::new(Gateway::new(settings, policy, own, issuer, audit)?);
     gateway.metrics.record_policy_load(true);
+    let expiry = gateway
+        .issuer
+        .ca()
+        .not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    gateway.metrics.ca_expiry.set(expiry);
     gateway.set_proxy_addrs(proxy_addrs.clone());
     let (tx, rx) = watch::channel(false);
     let mut tasks = Vec::new();

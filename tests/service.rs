@@ -263,6 +263,9 @@ async fn a_refused_reload_shows_on_metrics_and_on_the_status_page() {
     assert_eq!(gauge(&m, "socialgate_policy_last_reload_successful"), 1.0);
     let started = gauge(&m, "socialgate_policy_last_reload_timestamp_seconds");
     assert!(started > 1.7e9, "{m}");
+    // The CA made for this gateway is valid for years from now.
+    let expiry = gauge(&m, "socialgate_ca_expiry_timestamp_seconds");
+    assert!(expiry > started + 365.0 * 86400.0, "{m}");
     let (_, page) = get("/").await;
     assert!(!page.contains("refused"), "{page}");
     assert!(page.contains(&gw.gateway.policy().version), "{page}");
