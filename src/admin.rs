@@ -25,7 +25,9 @@ fn status_page(gw: &Gateway) -> String {
         .map(|t| *t)
         .unwrap_or(gw.started_at);
     let uptime = (chrono::Utc::now() - gw.started_at).num_seconds().max(0);
-    let details = [
+    let failure = gw.reload_failure.read().ok().and_then(|f| f.clone());
+    let mut details = vec![
+        ("Gateway version", env!("CARGO_PKG_VERSION").to_string()),
         ("Policy", policy.source.clone()),
         ("Policy version", policy.version.clone()),
         (
@@ -48,6 +50,17 @@ fn status_page(gw: &Gateway) -> String {
             gw.issuer.ca().sha256_fingerprint(),
         ),
     ];
+    let mut lead = "socialgate is running.";
+    let mut warning = String::new();
+    if let Some(f) = &failure {
+        let since = f.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        details.insert(3, ("Policy reload refused since", since.clone()));
+        lead = "socialgate is running, but the policy files on disk are refused: the policy loaded earlier still decides.";
+        warning = format!(
+            "<h2>Policy reload refused since {since}</h2>\n<p>Fix these errors (<code>socialgate check</code> shows them too); the files are watched, or send SIGHUP.</p>\n<pre style=\"white-space:pre-wrap\">{}</pre>\n",
+            respond::html_escape(&f.error)
+        );
+    }
     let install = r#"<h2>Install the gateway's certificate</h2>
 <p>Download <a href="/ca.crt">ca.crt</a>; check that its SHA-256 fingerprint is the one above.</p>
 <ul>
@@ -59,10 +72,10 @@ fn status_page(gw: &Gateway) -> String {
 <p>Metrics: <a href="/metrics">/metrics</a> &middot; health: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a></p>"#;
     respond::page(
         "Web gateway status",
-        "socialgate is running.",
+        lead,
         &details,
         "socialgate",
-        install,
+        &format!("{warning}{install}"),
     )
 }
 

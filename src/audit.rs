@@ -1,7 +1,9 @@
 //! The audit trail: one JSON object per line, one line per request, written by a
 //! single task behind a bounded queue. serde_json escapes every string, so a user
 //! name with CR/LF or quotes is still one record. DLP samples arrive masked.
-//! SIGUSR1 reopens the file (log rotation); `-` writes to stdout.
+//! SIGUSR1 reopens the file (log rotation); `-` writes to stdout. A file the
+//! gateway creates gets mode 0640 (an existing file keeps its mode). With
+//! `audit.syslog` each line is also handed to `crate::syslog` (never waiting).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -81,24 +83,26 @@ fn open(path: &str) -> std::io::Result<Sink> {
     if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&p)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    // Records name people and what they did: owner and group only.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
+    let f = options.open(&p)?;
     Ok(Sink::File(std::io::BufWriter::new(f)))
 }
 
 impl Sink {
-    /// Writes `record` as one JSON line (serde escapes every string, so it stays one).
-    fn write_record(&mut self, record: &AuditRecord) -> std::io::Result<()> {
+    /// Writes one serialised record and its newline.
+    fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         match self {
             Sink::Stdout => {
                 let mut out = std::io::stdout().lock();
-                serde_json::to_writer(&mut out, record)?;
+                out.write_all(line)?;
                 out.write_all(b"\n")
             }
             Sink::File(f) => {
-                serde_json::to_writer(&mut *f, record)?;
+                f.write_all(line)?;
                 f.write_all(b"\n")
             }
         }
@@ -116,15 +120,35 @@ impl AuditLog {
     /// Opens `path` and starts the writer; the handle ends when every sender is
     /// dropped and the queue is written out.
     pub fn start(path: &str) -> Result<(AuditLog, tokio::task::JoinHandle<()>), String> {
+        AuditLog::start_with_syslog(path, None)
+    }
+
+    /// [`AuditLog::start`], also handing every record to `syslog`.
+    pub fn start_with_syslog(
+        path: &str,
+        syslog: Option<crate::syslog::SyslogSender>,
+    ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), String> {
         let mut sink = open(path).map_err(|e| format!("cannot open the audit log {path}: {e}"))?;
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_CAPACITY);
         let path = path.to_string();
         let handle = tokio::task::spawn_blocking(move || {
+            // One record serialised once (serde escapes every string, so it
+            // stays one line), for the file and for syslog.
+            let mut line = Vec::with_capacity(1024);
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
                     Msg::Record(record) => {
-                        if let Err(e) = sink.write_record(&record) {
+                        line.clear();
+                        if let Err(e) = serde_json::to_writer(&mut line, &record) {
+                            tracing::error!(error = %e, "cannot serialise an audit record");
+                            continue;
+                        }
+                        if let Err(e) = sink.write_line(&line) {
                             tracing::error!(error = %e, path = %path, "cannot write the audit log; check the disk");
+                        }
+                        if let Some(s) = &syslog {
+                            let ts = record.ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+                            s.send(&ts, &String::from_utf8_lossy(&line));
                         }
                     }
                     Msg::Flush(done) => {

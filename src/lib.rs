@@ -19,6 +19,7 @@ pub mod net_guard;
 pub mod proxy;
 pub mod runtime;
 pub mod settings;
+pub mod syslog;
 pub mod tls;
 
 pub use socialgate_engine::{dlp, dlp_bridge, policy, verdict, view, yaml_source};

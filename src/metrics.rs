@@ -46,6 +46,16 @@ pub struct Metrics {
     pub policy_reloads: IntCounterVec,
     /// 1 for the loaded policy's `version`.
     pub policy_info: IntGaugeVec,
+    /// 1 when the last policy load (at start, SIGHUP or a file change) was
+    /// accepted, 0 while the files on disk are refused (the old policy serves).
+    pub policy_last_reload_successful: IntGauge,
+    /// When that last load was tried (Unix seconds).
+    pub policy_last_reload_timestamp: IntGauge,
+    /// htpasswd file reloads (SIGHUP) by `result` (`ok`, `error`), counted
+    /// apart from the policy's.
+    pub htpasswd_reloads: IntCounterVec,
+    /// When the interception CA's certificate expires (Unix seconds).
+    pub ca_expiry: IntGauge,
     /// Audit records that could not be queued.
     pub audit_dropped: IntCounter,
     /// Negotiate tokens refused, by `reason` (see `identity::kerberos::KerberosFailure`).
@@ -101,6 +111,7 @@ impl Metrics {
         let m = Metrics::empty()?;
         for result in ["ok", "error"] {
             m.policy_reloads.with_label_values(&[result]);
+            m.htpasswd_reloads.with_label_values(&[result]);
         }
         for reason in [
             "missing",
@@ -163,6 +174,10 @@ impl Metrics {
             cert_cache_hits: counter(&r, "socialgate_cert_cache_hits_total", "Leaf certificates served from the cache.")?,
             policy_reloads: counter_vec(&r, "socialgate_policy_reloads_total", "Policy reloads by result.", &["result"])?,
             policy_info,
+            policy_last_reload_successful: gauge(&r, "socialgate_policy_last_reload_successful", "1 when the last policy load was accepted; 0 while the policy files on disk are refused and the previous policy serves.")?,
+            policy_last_reload_timestamp: gauge(&r, "socialgate_policy_last_reload_timestamp_seconds", "When the last policy load (start, SIGHUP or a file change) was tried, in Unix seconds.")?,
+            ca_expiry: gauge(&r, "socialgate_ca_expiry_timestamp_seconds", "When the interception CA certificate expires, in Unix seconds; no host certificate outlives it.")?,
+            htpasswd_reloads: counter_vec(&r, "socialgate_htpasswd_reloads_total", "htpasswd file reloads (SIGHUP) by result.", &["result"])?,
             audit_dropped: counter(&r, "socialgate_audit_dropped_total", "Audit records that could not be queued (requests under a dlp rule get 503 instead).")?,
             kerberos_failures: counter_vec(&r, "socialgate_kerberos_failures_total", "Negotiate (Kerberos) tokens refused, by reason.", &["reason"])?,
             kerberos_handshakes: counter_vec(&r, "socialgate_kerberos_handshakes_total", "Kerberos handshakes run (once per client connection), by result.", &["result"])?,
@@ -198,6 +213,13 @@ impl Metrics {
     pub fn set_policy_version(&self, version: &str) {
         self.policy_info.reset();
         self.policy_info.with_label_values(&[version]).set(1);
+    }
+
+    /// Records a policy load tried now: accepted or refused.
+    pub fn record_policy_load(&self, accepted: bool) {
+        self.policy_last_reload_successful.set(i64::from(accepted));
+        self.policy_last_reload_timestamp
+            .set(chrono::Utc::now().timestamp());
     }
 
     /// The Prometheus text exposition.

@@ -48,18 +48,227 @@ impl PolicySource {
     }
 }
 
-/// Loads, compiles and self-tests a policy. Every problem is one line of the error.
-pub fn load_checked_policy(source: &PolicySource) -> Result<Policy, Vec<String>> {
-    let policy = match source {
+/// Loads and compiles a policy without running its `tests:` (for `explain`,
+/// which must work exactly when the tests fail). Every problem is one line.
+pub fn load_unchecked_policy(source: &PolicySource) -> Result<Policy, Vec<String>> {
+    match source {
         PolicySource::File(p) => load_policy(&p.display().to_string(), &FsFiles),
         PolicySource::BuiltIn => load_policy(BUILTIN_POLICY, &EmbeddedFiles),
     }
-    .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    .map_err(|e| e.0.iter().map(ToString::to_string).collect::<Vec<_>>())
+}
+
+/// Loads, compiles and self-tests a policy. Every problem is one line of the error.
+pub fn load_checked_policy(source: &PolicySource) -> Result<Policy, Vec<String>> {
+    let policy = load_unchecked_policy(source)?;
     let failures = run_tests(&policy);
     if failures.is_empty() {
         Ok(policy)
     } else {
         Err(failures.iter().map(ToString::to_string).collect())
+    }
+}
+
+/// One start-up check: what it looked at and what it found.
+#[derive(Debug, Clone)]
+pub struct StartupCheck {
+    /// `policy`, `ca`, `audit`, `upstream`, `identity`.
+    pub what: &'static str,
+    /// `Ok(note)` or `Err(problem)`; a problem may span lines.
+    pub outcome: Result<String, String>,
+}
+
+/// What `run` checks before it binds anything, in order, and the policy it
+/// would serve. `check --settings` prints the same list, so the two cannot
+/// drift: everything `run` refuses at start-up (apart from a port another
+/// process holds) is refused here first.
+#[derive(Debug)]
+pub struct StartupReport {
+    pub checks: Vec<StartupCheck>,
+    pub policy: Option<Policy>,
+    pub source: PolicySource,
+}
+
+impl StartupReport {
+    /// The problems, each introduced by what it concerns.
+    pub fn problems(&self) -> Vec<String> {
+        self.checks
+            .iter()
+            .filter_map(|c| c.outcome.as_ref().err().map(|e| format!("{}: {e}", c.what)))
+            .collect()
+    }
+}
+
+/// Runs every start-up check on `settings` (the settings file itself has
+/// already parsed): the policy loads, compiles and passes its tests; the CA
+/// files load (or may be created); the audit log can be opened for appending;
+/// the upstream extra roots load; the identity sources (keytab, htpasswd,
+/// directory settings) can be set up. Nothing is created or bound.
+pub fn startup_checks(settings: &Settings) -> StartupReport {
+    let source = PolicySource::for_settings(settings);
+    let mut checks = Vec::new();
+    let policy = match load_checked_policy(&source) {
+        Ok(p) => {
+            checks.push(StartupCheck {
+                what: "policy",
+                outcome: Ok(format!(
+                    "{} (version {}, {} rules, {} tests passed)",
+                    source.describe(),
+                    p.version,
+                    p.rules.len(),
+                    p.tests.len()
+                )),
+            });
+            Some(p)
+        }
+        Err(errs) => {
+            checks.push(StartupCheck {
+                what: "policy",
+                outcome: Err(format!(
+                    "{} cannot be used:\n{}",
+                    source.describe(),
+                    errs.join("\n")
+                )),
+            });
+            None
+        }
+    };
+    checks.push(StartupCheck {
+        what: "ca",
+        outcome: check_ca(settings),
+    });
+    checks.push(StartupCheck {
+        what: "audit",
+        outcome: check_audit_path(&settings.audit_path),
+    });
+    checks.push(StartupCheck {
+        what: "upstream",
+        outcome: crate::tls::client_tls_config(&settings.upstream.extra_roots).map(|_| {
+            format!(
+                "system roots and {} extra root file(s) load",
+                settings.upstream.extra_roots.len()
+            )
+        }),
+    });
+    checks.push(StartupCheck {
+        what: "identity",
+        outcome: crate::identity::IdentityResolver::build(
+            settings.identity.clone(),
+            &settings.upstream.extra_roots,
+            None,
+        )
+        .map(|_| "the identity sources can be set up".to_string()),
+    });
+    StartupReport {
+        checks,
+        policy,
+        source,
+    }
+}
+
+/// The command that makes the CA files `settings` names, in backticks.
+fn ca_init_command(settings: &Settings) -> String {
+    let dir = settings.ca_cert.parent().unwrap_or(Path::new(""));
+    let same_dir = settings.ca_key.parent() == Some(dir);
+    let names_default = settings.ca_cert.file_name() == Some("ca.crt".as_ref())
+        && settings.ca_key.file_name() == Some("ca.key".as_ref());
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if same_dir && names_default {
+        format!("`socialgate ca init --dir {}`", dir.display())
+    } else {
+        "`socialgate ca init --dir DIR`, then point `ca.cert` and `ca.key` at DIR/ca.crt and DIR/ca.key".to_string()
+    }
+}
+
+/// Do the CA files load, or may they be created (`ca.create_if_missing`)?
+fn check_ca(settings: &Settings) -> Result<String, String> {
+    let (cert, key) = (&settings.ca_cert, &settings.ca_key);
+    match (cert.exists(), key.exists()) {
+        (true, true) => crate::tls::CertificateAuthority::load(cert, key)
+            .map(|ca| {
+                format!(
+                    "{} loads (SHA-256 fingerprint {})",
+                    cert.display(),
+                    ca.sha256_fingerprint()
+                )
+            })
+            .map_err(|e| format!("the interception CA: {e}")),
+        (false, false) if settings.ca_create_if_missing => Ok(format!(
+            "{} and {} are missing and will be created at start (`ca.create_if_missing`)",
+            cert.display(),
+            key.display()
+        )),
+        (false, false) => Err(format!(
+            "the interception CA files {} and {} do not exist. Create them with {} (or copy this site's CA there: every replica must present the same CA), or set `ca.create_if_missing: true`",
+            cert.display(),
+            key.display(),
+            ca_init_command(settings)
+        )),
+        (true, false) | (false, true) => {
+            let (present, missing) = if cert.exists() { (cert, key) } else { (key, cert) };
+            Err(format!(
+                "the interception CA: {} exists but {} does not; restore the missing file from your backup (a new pair would have to be trusted by every client again)",
+                present.display(),
+                missing.display()
+            ))
+        }
+    }
+}
+
+/// Could the audit log at `path` be opened for appending? Creates nothing
+/// that stays: a missing file's directory is tried with a probe file that is
+/// removed at once.
+fn check_audit_path(path: &str) -> Result<String, String> {
+    if path == "-" {
+        return Ok("audit records go to stdout".into());
+    }
+    let p = Path::new(path);
+    if p.is_dir() {
+        return Err(format!(
+            "`audit.path` {path} is a directory; name a file in it"
+        ));
+    }
+    if p.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(p)
+            .map(|_| format!("{path} can be appended to"))
+            .map_err(|e| format!("cannot open the audit log {path} for appending: {e}"));
+    }
+    // The nearest existing ancestor must be a directory we can create files in.
+    let mut dir = p.parent().unwrap_or(Path::new(""));
+    while !dir.as_os_str().is_empty() && !dir.exists() {
+        dir = dir.parent().unwrap_or(Path::new(""));
+    }
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if !dir.is_dir() {
+        return Err(format!(
+            "cannot create the audit log {path}: {} is not a directory",
+            dir.display()
+        ));
+    }
+    let probe = dir.join(format!(".socialgate-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(format!("{path} will be created"))
+        }
+        Err(e) => Err(format!(
+            "cannot create the audit log {path}: cannot create files in {}: {e}",
+            dir.display()
+        )),
     }
 }
 
@@ -106,8 +315,16 @@ impl RunningGateway {
     }
 }
 
-/// Loads the CA, creating it when both of its files are missing.
+/// Loads the CA, creating it when both of its files are missing and
+/// `ca.create_if_missing` allows it; else missing files are an error naming
+/// the command that makes them.
 pub fn load_ca(settings: &Settings) -> Result<crate::tls::CertificateAuthority, String> {
+    if !settings.ca_create_if_missing && !settings.ca_cert.exists() && !settings.ca_key.exists() {
+        return Err(match check_ca(settings) {
+            Err(e) => e,
+            Ok(_) => "the interception CA files are missing".into(),
+        });
+    }
     let (ca, created) =
         crate::tls::CertificateAuthority::load_or_create(&settings.ca_cert, &settings.ca_key)
             .map_err(|e| format!("the interception CA: {e}"))?;
@@ -154,8 +371,26 @@ pub async fn start_with_source(
         Arc::new(load_ca(&settings)?),
         crate::tls::issuer::DEFAULT_CAPACITY,
     ));
-    let (audit, _writer) = crate::audit::AuditLog::start(&settings.audit_path)?;
+    let syslog = match &settings.audit_syslog {
+        Some(t) => {
+            tracing::info!(receiver = %t, "audit records also go to syslog (RFC 5424)");
+            Some(crate::syslog::SyslogSender::start(
+                t.clone(),
+                &settings.upstream.extra_roots,
+            )?)
+        }
+        None => None,
+    };
+    let (audit, _writer) = crate::audit::AuditLog::start_with_syslog(&settings.audit_path, syslog)?;
     let gateway = Arc::new(Gateway::new(settings, policy, own, issuer, audit)?);
+    gateway.metrics.record_policy_load(true);
+    let expiry = gateway
+        .issuer
+        .ca()
+        .not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    gateway.metrics.ca_expiry.set(expiry);
     gateway.set_proxy_addrs(proxy_addrs.clone());
     let (tx, rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -194,15 +429,19 @@ pub async fn start(settings: Settings, policy: Policy) -> Result<RunningGateway,
 
 /// `socialgate run`: serve until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> Result<(), String> {
-    let source = PolicySource::for_settings(&settings);
-    let policy = load_checked_policy(&source).map_err(|errs| {
-        format!(
-            "the policy {} cannot be used:\n{}",
-            source.describe(),
-            errs.join("\n")
-        )
-    })?;
+    let report = startup_checks(&settings);
+    let problems = report.problems();
+    let (Some(policy), true) = (report.policy, problems.is_empty()) else {
+        return Err(format!(
+            "nothing was started:\n{}\n(`socialgate check --settings FILE` runs these checks without starting)",
+            problems.join("\n")
+        ));
+    };
+    let source = report.source;
     tracing::info!(policy = %source.describe(), version = %policy.version, rules = policy.rules.len(), sites = policy.sites.len(), "policy loaded");
+    for w in &policy.warnings {
+        tracing::warn!("{w}");
+    }
     let running = start_with_source(settings, policy, source).await?;
     for a in &running.proxy_addrs {
         tracing::info!(address = %a, "proxy listening; point browsers at it, e.g. curl -x http://{a} http://example.com/");
@@ -247,66 +486,133 @@ async fn wait_for_signals(_running: &RunningGateway) {
 }
 
 /// Reloads the policy and the htpasswd file; on any error the old ones stay.
-/// Returns whether a new policy is in force.
+/// Returns whether the policy files were accepted. Each is logged and counted
+/// as itself: a policy whose version did not change is "unchanged" (not a
+/// policy reload), and the htpasswd file has its own log line and counter.
 pub fn reload(gw: &Gateway, source: &PolicySource) -> bool {
-    let ok = match load_checked_policy(source) {
+    let ok = reload_policy(gw, source);
+    reload_htpasswd(gw);
+    ok
+}
+
+/// The policy half of [`reload`].
+fn reload_policy(gw: &Gateway, source: &PolicySource) -> bool {
+    match load_checked_policy(source) {
         Ok(p) => {
-            tracing::info!(version = %p.version, "policy reloaded");
-            gw.set_policy(p);
-            gw.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+            let before = gw.policy().version.clone();
+            gw.metrics.record_policy_load(true);
+            if let Ok(mut f) = gw.reload_failure.write() {
+                *f = None;
+            }
+            for w in &p.warnings {
+                tracing::warn!("{w}");
+            }
+            if p.version == before {
+                tracing::info!(version = %p.version, "policy files read again: unchanged");
+            } else {
+                tracing::info!(version = %p.version, previous = %before, "policy reloaded");
+                gw.set_policy(p);
+                gw.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+            }
             true
         }
         Err(errs) => {
-            for e in errs {
+            for e in &errs {
                 tracing::error!("{e}");
             }
             tracing::error!("the new policy was not loaded; the previous one stays in force. Fix the errors above; the file is watched (or send SIGHUP).");
+            gw.metrics.record_policy_load(false);
             gw.metrics
                 .policy_reloads
                 .with_label_values(&["error"])
                 .inc();
+            if let Ok(mut f) = gw.reload_failure.write() {
+                let since = f.as_ref().map_or_else(chrono::Utc::now, |old| old.since);
+                *f = Some(crate::proxy::gateway::ReloadFailure {
+                    since,
+                    error: errs.join("\n"),
+                });
+            }
             false
         }
-    };
-    if let Err(e) = gw.identity.reload_htpasswd() {
-        tracing::error!("{e}; the previous htpasswd file stays in force");
     }
-    ok
 }
 
-/// The modification time and length of each file, to notice changes.
-fn fingerprint(files: &[String]) -> Vec<Option<(SystemTime, u64)>> {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .and_then(|m| m.modified().ok().map(|t| (t, m.len())))
-        })
-        .collect()
+/// The htpasswd half of [`reload`] (nothing without `identity.basic`).
+fn reload_htpasswd(gw: &Gateway) {
+    let Some(b) = &gw.settings.identity.basic else {
+        return;
+    };
+    match gw.identity.reload_htpasswd() {
+        Ok(()) => {
+            tracing::info!(file = %b.htpasswd.display(), "htpasswd file reloaded");
+            gw.metrics.htpasswd_reloads.with_label_values(&["ok"]).inc();
+        }
+        Err(e) => {
+            tracing::error!("{e}; the previous htpasswd file stays in force");
+            gw.metrics
+                .htpasswd_reloads
+                .with_label_values(&["error"])
+                .inc();
+        }
+    }
 }
 
-/// Polls the policy's files every second; reloads when one changes.
+/// What the watcher compares: the modification time and length of each file
+/// the policy was built from, and what each `include` pattern matches now (so
+/// a file added to `include: [sites/*.yaml]` is noticed, and a removed one).
+#[derive(PartialEq, Eq)]
+struct PolicyFilesState {
+    files: Vec<Option<(SystemTime, u64)>>,
+    matches: Vec<Vec<String>>,
+}
+
+impl PolicyFilesState {
+    fn of(policy: &Policy) -> PolicyFilesState {
+        use crate::policy::sources::PolicyFiles;
+        PolicyFilesState {
+            files: policy
+                .files
+                .iter()
+                .map(|f| {
+                    std::fs::metadata(f)
+                        .ok()
+                        .and_then(|m| m.modified().ok().map(|t| (t, m.len())))
+                })
+                .collect(),
+            matches: policy
+                .include_patterns
+                .iter()
+                .map(|p| FsFiles.expand(p).unwrap_or_default())
+                .collect(),
+        }
+    }
+}
+
+/// Polls the policy's files and include patterns every second; reloads when
+/// one changes.
 async fn watch_policy_files(
     gw: Arc<Gateway>,
     source: PolicySource,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut files = gw.policy().files.clone();
-    let mut seen = fingerprint(&files);
+    // After a failed reload the policy in force is still the old one, so this
+    // compares against the files as they were when last read.
+    let mut seen = PolicyFilesState::of(&gw.policy());
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }
-        let now = fingerprint(&files);
+        let now = PolicyFilesState::of(&gw.policy());
         if now != seen {
-            tracing::info!("a policy file changed; reloading");
+            tracing::info!(
+                "a policy file changed (or an include pattern matches other files); reloading"
+            );
             reload(&gw, &source);
             // After a failed reload this is the broken state: nothing is retried
             // until a file changes again.
-            files = gw.policy().files.clone();
-            seen = fingerprint(&files);
+            seen = PolicyFilesState::of(&gw.policy());
         }
     }
 }

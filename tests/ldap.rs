@@ -330,8 +330,9 @@ fn check_settings_reports_the_directory_and_groups() {
     std::fs::write(
         &settings,
         format!(
-            "policy: {policy}\nidentity:\n  group_members: {{ contractors: [alice] }}\n  ldap:\n    url: \"{url}\"\n    bind_dn: \"{ADMIN_DN}\"\n    bind_password_file: \"{pw}\"\n    user_base: \"{BASE}\"\n    user_filter: \"(uid={{user}})\"\n",
+            "policy: {policy}\nca: {{ cert: \"{dir}/ca.crt\", key: \"{dir}/ca.key\", create_if_missing: true }}\naudit: {{ path: \"{dir}/audit.jsonl\" }}\nidentity:\n  group_members: {{ contractors: [alice] }}\n  ldap:\n    url: \"{url}\"\n    bind_dn: \"{ADMIN_DN}\"\n    bind_password_file: \"{pw}\"\n    user_base: \"{BASE}\"\n    user_filter: \"(uid={{user}})\"\n",
             policy = policy.display(),
+            dir = settings.parent().unwrap().display(),
             url = slapd.url,
             pw = slapd.password_file().display()
         ),

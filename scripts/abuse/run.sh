@@ -30,7 +30,7 @@ cat > "$work/socialgate.yaml" <<YAML
 listen: 127.0.0.1:$PROXY_PORT
 admin_listen: 127.0.0.1:$ADMIN_PORT
 policy: $work/policy.yaml
-ca: { cert: $work/ca.crt, key: $work/ca.key }
+ca: { cert: $work/ca.crt, key: $work/ca.key, create_if_missing: true }
 identity:
   basic: { realm: abuse, htpasswd: $work/users.htpasswd }
   group_members: { all-staff: [normal, victim] }

@@ -258,7 +258,7 @@ class Bench:
         settings = f"""listen: 127.0.0.1:{port}
 admin_listen: 127.0.0.1:{admin}
 policy: {os.path.join(HERE, "policy.yaml")}
-ca: {{ cert: {d}/ca.crt, key: {d}/ca.key }}
+ca: {{ cert: {d}/ca.crt, key: {d}/ca.key, create_if_missing: true }}
 identity:
   networks:
     - {{ cidr: 127.0.0.0/8, user: bob, groups: [all-staff] }}

@@ -1,7 +1,9 @@
-//! `socialgate check`: a policy file (parse, compile, run its `tests:`) and/or,
-//! with `--settings`, a settings file (its keys, then the identity sources it
-//! names: the Kerberos keytab, the htpasswd file, the directory, and with
-//! `--user` that user's groups).
+//! `socialgate check`: a policy file (parse, compile, run its `tests:`, warn
+//! about regexes that hold control characters) and/or, with `--settings`, a
+//! settings file: its keys, then every start-up check `run` makes (the same
+//! function), then the identity sources it names in depth (the Kerberos
+//! keytab, the htpasswd file, the directory, and with `--user` that user's
+//! groups).
 //!
 //! Limits: reports on stdout, one line per finding; exit 0 only when all is
 //! well, else 1. The identity probes are `identity::kerberos::check_keytab`
@@ -64,6 +66,9 @@ fn check_policy(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in &policy.warnings {
+        println!("{w}");
+    }
     let failures = run_tests(&policy);
     for f in &failures {
         println!("{f}");
@@ -84,8 +89,10 @@ fn check_policy(path: &Path) -> ExitCode {
     }
 }
 
-/// `socialgate check --settings FILE [--user U]`: the settings' keys, the
-/// Kerberos keytab, the directory, and a user's groups.
+/// `socialgate check --settings FILE [--user U]`: the settings' keys, then
+/// every start-up check `run` makes (`runtime::startup_checks`: the policy,
+/// the CA, the audit path, the upstream roots, the identity sources), then the
+/// Kerberos keytab, the htpasswd file, the directory, and a user's groups.
 fn check_settings(path: &Path, user: Option<&str>) -> ExitCode {
     let name = path.display().to_string();
     let settings = match Settings::load(path) {
@@ -102,7 +109,22 @@ fn check_settings(path: &Path, user: Option<&str>) -> ExitCode {
         }
     };
     println!("{name}: settings OK");
+    let report = crate::runtime::startup_checks(&settings);
     let mut problems = 0;
+    for c in &report.checks {
+        match &c.outcome {
+            Ok(note) => println!("{}: OK {note}", c.what),
+            Err(e) => {
+                println!("{}: FAIL {e}", c.what);
+                problems += 1;
+            }
+        }
+    }
+    if let Some(p) = &report.policy {
+        for w in &p.warnings {
+            println!("{w}");
+        }
+    }
     let identity = &settings.identity;
     if let Some(k) = &identity.kerberos {
         problems += crate::identity::kerberos::check_keytab(k);
@@ -124,10 +146,10 @@ fn check_settings(path: &Path, user: Option<&str>) -> ExitCode {
         println!("groups of {u}: {}", list_or_none(&groups));
     }
     if problems == 0 {
-        println!("{name}: identity sources OK");
+        println!("{name}: OK: `socialgate run --config {name}` would start");
         ExitCode::SUCCESS
     } else {
-        println!("{name}: {problems} problem(s) with the identity sources");
+        println!("{name}: {problems} problem(s); `socialgate run` would refuse to start");
         ExitCode::from(1)
     }
 }

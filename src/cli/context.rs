@@ -2,7 +2,8 @@
 //! of this directory, the policy to decide with, and a user's configured
 //! groups.
 //!
-//! Limits: problems are printed on stderr; a settings file with errors falls
+//! Limits: problems are printed on stderr (failing policy tests too, without
+//! stopping the command); a settings file with errors falls
 //! back to the built-in defaults (only to find the policy), a directory that
 //! cannot be reached leaves the user in no directory group. Called by
 //! `cli::check`, `cli::explain` and `cli::scan`.
@@ -11,8 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::policy::Policy;
-use crate::runtime::{load_checked_policy, PolicySource};
+use crate::runtime::{load_unchecked_policy, PolicySource};
 use crate::settings::Settings;
+use crate::verdict::run_tests;
 
 /// The settings `run` would use from this directory (`./socialgate.yaml`), so
 /// `explain` and `scan` decide with the same policy; the built-in defaults when
@@ -32,22 +34,36 @@ pub(super) fn local_settings() -> Settings {
 }
 
 /// The policy `--policy` names, else the one `run` would choose with
-/// `settings` (only called then), loaded with its tests run; its errors are
-/// printed on stderr and come back as exit code 1.
+/// `settings` (only called then), loaded and compiled; its errors are printed
+/// on stderr and come back as exit code 1. Its own `tests:` are run too, but a
+/// failing test does not stop `explain` or `scan` (that is when one needs
+/// them): each failure is printed on stderr and their number comes back.
 pub(super) fn load_policy_for(
     policy: Option<PathBuf>,
     settings: impl FnOnce() -> Settings,
-) -> Result<Policy, ExitCode> {
+) -> Result<(Policy, usize), ExitCode> {
     let source = match policy {
         Some(p) => PolicySource::File(p),
         None => PolicySource::for_settings(&settings()),
     };
-    load_checked_policy(&source).map_err(|errs| {
+    let policy = load_unchecked_policy(&source).map_err(|errs| {
         for e in errs {
             eprintln!("{e}");
         }
         ExitCode::from(1)
-    })
+    })?;
+    let failures = run_tests(&policy);
+    for f in &failures {
+        eprintln!("{f}");
+    }
+    if !failures.is_empty() {
+        eprintln!(
+            "socialgate: warning: {} of the policy's {} own tests fail (above); `run` would refuse this policy. Deciding with it anyway.",
+            failures.len(),
+            policy.tests.len()
+        );
+    }
+    Ok((policy, failures.len()))
 }
 
 /// The groups `user` gets from `group_members` and, when configured and

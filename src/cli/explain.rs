@@ -4,8 +4,9 @@
 //! Limits: the request is built from the command line (`METHOD URL`,
 //! `--header`, `--body`/`--body-file`) and decided by the same verdict code as
 //! the proxy and the policy tests (`verdict::evaluate_test_request`); the
-//! user's groups come from `--group`, else from the settings' sources. Exit 1
-//! on a policy or file problem, 2 on bad input. Called by `cli::main`.
+//! user's groups come from `--group`, else from the settings' sources. A
+//! policy whose own tests fail is still explained (the failures on stderr and
+//! a `tests:` line). Exit 1 on a policy or file problem, 2 on bad input. Called by `cli::main`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,7 +66,7 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
             a.groups = context::configured_groups(s, &a.user);
         }
     }
-    let policy = match context::load_policy_for(a.policy, || {
+    let (policy, failing_tests) = match context::load_policy_for(a.policy, || {
         settings.unwrap_or_else(context::local_settings)
     }) {
         Ok(p) => p,
@@ -124,6 +125,7 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
             "roles": d.roles,
             "dry_run": d.dry_run,
             "dlp": verdict.findings,
+            "failing_tests": failing_tests,
         });
         println!("{out}");
     } else {
@@ -143,6 +145,12 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
         }
         println!("why:      {}", d.reason);
         println!("policy:   {} (version {})", policy.source, policy.version);
+        if failing_tests > 0 {
+            println!(
+                "tests:    {failing_tests} of {} of the policy's own tests FAIL (see stderr); `run` would refuse this policy",
+                policy.tests.len()
+            );
+        }
     }
     ExitCode::SUCCESS
 }

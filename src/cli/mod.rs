@@ -47,7 +47,8 @@ enum Command {
         #[command(subcommand)]
         command: ca::CaCommand,
     },
-    /// Read a password on stdin and print a bcrypt hash for the htpasswd file.
+    /// Read a password (prompted without echo on a terminal, else one line of
+    /// stdin) and print its bcrypt hash, or `user:hash` with --user, for the htpasswd file.
     HashPassword(hash_password::HashPasswordArgs),
     /// Check the site catalogue against recorded traffic (`catalogue check FILE.har`).
     Catalogue {
@@ -56,8 +57,35 @@ enum Command {
     },
 }
 
+/// The exit status of a command whose reader went away (`socialgate scan |
+/// head`): 141, as a shell reports a process ended by SIGPIPE, so a pipeline
+/// under `set -o pipefail` notices the output was cut short, yet nothing is
+/// printed (0 would make a cut-short `scan` look clean).
+pub const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Makes a closed stdout end the process quietly. Rust ignores SIGPIPE, so
+/// `println!` to a closed pipe panics ("failed printing to stdout: Broken
+/// pipe"); this hook turns exactly that panic into a quiet exit with
+/// [`BROKEN_PIPE_EXIT`] and leaves every other panic to the default hook.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE_EXIT);
+        }
+        default(info);
+    }));
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
     match Cli::parse().command {
         Command::Run(a) => run::run(a),
         Command::Check(a) => check::run(a),

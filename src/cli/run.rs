@@ -1,15 +1,17 @@
 //! `socialgate run`: loads the settings (`--config`, else `./socialgate.yaml`,
 //! else the built-in defaults) and serves until stopped.
 //!
-//! Limits: a settings error stops before anything is bound (exit 1); start-up
-//! and serving are `crate::runtime::run`'s. Called by `cli::main`.
+//! Limits: a settings error stops before anything is bound (exit 1); logging
+//! (`log.format`, colour only on a terminal without `NO_COLOR`) is set up once
+//! the settings are read; start-up checks and serving are
+//! `crate::runtime::run`'s. Called by `cli::main`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
 
 #[derive(Args, Debug)]
 pub(super) struct RunArgs {
@@ -17,38 +19,49 @@ pub(super) struct RunArgs {
     config: Option<PathBuf>,
 }
 
-/// Logs to stderr, `info` unless `RUST_LOG` says otherwise.
-fn init_logging() {
+/// Logs to stderr, `info` unless `RUST_LOG` says otherwise, in `format`.
+/// Text is coloured only when stderr is a terminal and `NO_COLOR` is unset
+/// (a log redirected to a file or a journal carries no escape codes); JSON is
+/// one object per line (`timestamp`, `level`, `fields.message`, the event's
+/// other fields, `target`).
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        LogFormat::Text => builder.with_ansi(use_colour()).try_init(),
+    };
+}
+
+/// Colour only for a person at a terminal who has not asked for none.
+fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 pub(super) fn run(a: RunArgs) -> ExitCode {
-    init_logging();
-    let settings = match a.config.or_else(|| {
+    let (settings, loaded_from) = match a.config.or_else(|| {
         let p = PathBuf::from("socialgate.yaml");
         p.exists().then_some(p)
     }) {
         Some(path) => match Settings::load(&path) {
-            Ok(s) => {
-                tracing::info!(settings = %path.display(), "settings loaded");
-                s
-            }
+            Ok(s) => (s, Some(path)),
             Err(e) => {
                 eprintln!("{e}");
                 eprintln!("socialgate: the settings have errors; nothing was started.");
                 return ExitCode::from(1);
             }
         },
-        None => {
-            tracing::info!("no socialgate.yaml: running on built-in defaults (proxy 127.0.0.1:3128, clients from 127.0.0.0/8 are user `local` in group `all-staff`)");
-            Settings::default()
-        }
+        None => (Settings::default(), None),
     };
+    init_logging(settings.log_format);
+    match &loaded_from {
+        Some(path) => tracing::info!(settings = %path.display(), "settings loaded"),
+        None => tracing::info!("no socialgate.yaml: running on built-in defaults (proxy 127.0.0.1:3128, clients from 127.0.0.0/8 are user `local` in group `all-staff`)"),
+    }
     // MIT Kerberos finds the keytab through the environment, which must be set
     // before the runtime starts threads.
     if let Some(k) = &settings.identity.kerberos {

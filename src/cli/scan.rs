@@ -39,7 +39,7 @@ fn scanner_for(policy: Option<PathBuf>, profile: Option<&str>) -> Result<Arc<Sca
     let Some(name) = profile else {
         return Ok(Arc::new(Scanner::all_builtins()));
     };
-    let policy = context::load_policy_for(policy, context::local_settings)?;
+    let (policy, _failing_tests) = context::load_policy_for(policy, context::local_settings)?;
     match policy
         .dlp
         .profiles

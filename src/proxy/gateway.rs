@@ -29,6 +29,9 @@ pub struct Gateway {
     pub audit: crate::audit::AuditLog,
     /// When the policy in force was loaded (for the status page).
     pub policy_loaded_at: RwLock<chrono::DateTime<chrono::Utc>>,
+    /// The policy files' refusal since the last accepted load, if any (for
+    /// the status page; `runtime::reload` keeps it).
+    pub reload_failure: RwLock<Option<ReloadFailure>>,
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The proxy listeners' bound addresses.
     proxy_addrs: RwLock<Vec<std::net::SocketAddr>>,
@@ -37,6 +40,15 @@ pub struct Gateway {
     /// `limits.max_tunnels`.
     pub tunnel_slots: Arc<tokio::sync::Semaphore>,
     references: References,
+}
+
+/// Why the policy files on disk are refused, and since when.
+#[derive(Debug, Clone)]
+pub struct ReloadFailure {
+    /// The first refused load since the last accepted one.
+    pub since: chrono::DateTime<chrono::Utc>,
+    /// The latest refused load's errors, one per line.
+    pub error: String,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -92,6 +104,7 @@ impl Gateway {
             metrics,
             audit,
             policy_loaded_at: RwLock::new(chrono::Utc::now()),
+            reload_failure: RwLock::new(None),
             started_at: chrono::Utc::now(),
             proxy_addrs: RwLock::new(Vec::new()),
             buffer_budget: Arc::new(tokio::sync::Semaphore::new(

@@ -33,6 +33,9 @@ pub struct RequestLog {
     record: AuditRecord,
     /// First role, for the metric label.
     role: String,
+    /// The identified client's groups (for the roles of a record refused
+    /// before any decision); `None` until the client is identified.
+    groups: Option<Vec<String>>,
     decided: bool,
     done: bool,
     /// Missing credentials are counted, not audited.
@@ -68,6 +71,7 @@ impl RequestLog {
                 ..Default::default()
             },
             role: "none".into(),
+            groups: None,
             decided: false,
             done: false,
             skip_audit: false,
@@ -85,7 +89,28 @@ fn with<R>(log: &SharedLog, f: impl FnOnce(&mut RequestLog) -> R) -> R {
 
 /// The client was identified.
 pub fn identified(log: &SharedLog, principal: &Principal) {
-    with(log, |l| l.record.user = Some(principal.user.clone()));
+    with(log, |l| {
+        l.record.user = Some(principal.user.clone());
+        l.groups = Some(principal.groups.clone());
+    });
+}
+
+/// A record completed without a policy decision (a buffering-budget 503, an
+/// acknowledgement, a guard refusal) still names the site its host belongs
+/// to and, for an identified client, its roles, so the audit says who was
+/// refused where.
+fn fill_undecided(gw: &Gateway, record: &mut AuditRecord, groups: Option<&[String]>) {
+    let policy = gw.policy();
+    if record.site == "unlisted" {
+        if let Some(site) =
+            crate::policy::normalize_host(&record.host).and_then(|h| policy.site_for(&h))
+        {
+            record.site = site.name.clone();
+        }
+    }
+    if let (Some(user), Some(groups), true) = (&record.user, groups, record.roles.is_empty()) {
+        record.roles = policy.role_names(policy.role_mask(user, groups));
+    }
 }
 
 /// The request was decided (and scanned): record it and count dry runs and findings.
@@ -195,6 +220,10 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
         l.record.status = status;
         l.record.bytes_down = bytes_down;
         l.record.duration_ms = l.start.elapsed().as_millis() as u64;
+        if !l.decided {
+            let groups = l.groups.take();
+            fill_undecided(gw, &mut l.record, groups.as_deref());
+        }
         // Finished once: the record can be moved out rather than copied.
         Some((
             std::mem::take(&mut l.record),

@@ -117,6 +117,12 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
                     .with_label_values(&[failure.label()])
                     .inc();
                 match &failure {
+                    // A 407 challenge (every browser's first request) is only
+                    // counted; a 403 to a client no identity source knows is
+                    // audited, so its reference is in the log.
+                    AuthFailure::Missing if gw.identity.basic_realm().is_none() && !gw.identity.offers_negotiate() => {
+                        observe::refused(&ctx.log, "authentication");
+                    }
                     AuthFailure::Missing => observe::not_audited(&ctx.log),
                     other => {
                         tracing::info!(reason = other.label(), peer = %ctx.peer, "proxy authentication failed");

@@ -8,7 +8,7 @@
 //! at its `FILE:LINE:COL`, with "did you mean" for a misspelt key), then hands
 //! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
 //! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
-//! `limits.rs`, `audit.rs`; `values.rs` holds the value syntaxes they share and
+//! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`; `values.rs` holds the value syntaxes they share and
 //! `problems.rs` the list they report into.
 //! Every section's problems are collected in file-section order before the
 //! load fails, each at its key.
@@ -19,10 +19,12 @@
 //! fuzz harness and the tests; the runtime and proxy read the result.
 
 mod audit;
+mod ca;
 mod identity;
 mod ldap;
 mod limits;
 mod listen;
+mod log;
 mod problems;
 mod upstream;
 mod values;
@@ -37,11 +39,13 @@ use crate::policy::raw::OneOrMany;
 use crate::yaml_source::{ConfigError, ConfigErrors, YamlDoc};
 use problems::Problems;
 
+pub use ca::{DEFAULT_CA_CERT, DEFAULT_CA_KEY};
 pub use identity::{
     BasicSettings, IdentitySettings, KerberosSettings, NetworkIdentity, TrustedHeaderSettings,
 };
 pub use ldap::LdapSettings;
 pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
+pub use log::LogFormat;
 pub use upstream::UpstreamSettings;
 
 #[derive(Debug, Deserialize, Default)]
@@ -50,19 +54,13 @@ struct RawSettings {
     listen: Option<OneOrMany<String>>,
     admin_listen: Option<String>,
     policy: Option<String>,
-    ca: Option<RawCa>,
+    ca: Option<ca::RawCa>,
+    log: Option<log::RawLog>,
     support_contact: Option<String>,
     identity: Option<identity::RawIdentity>,
     upstream: Option<upstream::RawUpstream>,
     limits: Option<limits::RawLimits>,
     audit: Option<audit::RawAudit>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCa {
-    cert: String,
-    key: String,
 }
 
 /// The gateway's settings.
@@ -74,12 +72,19 @@ pub struct Settings {
     pub policy: Option<PathBuf>,
     pub ca_cert: PathBuf,
     pub ca_key: PathBuf,
+    /// Create the CA when both of its files are missing (`ca.create_if_missing`;
+    /// true only on the built-in defaults). Otherwise missing files stop the start.
+    pub ca_create_if_missing: bool,
+    /// `log.format`: `text` (default) or `json`.
+    pub log_format: LogFormat,
     pub support_contact: String,
     pub identity: IdentitySettings,
     pub upstream: UpstreamSettings,
     pub limits: Limits,
     /// Audit log path; `-` for stdout.
     pub audit_path: String,
+    /// `audit.syslog.url`: a receiver that gets every record as RFC 5424.
+    pub audit_syslog: Option<crate::syslog::SyslogTarget>,
 }
 
 impl Default for Settings {
@@ -89,8 +94,10 @@ impl Default for Settings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 3128))],
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9128))),
             policy: None,
-            ca_cert: PathBuf::from("certs/ca.crt"),
-            ca_key: PathBuf::from("certs/ca.key"),
+            ca_cert: PathBuf::from(DEFAULT_CA_CERT),
+            ca_key: PathBuf::from(DEFAULT_CA_KEY),
+            ca_create_if_missing: true,
+            log_format: LogFormat::Text,
             support_contact: "your IT service desk".into(),
             identity: IdentitySettings {
                 networks: vec![NetworkIdentity {
@@ -104,6 +111,7 @@ impl Default for Settings {
             upstream: UpstreamSettings::default(),
             limits: Limits::default(),
             audit_path: "audit.jsonl".into(),
+            audit_syslog: None,
         }
     }
 }
@@ -128,9 +136,9 @@ impl Settings {
             }
         }
         s.policy = raw.policy.map(PathBuf::from);
-        if let Some(ca) = raw.ca {
-            s.ca_cert = ca.cert.into();
-            s.ca_key = ca.key.into();
+        (s.ca_cert, s.ca_key, s.ca_create_if_missing) = ca::parse(raw.ca);
+        if let Some(l) = raw.log {
+            s.log_format = log::parse(l, &mut problems);
         }
         if let Some(c) = raw.support_contact {
             s.support_contact = c;
@@ -145,7 +153,11 @@ impl Settings {
             limits::apply(l, &mut s.limits, &mut problems);
         }
         if let Some(a) = raw.audit {
-            s.audit_path = audit::parse(a);
+            let (path, syslog) = audit::parse(a, &mut problems);
+            if let Some(p) = path {
+                s.audit_path = p;
+            }
+            s.audit_syslog = syslog;
         }
         problems.into_result(s)
     }
@@ -176,6 +188,32 @@ mod tests {
         assert_eq!(s.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
         assert_eq!(s.limits.max_scan_bytes, 10 << 20);
         assert_eq!(s.identity.networks[0].cidr.to_string(), "127.0.0.0/8");
+    }
+
+    #[test]
+    fn ca_and_log() {
+        // Only the built-in defaults may create a CA; a file must say so.
+        assert!(Settings::default().ca_create_if_missing);
+        let s = Settings::from_yaml("s.yaml", "").unwrap();
+        assert!(!s.ca_create_if_missing);
+        assert_eq!(s.log_format, LogFormat::Text);
+        let s = Settings::from_yaml(
+            "s.yaml",
+            "ca: { create_if_missing: true }\nlog: { format: json }\n",
+        )
+        .unwrap();
+        assert!(s.ca_create_if_missing);
+        assert_eq!(s.ca_key, PathBuf::from("certs/ca.key"));
+        assert_eq!(s.log_format, LogFormat::Json);
+        let err = Settings::from_yaml("s.yaml", "log:\n  format: yaml\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "s.yaml:2:11: `log.format`: unknown format `yaml`, expected `text` or `json`"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -190,7 +190,7 @@ for attempt in 1 2 3; do
 listen: 127.0.0.1:$GW_PORT
 admin_listen: 127.0.0.1:$ADMIN_PORT
 policy: $WORK/policy.yaml
-ca: { cert: $WORK/ca.crt, key: $WORK/ca.key }
+ca: { cert: $WORK/ca.crt, key: $WORK/ca.key, create_if_missing: true }
 support_contact: "IT service desk, ext. 4000"
 identity:
   networks:

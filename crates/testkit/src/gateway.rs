@@ -80,6 +80,7 @@ pub async fn gateway(fx: &Fixture, settings_yaml: &str, policy_yaml: &str) -> Ru
     if !text.contains("\nca:") {
         settings.ca_cert = fx.dir.path().join("ca.crt");
         settings.ca_key = fx.dir.path().join("ca.key");
+        settings.ca_create_if_missing = true;
     }
     let policy =
         load_policy(&policy_path.display().to_string(), &FsFiles).unwrap_or_else(|e| panic!("{e}"));

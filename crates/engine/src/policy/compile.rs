@@ -11,7 +11,7 @@ use serde_yaml::Value;
 
 use super::raw::{RawDlp, RawMatcher, RawRole, RawRule, RawSite, RawTest};
 use super::selftest::compile_test;
-use super::sources::PolicyFiles;
+use super::sources::{clean, PolicyFiles};
 use super::when::{parse_clock, parse_days, TimeWindow};
 use super::{
     Action, ActivityId, ActivitySelector, CustomDetector, DlpProfile, DlpSettings, DomainPattern,
@@ -60,15 +60,27 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         }
     };
     let get = |k: &str| root.get(Value::String(k.to_string()));
+    // A misspelt top-level key whose right spelling is missing (`rule:` for
+    // `rules:`) is the root cause of everything that follows (missing rules,
+    // tests naming rules that "do not exist"): report it alone.
+    let mut root_causes = Vec::new();
     for key in root.keys() {
         let name = key.as_str().unwrap_or("");
         if !TOP_KEYS.contains(&name) {
-            let hint = suggest(name, TOP_KEYS.iter().copied())
+            let meant = suggest(name, TOP_KEYS.iter().copied());
+            let hint = meant
+                .as_ref()
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();
-            errors
-                .push(docs[0].error_at_key(name, format!("unknown top-level key `{name}`{hint}")));
+            let e = docs[0].error_at_key(name, format!("unknown top-level key `{name}`{hint}"));
+            if meant.as_deref().is_some_and(|m| get(m).is_none()) {
+                root_causes.push(e.clone());
+            }
+            errors.push(e);
         }
+    }
+    if !root_causes.is_empty() {
+        return Err(ConfigErrors(root_causes));
     }
     match get("version") {
         None => errors.push(docs[0].error_at("", "missing key `version`: write `version: 1`")),
@@ -110,12 +122,14 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
 
     // Sites: included catalogue files first, then the policy's own.
     let mut site_entries: Vec<SiteEntry> = Vec::new();
+    let mut include_patterns: Vec<String> = Vec::new();
     if let Some(v) = get("include") {
         let patterns: Vec<String> = docs[0]
             .typed(v, "include", "`include`", &mut errors)
             .unwrap_or_default();
         for (i, pattern) in patterns.iter().enumerate() {
             let full = files.join(path, pattern);
+            include_patterns.push(full.clone());
             let found = match files.expand(&full) {
                 Ok(f) => f,
                 Err(e) => {
@@ -143,7 +157,12 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
                         continue;
                     }
                 };
-                hash.update(file.as_bytes());
+                // Named relative to the policy file, so the version is the same
+                // whichever path (relative, absolute, `./`, a symlink) loads it.
+                let relative = relative_name(path, &file);
+                hash.update(&(relative.len() as u64).to_le_bytes());
+                hash.update(relative.as_bytes());
+                hash.update(&(text.len() as u64).to_le_bytes());
                 hash.update(text.as_bytes());
                 let doc = match YamlDoc::parse(&file, &text) {
                     Ok(d) => d,
@@ -273,6 +292,8 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         dlp,
         tests: Vec::new(),
         files: docs.iter().map(|d| d.file.clone()).collect(),
+        warnings: docs.iter().flat_map(control_character_warnings).collect(),
+        include_patterns,
     };
     let rule_names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
     let site_names: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
@@ -294,6 +315,101 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         errors.dedup();
         Err(ConfigErrors(errors))
     }
+}
+
+/// `file` (an include found from the policy at `policy_path`) named relative
+/// to the policy's directory (`sites/x.yaml`, `../catalogue/x.yaml`), so the
+/// version does not depend on how the policy's path was spelt. An absolute
+/// include of a relative policy keeps its own name.
+fn relative_name(policy_path: &str, file: &str) -> String {
+    fn parts(p: &str) -> (bool, Vec<&str>) {
+        let mut out: Vec<&str> = Vec::new();
+        for seg in p.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." if out.last().is_some_and(|l| *l != "..") => {
+                    out.pop();
+                }
+                s => out.push(s),
+            }
+        }
+        (p.starts_with('/'), out)
+    }
+    let (policy_abs, mut dir) = parts(policy_path);
+    dir.pop();
+    let (file_abs, file_parts) = parts(file);
+    if policy_abs != file_abs {
+        return clean(file);
+    }
+    let common = dir
+        .iter()
+        .zip(&file_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out: Vec<&str> = vec![".."; dir.len() - common];
+    out.extend(&file_parts[common..]);
+    out.join("/")
+}
+
+/// Keys whose value is a regex (`pattern`, `path_regex`) or a map of regexes
+/// (`query`, `form`, `json`, `header` in a matcher).
+const REGEX_KEYS: &[&str] = &["pattern", "path_regex"];
+const REGEX_MAP_KEYS: &[&str] = &["query", "form", "json", "header"];
+
+/// Warnings for regexes holding a control character: in a double-quoted YAML
+/// string `"\bword\b"` turns `\b` into a backspace, so the regex silently never
+/// matches. Each names the key and suggests single quotes.
+fn control_character_warnings(doc: &YamlDoc) -> Vec<ConfigError> {
+    fn check(doc: &YamlDoc, path: &str, key: &str, text: &str, out: &mut Vec<ConfigError>) {
+        let Some(c) = text.chars().find(|c| c.is_control()) else {
+            return;
+        };
+        let what = match c {
+            '\u{8}' => "a backspace (`\\b` inside double quotes)".to_string(),
+            '\t' => "a tab (`\\t` inside double quotes)".to_string(),
+            '\n' => "a line break".to_string(),
+            '\r' => "a carriage return".to_string(),
+            c => format!("the control character U+{:04X}", c as u32),
+        };
+        out.push(doc.error_at(
+            path,
+            format!(
+                "warning: `{key}` holds {what}, which a request never contains; write the regex in single quotes ('\\bBDC-[0-9]{{7}}\\b') or as a plain scalar so backslashes stay backslashes"
+            ),
+        ));
+    }
+    fn walk(doc: &YamlDoc, v: &Value, path: &str, out: &mut Vec<ConfigError>) {
+        match v {
+            Value::Mapping(m) => {
+                for (k, child_value) in m {
+                    let Some(k) = k.as_str() else { continue };
+                    let p = child(path, k);
+                    match child_value {
+                        Value::String(text) if REGEX_KEYS.contains(&k) => {
+                            check(doc, &p, k, text, out)
+                        }
+                        Value::Mapping(fields) if REGEX_MAP_KEYS.contains(&k) => {
+                            for (name, re) in fields {
+                                if let (Some(name), Value::String(text)) = (name.as_str(), re) {
+                                    check(doc, &child(&p, name), k, text, out);
+                                }
+                            }
+                        }
+                        other => walk(doc, other, &p, out),
+                    }
+                }
+            }
+            Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(doc, item, &index(path, i), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(doc, &doc.root, "", &mut out);
+    out
 }
 
 /// The entries of a mapping, with string keys; anything else is an error.
@@ -972,4 +1088,53 @@ fn compile_matcher(
         ));
     }
     (errors.len() == before).then_some(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::relative_name;
+    use crate::policy::load_policy;
+    use crate::policy::test_support::OneFile;
+
+    #[test]
+    fn includes_are_named_relative_to_the_policy_whatever_its_spelling() {
+        for (policy, file) in [
+            ("policies/x.yaml", "policies/sites/a.yaml"),
+            ("./policies/x.yaml", "./policies/./sites/a.yaml"),
+            ("/srv/gw/policies/x.yaml", "/srv/gw/policies/sites/a.yaml"),
+            ("x.yaml", "sites/a.yaml"),
+        ] {
+            assert_eq!(relative_name(policy, file), "sites/a.yaml", "{policy}");
+        }
+        assert_eq!(
+            relative_name("/srv/p/x.yaml", "/srv/p/../catalogue/a.yaml"),
+            "../catalogue/a.yaml"
+        );
+        assert_eq!(relative_name("p/x.yaml", "/etc/a.yaml"), "etc/a.yaml");
+    }
+
+    #[test]
+    fn a_misspelt_top_level_key_is_reported_alone() {
+        let text = "version: 1\nrule:\n  - { name: all, action: allow }\ntests:\n  - { request: GET https://a.test/, user: u, expect: allow, rule: all }\n";
+        let errors = load_policy("p.yaml", &OneFile(text)).unwrap_err().0;
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            ["p.yaml:2:1: unknown top-level key `rule`; did you mean `rules`?"]
+        );
+    }
+
+    #[test]
+    fn a_control_character_in_a_regex_is_a_warning() {
+        let text = "version: 1\ndlp:\n  detectors:\n    ref: { pattern: \"\\bBDC-[0-9]{7}\\b\" }\n    ok: { pattern: '\\bBDC-[0-9]{7}\\b' }\nrules:\n  - { name: all, action: allow }\n";
+        let policy = load_policy("p.yaml", &OneFile(text)).unwrap();
+        let lines: Vec<String> = policy.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].starts_with("p.yaml:4:21: warning: `pattern` holds a backspace"),
+            "{lines:?}"
+        );
+        assert!(lines[0].contains("single quotes"), "{lines:?}");
+    }
 }

@@ -60,6 +60,12 @@ pub struct Policy {
     pub tests: Vec<selftest::PolicyTest>,
     /// Every file read to build this policy (the main file first), for the watcher.
     pub files: Vec<String>,
+    /// Things that load but are almost certainly mistakes (a regex holding a
+    /// control character), each at its `FILE:LINE:COL`; `check` prints them.
+    pub warnings: Vec<crate::yaml_source::ConfigError>,
+    /// The `include` patterns as resolved against the policy file, so the
+    /// watcher can notice a file that a pattern matches from now on.
+    pub include_patterns: Vec<String>,
 }
 
 /// A site: its activities in file order.
