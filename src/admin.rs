@@ -27,7 +27,10 @@ fn status_page(gw: &Gateway) -> String {
     let uptime = (chrono::Utc::now() - gw.started_at).num_seconds().max(0);
     let failure = gw.reload_failure.read().ok().and_then(|f| f.clone());
     let mut details = vec![
-        ("Gateway version", env!("CARGO_PKG_VERSION").to_string()),
+        (
+            "Gateway version",
+            crate::build_info::LONG_VERSION.to_string(),
+        ),
         ("Policy", policy.source.clone()),
         ("Policy version", policy.version.clone()),
         (

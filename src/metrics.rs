@@ -158,6 +158,17 @@ impl Metrics {
             &["version"],
         )?;
         r.register(Box::new(policy_info.clone()))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "socialgate_build_info",
+                "1, labelled with the version and commit of this binary.",
+            ),
+            &["version", "commit"],
+        )?;
+        r.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[crate::build_info::VERSION, crate::build_info::COMMIT])
+            .set(1);
         Ok(Metrics {
             requests: counter_vec(&r, "socialgate_requests_total", "Decided requests by the user's first role, site, activity and action.", &["role", "site", "activity", "action"])?,
             dry_run: counter_vec(&r, "socialgate_dry_run_matches_total", "Rules with enforce: false that matched (would <action>).", &["rule", "action"])?,

@@ -241,8 +241,12 @@ fn every_alert_says_how_long_how_bad_and_what_to_do() {
     );
     assert!(uses("socialgate_upstream_errors_total"), "upstream errors");
     assert!(
-        uses(r#"socialgate_policy_reloads_total{result="error"}"#),
-        "policy reload failure"
+        uses("socialgate_policy_last_reload_successful == 0"),
+        "policy files refused"
+    );
+    assert!(
+        uses("socialgate_ca_expiry_timestamp_seconds - time()"),
+        "CA expiring"
     );
     assert!(
         uses("socialgate_audit_dropped_total"),

@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "socialgate",
-    version,
+    version = crate::build_info::LONG_VERSION,
     about = "An HTTPS forward proxy that opens social media safely."
 )]
 struct Cli {
