@@ -27,6 +27,7 @@ fn status_page(gw: &Gateway) -> String {
     let uptime = (chrono::Utc::now() - gw.started_at).num_seconds().max(0);
     let failure = gw.reload_failure.read().ok().and_then(|f| f.clone());
     let mut details = vec![
+        ("Instance", gw.settings.instance.clone()),
         (
             "Gateway version",
             crate::build_info::LONG_VERSION.to_string(),

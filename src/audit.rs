@@ -25,6 +25,9 @@ pub struct AuditRecord {
     #[serde(serialize_with = "rfc3339_millis")]
     pub ts: chrono::DateTime<chrono::Utc>,
     pub reference: String,
+    /// The replica that answered (`instance` in the settings; the host name by
+    /// default), filled in by the writer.
+    pub instance: String,
     pub client_ip: String,
     pub user: Option<String>,
     pub roles: Vec<String>,
@@ -154,14 +157,17 @@ impl AuditLog {
     /// Opens `path` and starts the writer; the handle ends when every sender is
     /// dropped and the queue is written out.
     pub fn start(path: &str) -> Result<(AuditLog, tokio::task::JoinHandle<()>), String> {
-        AuditLog::start_with_syslog(path, None)
+        AuditLog::start_with_syslog(path, None, &crate::settings::host_name())
     }
 
-    /// [`AuditLog::start`], also handing every record to `syslog`.
+    /// [`AuditLog::start`], also handing every record to `syslog`, each record
+    /// naming `instance` (this replica).
     pub fn start_with_syslog(
         path: &str,
         syslog: Option<crate::syslog::SyslogSender>,
+        instance: &str,
     ) -> Result<(AuditLog, tokio::task::JoinHandle<()>), String> {
+        let instance = instance.to_string();
         let mut sink = open(path).map_err(|e| format!("cannot open the audit log {path}: {e}"))?;
         let (tx, mut rx) = mpsc::channel::<Msg>(QUEUE_CAPACITY);
         let path = path.to_string();
@@ -171,7 +177,8 @@ impl AuditLog {
             let mut line = Vec::with_capacity(1024);
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    Msg::Record(record) => {
+                    Msg::Record(mut record) => {
+                        record.instance.clone_from(&instance);
                         line.clear();
                         if let Err(e) = serde_json::to_writer(&mut line, &record) {
                             tracing::error!(error = %e, "cannot serialise an audit record");
@@ -181,7 +188,7 @@ impl AuditLog {
                             tracing::error!(error = %e, path = %path, "cannot write the audit log; check the disk");
                         }
                         if let Some(s) = &syslog {
-                            let ts = record.ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+                            let ts = millis_utc(&record.ts);
                             s.send(&ts, &String::from_utf8_lossy(&line));
                         }
                     }

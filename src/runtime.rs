@@ -381,7 +381,11 @@ pub async fn start_with_source(
         }
         None => None,
     };
-    let (audit, _writer) = crate::audit::AuditLog::start_with_syslog(&settings.audit_path, syslog)?;
+    let (audit, _writer) = crate::audit::AuditLog::start_with_syslog(
+        &settings.audit_path,
+        syslog,
+        &settings.instance,
+    )?;
     let gateway = Arc::new(Gateway::new(settings, policy, own, issuer, audit)?);
     gateway.metrics.record_policy_load(true);
     let expiry = gateway

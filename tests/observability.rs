@@ -335,6 +335,7 @@ async fn one_audit_line_per_request_with_the_contract_fields() {
         for field in [
             "ts",
             "reference",
+            "instance",
             "client_ip",
             "user",
             "roles",
@@ -376,6 +377,8 @@ async fn one_audit_line_per_request_with_the_contract_fields() {
     assert_eq!(read["status"], 200);
     assert_eq!(read["bytes_down"], "hello from upstream".len());
     assert_eq!(read["client_ip"], "127.0.0.1");
+    // No `instance` in the settings: the host name names the replica.
+    assert_eq!(read["instance"], socialgate::settings::host_name().as_str());
     let deny = &lines[1];
     assert_eq!(deny["reference"], reference.as_str());
     assert_eq!(

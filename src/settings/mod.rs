@@ -57,6 +57,7 @@ struct RawSettings {
     ca: Option<ca::RawCa>,
     log: Option<log::RawLog>,
     support_contact: Option<String>,
+    instance: Option<String>,
     identity: Option<identity::RawIdentity>,
     upstream: Option<upstream::RawUpstream>,
     limits: Option<limits::RawLimits>,
@@ -78,6 +79,9 @@ pub struct Settings {
     /// `log.format`: `text` (default) or `json`.
     pub log_format: LogFormat,
     pub support_contact: String,
+    /// `instance`: this replica's name in the audit log and on the status page
+    /// (default: the host name).
+    pub instance: String,
     pub identity: IdentitySettings,
     pub upstream: UpstreamSettings,
     pub limits: Limits,
@@ -99,6 +103,7 @@ impl Default for Settings {
             ca_create_if_missing: true,
             log_format: LogFormat::Text,
             support_contact: "your IT service desk".into(),
+            instance: host_name(),
             identity: IdentitySettings {
                 networks: vec![NetworkIdentity {
                     cidr: IpNet::new(loopback, 8).unwrap_or(IpNet::from(loopback)),
@@ -114,6 +119,26 @@ impl Default for Settings {
             audit_syslog: None,
         }
     }
+}
+
+/// This machine's host name (the default `instance`), or `socialgate` when the
+/// system gives none that is a valid instance name.
+pub fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().into_owned();
+    if valid_instance(&name) {
+        name
+    } else {
+        "socialgate".into()
+    }
+}
+
+/// 1 to 64 of `[A-Za-z0-9._-]`: safe in a log line, a metric label, a file name.
+fn valid_instance(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 impl Settings {
@@ -142,6 +167,16 @@ impl Settings {
         }
         if let Some(c) = raw.support_contact {
             s.support_contact = c;
+        }
+        if let Some(i) = raw.instance {
+            if valid_instance(&i) {
+                s.instance = i;
+            } else {
+                problems.at(
+                    "instance",
+                    format!("`instance`: `{i}` is not a replica name: use 1 to 64 letters, digits, `.`, `-` or `_` (e.g. gw1)"),
+                );
+            }
         }
         if let Some(id) = raw.identity {
             s.identity = identity::parse(id, &mut problems);
@@ -188,6 +223,20 @@ mod tests {
         assert_eq!(s.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
         assert_eq!(s.limits.max_scan_bytes, 10 << 20);
         assert_eq!(s.identity.networks[0].cidr.to_string(), "127.0.0.0/8");
+    }
+
+    #[test]
+    fn instance() {
+        assert!(!Settings::default().instance.is_empty());
+        let s = Settings::from_yaml("s.yaml", "instance: gw-2.a_b\n").unwrap();
+        assert_eq!(s.instance, "gw-2.a_b");
+        let err = Settings::from_yaml("s.yaml", "instance: \"gw 1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s.yaml:1:") && err.contains("`instance`"),
+            "{err}"
+        );
     }
 
     #[test]
