@@ -166,7 +166,16 @@ pub(crate) async fn handle(
             }
             Err(upgraded) => {
                 let client = TokioIo::new(upgraded);
-                run_tunnel(client, bytes::Bytes::new(), upstream, &host, port, &policy, idle).await
+                run_tunnel(
+                    client,
+                    bytes::Bytes::new(),
+                    upstream,
+                    &host,
+                    port,
+                    &policy,
+                    idle,
+                )
+                .await
             }
         };
         match result {

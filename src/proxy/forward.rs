@@ -124,8 +124,8 @@ impl Leg for PlainLeg<'_> {
                     .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?;
                 let (sender, connection) =
                     hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
+                        .await
+                        .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });

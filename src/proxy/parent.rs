@@ -37,7 +37,10 @@ pub struct Parent {
     pub authorization: Option<HeaderValue>,
     no_proxy: Vec<NoProxy>,
     /// TLS to an `https://` parent: the client settings and the name verified.
-    tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    )>,
 }
 
 impl std::fmt::Debug for Parent {
@@ -202,11 +205,7 @@ impl Parent {
         if status == 407 {
             return Err(ParentFailure::Refused(self.credentials_refused()));
         }
-        let reason = status_line
-            .splitn(3, ' ')
-            .nth(2)
-            .unwrap_or_default()
-            .trim();
+        let reason = status_line.splitn(3, ' ').nth(2).unwrap_or_default().trim();
         Err(ParentFailure::Refused(format!(
             "the parent proxy {} answered {status} {reason} to CONNECT {target}",
             self.url()
@@ -349,8 +348,14 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        assert_eq!(parse_status("HTTP/1.1 200 Connection established"), Some(200));
-        assert_eq!(parse_status("HTTP/1.0 407 Proxy Authentication Required"), Some(407));
+        assert_eq!(
+            parse_status("HTTP/1.1 200 Connection established"),
+            Some(200)
+        );
+        assert_eq!(
+            parse_status("HTTP/1.0 407 Proxy Authentication Required"),
+            Some(407)
+        );
         assert_eq!(parse_status("SSH-2.0-OpenSSH"), None);
         assert_eq!(parse_status("HTTP/1.1 20 short"), None);
     }

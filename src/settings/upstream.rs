@@ -209,13 +209,13 @@ fn apply_parent(
         if auth_file.is_some() {
             problems.at(
                 "upstream.proxy_auth_file",
-                "`proxy_auth_file` is set but `upstream.proxy` is not: name the parent proxy or remove the key".into(),
+                "`upstream.proxy_auth_file` is set but `upstream.proxy` is not: name the parent proxy or remove the key".into(),
             );
         }
         if !no_proxy.is_empty() {
             problems.at(
                 "upstream.no_proxy",
-                "`no_proxy` is set but `upstream.proxy` is not: name the parent proxy or remove the key".into(),
+                "`upstream.no_proxy` is set but `upstream.proxy` is not: name the parent proxy or remove the key".into(),
             );
         }
         return;
@@ -223,7 +223,7 @@ fn apply_parent(
     let mut parent = match parse_parent_url(url) {
         Ok(p) => p,
         Err(e) => {
-            problems.at("upstream.proxy", format!("`proxy`: {e}"));
+            problems.at("upstream.proxy", format!("`upstream.proxy`: {e}"));
             return;
         }
     };
@@ -232,14 +232,17 @@ fn apply_parent(
             Ok(c) => parent.credentials = Some(c),
             Err(e) => problems.at(
                 "upstream.proxy_auth_file",
-                format!("`proxy_auth_file`: {e}"),
+                format!("`upstream.proxy_auth_file`: {e}"),
             ),
         }
     }
     for (i, entry) in no_proxy.iter().enumerate() {
         match parse_no_proxy(entry) {
             Ok(n) => up.no_proxy.push(n),
-            Err(e) => problems.at(&index("upstream.no_proxy", i), format!("`no_proxy`: {e}")),
+            Err(e) => problems.at(
+                &index("upstream.no_proxy", i),
+                format!("`upstream.no_proxy`: {e}"),
+            ),
         }
     }
     up.proxy = Some(parent);
@@ -346,7 +349,10 @@ mod tests {
     #[test]
     fn parent_urls() {
         let p = parse_parent_url("http://WebProxy.example:8080/").unwrap();
-        assert_eq!((p.tls, p.host.as_str(), p.port), (false, "webproxy.example", 8080));
+        assert_eq!(
+            (p.tls, p.host.as_str(), p.port),
+            (false, "webproxy.example", 8080)
+        );
         let p = parse_parent_url("https://[::1]:3129").unwrap();
         assert_eq!((p.tls, p.host.as_str(), p.port), (true, "::1", 3129));
         assert_eq!(p.url(), "https://[::1]:3129");
@@ -381,7 +387,10 @@ mod tests {
         let p = dir.path().join("parent");
         std::fs::write(&p, "gateway:s3cret:with:colons\n").unwrap();
         let c = read_credentials(&p).unwrap();
-        assert_eq!((c.user.as_str(), c.password.as_str()), ("gateway", "s3cret:with:colons"));
+        assert_eq!(
+            (c.user.as_str(), c.password.as_str()),
+            ("gateway", "s3cret:with:colons")
+        );
         assert!(!format!("{c:?}").contains("s3cret"));
         std::fs::write(&p, "no-colon-s3cret\n").unwrap();
         let e = read_credentials(&p).unwrap_err();
