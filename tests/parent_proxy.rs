@@ -107,6 +107,12 @@ fn apr1_line(user: &str, password: &str) -> String {
 impl Squid {
     /// Starts Squid; with `auth`, only that user (Basic) may use it.
     async fn start(auth: Option<(&str, &str)>) -> Squid {
+        Squid::start_with(auth, None).await
+    }
+
+    /// [`Squid::start`], speaking TLS on its port with `tls` (certificate
+    /// and key PEM) when given: an `https://` parent.
+    async fn start_with(auth: Option<(&str, &str)>, tls: Option<(&str, &str)>) -> Squid {
         let bin = squid_binary();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
@@ -129,8 +135,25 @@ impl Squid {
             }
             None => "http_access allow clients\n".to_string(),
         };
+        let listen = match tls {
+            Some((cert, key)) => {
+                std::fs::write(dir.path().join("parent.crt"), cert).unwrap();
+                std::fs::write(dir.path().join("parent.key"), key).unwrap();
+                for f in ["parent.crt", "parent.key"] {
+                    std::fs::set_permissions(
+                        dir.path().join(f),
+                        std::fs::Permissions::from_mode(0o644),
+                    )
+                    .unwrap();
+                }
+                format!(
+                    "https_port 127.0.0.1:{port} tls-cert={d}/parent.crt tls-key={d}/parent.key"
+                )
+            }
+            None => format!("http_port 127.0.0.1:{port}"),
+        };
         let conf = format!(
-            "http_port 127.0.0.1:{port}
+            "{listen}
 acl clients src 127.0.0.0/8
 {access}http_access deny all
 cache deny all
@@ -219,12 +242,20 @@ struct Env {
 /// A gateway whose parent is `proxy_url`, with `credentials` in
 /// `upstream.proxy_auth_file` when given; `direct.test` is in `no_proxy`.
 async fn env(proxy_url: &str, credentials: Option<&str>) -> Env {
+    env_with(proxy_url, credentials, None).await
+}
+
+/// [`env`], trusting `parent_ca` (PEM) too, for an `https://` parent.
+async fn env_with(proxy_url: &str, credentials: Option<&str>, parent_ca: Option<&str>) -> Env {
     let fx = Fixture::new();
     htpasswd(&fx, &[("alice", "alice-pass"), ("bob", "bob-pass")]);
     let plain = upstream_http("127.0.0.1").await;
     let social = tls_upstream("www.social.test", CertKind::Good).await;
     let other = upstream_tls("www.other.test").await;
-    fx.write("social-ca.pem", &social.ca_pem);
+    fx.write(
+        "social-ca.pem",
+        &format!("{}{}", social.ca_pem, parent_ca.unwrap_or_default()),
+    );
     let auth = match credentials {
         Some(c) => {
             fx.write("parent-credentials", c);
@@ -239,7 +270,7 @@ identity:
   group_members: {{ communications: [alice], all-staff: [alice, bob] }}
 upstream:
   extra_roots: ["{{dir}}/social-ca.pem"]
-  resolve: {{ www.social.test: 127.0.0.1, www.other.test: 127.0.0.1, plain.test: 127.0.0.1, direct.test: 127.0.0.1, inside.test: 127.0.0.2 }}
+  resolve: {{ www.social.test: 127.0.0.1, www.other.test: 127.0.0.1, plain.test: 127.0.0.1, direct.test: 127.0.0.1, inside.test: 127.0.0.2, parent.test: 127.0.0.1 }}
   allow_destinations: [127.0.0.1/32]
   allowed_ports: [{}, {}, {}]
   proxy: {proxy_url}
@@ -451,6 +482,26 @@ async fn with_parent_credentials_everything_goes_through_squid_as_the_gateway() 
     let squid = Squid::start(Some(("gateway", "parent-pass"))).await;
     let e = env(&squid.url(), Some("gateway:parent-pass\n")).await;
     everything_goes_through(&squid, &e, "gateway").await;
+}
+
+#[tokio::test]
+async fn an_https_parent_is_spoken_to_over_verified_tls() {
+    let ca = socialgate_testkit::ca::TestCa::new("parent proxy test CA");
+    let leaf = ca.leaf(&["parent.test".to_string()]);
+    let squid = Squid::start_with(None, Some((&leaf.pem(), &leaf.key_pem()))).await;
+    let url = format!("https://parent.test:{}", squid.port);
+    let e = env_with(&url, None, Some(&ca.pem())).await;
+    everything_goes_through(&squid, &e, "-").await;
+    // A parent whose certificate the gateway does not trust: nothing is sent.
+    let e = env(&url, None).await;
+    let r = client(&e.gw, Some(("bob", "bob-pass")))
+        .get(e.plain_url("plain.test"))
+        .send()
+        .await
+        .unwrap();
+    let d = detail(r).await;
+    assert!(d.contains(&url) && d.contains("secure connection"), "{d}");
+    assert_eq!(e.plain.count(), 0);
 }
 
 /// The 502 JSON's detail.
