@@ -34,6 +34,11 @@ What counts as an edge from module M (the file being read) to module N:
   `#[cfg(test)]` (inline `mod tests { ... }` blocks and `#[cfg(test)] mod x;`
   files): test fixtures may reach across modules.
 
+A second, coarser pass collapses every module to its top-level module
+(`proxy::route` is `proxy`) and reads test code too: a cycle between
+top-level modules (`admin -> proxy -> admin`), even one closed only by a
+test, is an error (allow-listed edges are left out of this pass too).
+
 Limits: a textual reading, not rustc's name resolution. `#[path]` attributes,
 macros that build paths (`$crate::` is ignored) and `use` of an item through
 a local alias are not followed; binary roots (`src/main.rs`) are not read.
@@ -125,14 +130,15 @@ PUB_IN_RE = re.compile(r"\bpub\s*\(\s*in\s+[^)]*\)")
 
 
 class FileInfo:
-    def __init__(self, module, path, text):
+    def __init__(self, module, path, text, keep_tests=False):
         self.module = module
         self.path = path
         self.code = PUB_IN_RE.sub(lambda m: " " * len(m.group(0)), strip_code(text))
         # `#[cfg(test)] mod x { ... }` blocks are blanked out; the names of
         # `#[cfg(test)] mod x;` children are kept, to skip their files.
         self.test_children = set()
-        self.code = self._drop_test_blocks(self.code)
+        if not keep_tests:
+            self.code = self._drop_test_blocks(self.code)
         # Inline `mod x { ... }` bodies as (start, end), for `super` resolution.
         self.inline = self._inline_spans(self.code)
         # What `use` items bring into this module's namespace (visible to its
@@ -257,7 +263,7 @@ def fmt(module):
 
 
 class Crate:
-    def __init__(self, name, src):
+    def __init__(self, name, src, keep_tests=False):
         self.name = name
         self.src = src
         self.files = {}
@@ -273,7 +279,7 @@ class Crate:
                 with open(path, encoding="utf-8") as fh:
                     text = fh.read()
                 module = module_of(src, path)
-                self.files[module] = FileInfo(module, path, text)
+                self.files[module] = FileInfo(module, path, text, keep_tests)
         # Files declared under #[cfg(test)] in their parent: skipped.
         for module, info in list(self.files.items()):
             for child in info.test_children:
@@ -523,6 +529,9 @@ def check(root, allow_path, out=sys.stdout):
                 print(f"  {fmt(a)} -> {fmt(b)}: " + ", ".join(f"{f}:{l}" for f, l in where), file=out)
             if len(comp) > len(cycle) - 1:
                 print(f"  (all modules of this cycle's component: {', '.join(sorted(fmt(m) for m in comp))})", file=out)
+        allowed_edges = {(to_module(e[1]), to_module(e[2])) for e in allow if e[0] == name}
+        if top_level_cycles(name, src, allowed_edges, out):
+            failed = True
     for e in allow:
         if e[0] not in [c[0] for c in crates]:
             print(f"{allow_path}:{e[3]}: no crate named {e[0]}", file=out)
@@ -530,6 +539,35 @@ def check(root, allow_path, out=sys.stdout):
     if not failed:
         print(f"module graph: no cycles in {', '.join(c[0] for c in crates)}", file=out)
     return 1 if failed else 0
+
+
+def top_level_cycles(name, src, allowed_edges, out):
+    """The coarse check: modules collapsed to their top-level module (`proxy`,
+    `admin`, `policy`, ...), test code included; only the allow-listed edges
+    are left out. Prints each cycle with the places behind its edges; returns
+    whether there was one."""
+    crate = Crate(name, src, keep_tests=True)
+    edges = defaultdict(list)
+    for (a, b), where in crate.edges().items():
+        if (a, b) in allowed_edges:
+            continue
+        if a and b and a[0] != b[0]:
+            edges[((a[0],), (b[0],))].extend(where)
+    adj = defaultdict(set)
+    for a, b in edges:
+        adj[a].add(b)
+    nodes = {m[:1] for m in crate.files if m}
+    found = False
+    for comp in sccs(nodes, adj):
+        if len(comp) == 1:
+            continue
+        found = True
+        cycle = shortest_cycle(min(comp), set(comp), adj)
+        print(f"top-level module cycle in crate {name} (test code included): " + " -> ".join(fmt(m) for m in cycle), file=out)
+        for a, b in zip(cycle, cycle[1:]):
+            where = edges[(a, b)][:3]
+            print(f"  {fmt(a)} -> {fmt(b)}: " + ", ".join(f"{f}:{l}" for f, l in where), file=out)
+    return found
 
 
 def crate_name(dir_):
@@ -587,9 +625,26 @@ def self_test():
     ok["src/b.rs"] = (
         'pub struct Thing;\nconst S: &str = "crate::a::f";\nconst C: char = \'"\';\n'
         "fn g<'a>(x: &'a str) -> &'a str { x }\n"
-        "#[cfg(test)]\nmod tests {\n    use crate::a::*;\n    use super::*;\n}\n"
+        "#[cfg(test)]\nmod tests {\n    use crate::c::*;\n    use super::*;\n}\n"
     )
     expect("no cycle", run(ok), 0, "no cycles in demo")
+    # Test code is left out of the file-level graph but counts at the top level.
+    top = dict(ok)
+    top["src/b.rs"] = "pub struct Thing;\n#[cfg(test)]\nmod tests {\n    use crate::a::*;\n}\n"
+    expect(
+        "top-level, test code",
+        run(top),
+        1,
+        "top-level module cycle in crate demo (test code included): a -> b -> a",
+        "src/b.rs:4",
+        absent=("module cycle in crate demo: a",),
+    )
+    # Nested modules collapse to their top-level module: a -> c::d and c::d -> a.
+    nest = dict(base)
+    nest["src/a.rs"] = "pub fn f() { crate::c::orchestrate(); }\n"
+    nest["src/b.rs"] = ""
+    nest["src/c/d.rs"] = "pub struct Gadget;\npub struct Other;\npub fn run() { crate::a::f(); }\n"
+    expect("top-level, nested", run(nest), 1, "top-level module cycle in crate demo (test code included): a -> c -> a")
     # A cycle through a use item and a path in code.
     cyc = dict(ok)
     cyc["src/b.rs"] = "pub struct Thing;\npub fn g() { crate::a::f(); }\n"
@@ -647,7 +702,7 @@ def self_test():
     # #[cfg(test)] mod files are skipped.
     tst = dict(ok)
     tst["src/b.rs"] = "pub struct Thing;\n#[cfg(test)]\nmod tests;\n"
-    tst["src/b/tests.rs"] = "use crate::a::*;\n"
+    tst["src/b/tests.rs"] = "use crate::c::*;\n"
     expect("cfg(test) file", run(tst), 0, "no cycles")
 
     if failures:

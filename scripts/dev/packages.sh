@@ -10,9 +10,11 @@
 # Needs root or sudo (apt-get); prints what it installs and nothing otherwise.
 set -euo pipefail
 
-# MIT Kerberos' GSSAPI headers and libclang (bindgen) build the `kerberos`
-# feature, on by default; libgssapi-krb5-2 is what the binary loads at run time.
-build=(ca-certificates pkg-config libkrb5-dev libclang-dev libgssapi-krb5-2)
+# gcc and libc6-dev: the linker Rust needs (and the C builds of ring and
+# mimalloc); a machine with rustup alone may lack them. MIT Kerberos' GSSAPI
+# headers and libclang (bindgen) build the `kerberos` feature, on by default;
+# libgssapi-krb5-2 is what the binary loads at run time.
+build=(ca-certificates gcc libc6-dev pkg-config libkrb5-dev libclang-dev libgssapi-krb5-2)
 # curl is a real client in the tests; the Kerberos and LDAP tests start their own
 # MIT KDC and OpenLDAP server on loopback; python3 runs the module-cycle check;
 # the parent-proxy test runs a real Squid (its htpasswd made with openssl).

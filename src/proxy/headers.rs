@@ -5,43 +5,48 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Hop-by-hop headers, as parsed names (a `&str` would be parsed again on every
+/// removal, on every request).
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Removes hop-by-hop headers (and those `Connection` names) in place.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for h in HOP_BY_HOP {
-        headers.remove(*h);
+    for h in &HOP_BY_HOP {
+        headers.remove(h);
     }
 }
 
 /// The header naming the audit record of a response the gateway made.
 pub const REFERENCE: &str = "x-socialgate-reference";
+const REFERENCE_NAME: HeaderName = HeaderName::from_static(REFERENCE);
 
 /// Prepares response headers for the client: hop-by-hop headers out, and an
 /// upstream's own `X-Socialgate-Reference` (only the gateway names references).
 pub fn clean_response_headers(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
-    headers.remove(REFERENCE);
+    headers.remove(&REFERENCE_NAME);
     // `Alt-Svc` invites the client to HTTP/3 over QUIC (UDP), which never passes
     // through the gateway: the site's offer is not passed on.
     headers.remove(header::ALT_SVC);
@@ -55,10 +60,12 @@ pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[Header
     }
 }
 
+const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
+
 /// Does the client want a page rather than JSON?
 pub fn wants_html(headers: &http::HeaderMap) -> bool {
     if headers
-        .get("sec-fetch-dest")
+        .get(SEC_FETCH_DEST)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("document"))
     {

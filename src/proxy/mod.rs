@@ -10,7 +10,8 @@
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `gateway` (shared state), `observe` (audit and metrics of one request);
 //! - `context` (the request context, the client connection), `respond` (typed
-//!   refusals and their one renderer);
+//!   refusals and their one renderer), `served` (the PAC file and the CA that
+//!   the proxy port, and the admin listener, serve);
 //! - `pipeline` (the per-request steps: admit, decide, verdict, acknowledge, the
 //!   upstream request), called by the handlers;
 //! - `websocket` (the relays after a 101: bytes, or messages scanned under `dlp`);
@@ -32,6 +33,7 @@ pub(crate) mod pipeline;
 pub(crate) mod relay;
 pub(crate) mod respond;
 pub(crate) mod route;
+pub(crate) mod served;
 pub(crate) mod server;
 pub(crate) mod upstream;
 pub(crate) mod warn;

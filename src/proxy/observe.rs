@@ -57,7 +57,10 @@ impl RequestLog {
             record: AuditRecord {
                 ts: chrono::Utc::now(),
                 reference: reference.to_string(),
-                client_ip: crate::net_guard::canonical(client_ip).to_string(),
+                client_ip: match crate::net_guard::canonical(client_ip) {
+                    IpAddr::V4(v4) => crate::policy::host::dotted_quad(v4),
+                    ip => ip.to_string(),
+                },
                 method: method.to_string(),
                 host: host.to_string(),
                 path: path.to_string(),

@@ -1,7 +1,7 @@
 //! Routes one request on the proxy port by method and form: CONNECT to
 //! `connect`, absolute-form to `forward`, origin-form (the PAC file, the CA) to
-//! the admin pages. Checks that hold for every form come first (the exact head
-//! size, TRACE). Called by `server`; calls the handlers, which never call back.
+//! `served`. Checks that hold for every form come first (the exact head size,
+//! TRACE). Called by `server`; calls the handlers, which never call back.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use super::body::ProxyBody;
 use super::context::{ClientConn, RequestCtx};
 use super::respond::{render, Refusal};
-use super::{connect, forward, observe, pipeline};
+use super::{connect, forward, observe, pipeline, served};
 
 /// The response for `req`; a refusal is rendered here.
 pub(crate) async fn route(
@@ -45,7 +45,7 @@ async fn dispatch(
     }
     if req.uri().authority().is_none() {
         observe::not_audited(&ctx.log);
-        return crate::admin::origin_form(&ctx.gw, &req);
+        return served::origin_form(&ctx.gw, &req);
     }
     forward::handle(ctx, &conn, req).await
 }

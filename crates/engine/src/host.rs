@@ -30,7 +30,7 @@ impl NormalHost {
     pub fn to_authority_host(&self) -> String {
         match self {
             NormalHost::Domain(d) => d.clone(),
-            NormalHost::Ip(IpAddr::V4(v4)) => v4.to_string(),
+            NormalHost::Ip(IpAddr::V4(v4)) => dotted_quad(*v4),
             NormalHost::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
         }
     }
@@ -38,7 +38,10 @@ impl NormalHost {
 
 impl std::fmt::Display for NormalHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_authority_host())
+        match self {
+            NormalHost::Domain(d) => f.write_str(d),
+            other => f.write_str(&other.to_authority_host()),
+        }
     }
 }
 
@@ -56,7 +59,52 @@ pub fn normalize_host(raw: &str) -> Option<NormalHost> {
     if is_plain_domain(trimmed) {
         return Some(NormalHost::Domain(trimmed.to_string()));
     }
+    if let Some(v4) = plain_dotted_quad(trimmed) {
+        return Some(NormalHost::Ip(IpAddr::V4(v4)));
+    }
     parse_with_url(trimmed)
+}
+
+/// `a.b.c.d` with four decimal octets of 0-255 and no leading zeros: the form
+/// the WHATWG parser would give back unchanged (a leading zero is octal there,
+/// so those go to the parser). Requests that address a host by its plain IPv4
+/// address skip the parser.
+fn plain_dotted_quad(host: &str) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = host.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?.as_bytes();
+        if part.is_empty()
+            || part.len() > 3
+            || (part.len() > 1 && part[0] == b'0')
+            || !part.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let value = part.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then(|| octets.into())
+}
+
+/// An IPv4 address as `a.b.c.d`, without the formatting machinery
+/// (`Ipv4Addr`'s `Display` supports padding and costs several times more; the
+/// proxy formats an address or two for every request).
+pub fn dotted_quad(ip: std::net::Ipv4Addr) -> String {
+    let mut out = String::with_capacity(15);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + (octet / 10) % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
 }
 
 /// The WHATWG host parser (IDNA, numeric IPv4 forms, IPv6) and our character rules.
@@ -322,6 +370,43 @@ mod tests {
         assert!(!is_plain_domain("a.b.0x7f"));
         assert!(!is_plain_domain("xn--bcher-kva.example"));
         assert!(!is_plain_domain("WWW.social.test"));
+    }
+
+    #[test]
+    fn plain_dotted_quads_agree_with_the_parser() {
+        for h in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.20.30.40",
+            "1.2.3.256",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3.00",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "1.2.3.4a",
+            "0x7f.0.0.1",
+            "1000.2.3.4",
+            "",
+        ] {
+            if let Some(v4) = plain_dotted_quad(h) {
+                assert_eq!(
+                    parse_with_url(h),
+                    Some(NormalHost::Ip(IpAddr::V4(v4))),
+                    "{h}"
+                );
+                assert_eq!(dotted_quad(v4), h);
+            }
+        }
+        assert!(plain_dotted_quad("127.0.0.1").is_some());
+        assert!(plain_dotted_quad("01.2.3.4").is_none());
+        assert!(plain_dotted_quad("1.2.3.256").is_none());
+        for ip in ["0.0.0.0", "9.99.100.255", "127.0.0.1", "192.168.10.7"] {
+            let v4: std::net::Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(dotted_quad(v4), v4.to_string());
+        }
     }
 
     #[test]
