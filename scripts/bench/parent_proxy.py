@@ -19,7 +19,7 @@ release build of socialgate and of the bench_upstream example, and squid; all
 traffic stays on 127.0.0.1.
 
     cargo build --release --locked --bin socialgate --example bench_upstream
-    python3 scripts/bench/parent_proxy.py [--target-dir DIR] [--seconds 10] [--rounds 3]
+    python3 scripts/bench/parent_proxy.py [--target-dir DIR] [--seconds 10] [--rounds 3] [--rate N]
 """
 import argparse
 import asyncio
@@ -89,7 +89,7 @@ async def read_response(reader):
     return status
 
 
-async def worker(kind, gw_port, up_port, ca, deadline, counts):
+async def worker(kind, gw_port, up_port, ca, deadline, counts, interval):
     reader, writer = await asyncio.open_connection("127.0.0.1", gw_port)
     if kind == "W1":
         req = (f"GET http://127.0.0.1:{up_port}/ HTTP/1.1\r\n"
@@ -104,7 +104,13 @@ async def worker(kind, gw_port, up_port, ca, deadline, counts):
         ctx.set_alpn_protocols(["http/1.1"])
         await writer.start_tls(ctx, server_hostname="localhost")
         req = f"GET / HTTP/1.1\r\nHost: localhost:{up_port}\r\n\r\n".encode()
+    due = time.time()
     while time.time() < deadline:
+        if interval:
+            due += interval
+            pause = due - time.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
         writer.write(req)
         await writer.drain()
         status = await read_response(reader)
@@ -112,19 +118,21 @@ async def worker(kind, gw_port, up_port, ca, deadline, counts):
     writer.close()
 
 
-async def load(kind, gw_port, up_port, ca, seconds, conns):
+async def load(kind, gw_port, up_port, ca, seconds, conns, rate=0):
     counts = {}
     deadline = time.time() + seconds
-    await asyncio.gather(*[worker(kind, gw_port, up_port, ca, deadline, counts)
+    interval = conns / rate if rate else 0
+    await asyncio.gather(*[worker(kind, gw_port, up_port, ca, deadline, counts, interval)
                            for _ in range(conns)])
     return counts
 
 
-def run_load(kind, gw_port, up_port, ca, seconds, conns):
-    """Runs the load in a child process pinned to core 0; returns status counts."""
+def run_load(kind, gw_port, up_port, ca, seconds, conns, rate=0):
+    """Runs the load in a child process pinned to core 0 (at `rate` requests per
+    second in all when not 0, else as fast as answers come); returns status counts."""
     code = ("import asyncio,json,sys;sys.path.insert(0,%r);import parent_proxy as p;"
-            "print(json.dumps(asyncio.run(p.load(%r,%d,%d,%r,%f,%d))))"
-            % (HERE, kind, gw_port, up_port, ca, seconds, conns))
+            "print(json.dumps(asyncio.run(p.load(%r,%d,%d,%r,%f,%d,%d))))"
+            % (HERE, kind, gw_port, up_port, ca, seconds, conns, rate))
     out = subprocess.run(["taskset", "-c", "0", "python3", "-c", code], capture_output=True,
                          text=True, timeout=seconds + 60)
     if out.returncode != 0:
@@ -141,6 +149,10 @@ def main():
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=16)
+    ap.add_argument("--rate", type=int, default=0,
+                    help="requests/s in all (0: as fast as possible). CPU per request falls as\n"
+                         "the rate rises (more work per wake-up), and Squid on the load's core\n"
+                         "caps the parent runs' rate: compare at a rate both reach")
     args = ap.parse_args()
     sg = os.path.join(args.target_dir, "release", "socialgate")
     up_bin = os.path.join(args.target_dir, "release", "examples", "bench_upstream")
@@ -223,10 +235,11 @@ audit: {{ path: {gd}/audit.jsonl }}
                     p, port, ca = gateway(parent)
                     try:
                         upp = http_port if kind == "W1" else https_port
-                        run_load(kind, port, upp, ca, args.warmup, args.conns)
+                        run_load(kind, port, upp, ca, args.warmup, args.conns, args.rate)
                         c0 = cpu_seconds(p.pid)
                         t0 = time.time()
-                        counts = run_load(kind, port, upp, ca, args.seconds, args.conns)
+                        counts = run_load(kind, port, upp, ca, args.seconds, args.conns,
+                                          args.rate)
                         wall = time.time() - t0
                         c1 = cpu_seconds(p.pid)
                     finally:
