@@ -16,8 +16,10 @@ set -euo pipefail
 # libgssapi-krb5-2 is what the binary loads at run time.
 build=(ca-certificates gcc libc6-dev pkg-config libkrb5-dev libclang-dev libgssapi-krb5-2)
 # curl is a real client in the tests; the Kerberos and LDAP tests start their own
-# MIT KDC and OpenLDAP server on loopback, the audit.syslog test its own rsyslogd; python3 runs the module-cycle check.
-test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3)
+# MIT KDC and OpenLDAP server on loopback, the audit.syslog test its own
+# rsyslogd, the parent-proxy test a real Squid (its htpasswd made with openssl);
+# python3 runs the module-cycle check.
+test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3 squid openssl)
 # Headless Chromium with its driver and NSS tools for the browser test (fonts for
 # faithful screenshots); promtool (Debian prometheus) checks deploy/prometheus.
 ci=("${test[@]}" chromium chromium-driver libnss3-tools fonts-liberation prometheus)

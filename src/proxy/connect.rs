@@ -16,7 +16,9 @@
 //! `upstream.allow_ip_literals` (then unlisted). An unlisted name is resolved
 //! before the decision, and a name at a site's address is decided as that site
 //! (intercepted when the site is); exactly the addresses judged are dialled.
-//! Addresses of more than one site are refused (`ambiguous-site`). Called by
+//! Addresses of more than one site are refused (`ambiguous-site`). Behind a
+//! parent proxy the tunnel is a CONNECT through it (`upstream::Dialer::open`),
+//! with the same checks before the 200. Called by
 //! `route`; [`ip_literal_site`] also by `forward`.
 
 use std::future::Future;
@@ -138,12 +140,12 @@ pub(crate) async fn handle(
     // Taken before the dial, so that a gateway at its limit dials nothing.
     let slot = tunnel_slot(&gw)?;
     // Dialled before the 200, so that a failure is a 502 rather than a dead tunnel.
-    let dialled = match resolved {
-        Some(Ok(addrs)) => gw.dialer.dial_addrs(&host, port, addrs).await,
-        Some(Err(e)) => Err(e),
-        None => gw.dialer.dial(&host, port, learn_as.as_deref()).await,
-    };
-    let (upstream, _) = dialled.map_err(|e| pipeline::dial_refusal(e, &host, port))?;
+    // Directly, or through the parent proxy (`upstream::Dialer::open`).
+    let upstream = gw
+        .dialer
+        .open(&host, port, learn_as.as_deref(), resolved)
+        .await
+        .map_err(|e| pipeline::dial_refusal(e, &host, port))?;
     let idle = gw.settings.limits.idle_timeout;
     // The tunnel's audit record is written when it closes, with its byte counts.
     observe::defer(&ctx.log);
@@ -156,10 +158,24 @@ pub(crate) async fn handle(
             Ok(parts) => {
                 let early = parts.read_buf;
                 let client = parts.io.into_inner();
-                run_tcp_tunnel(client, early, upstream, &host, port, &policy, idle).await
+                match upstream.into_tcp() {
+                    Ok(up) => run_tcp_tunnel(client, early, up, &host, port, &policy, idle).await,
+                    // TLS to an https:// parent: copied, not spliced.
+                    Err(up) => run_tunnel(client, early, up, &host, port, &policy, idle).await,
+                }
             }
             Err(upgraded) => {
-                run_tunnel(TokioIo::new(upgraded), upstream, &host, port, &policy, idle).await
+                let client = TokioIo::new(upgraded);
+                run_tunnel(
+                    client,
+                    bytes::Bytes::new(),
+                    upstream,
+                    &host,
+                    port,
+                    &policy,
+                    idle,
+                )
+                .await
             }
         };
         match result {
@@ -314,9 +330,12 @@ where
     Ok(Response::new(body::empty()))
 }
 
-async fn run_tunnel<C>(
+/// Checks the first flight, then copies both ways; `early` holds bytes the
+/// client sent right behind its CONNECT.
+async fn run_tunnel<C, U>(
     mut client: C,
-    mut upstream: TcpStream,
+    early: bytes::Bytes,
+    mut upstream: U,
     host: &NormalHost,
     port: u16,
     policy: &Policy,
@@ -324,8 +343,10 @@ async fn run_tunnel<C>(
 ) -> Result<(u64, u64), String>
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    U: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let sent = pass_first_flight(&mut client, &mut upstream, host, port, policy).await?;
+    let mut reader = AsyncReadExt::chain(&early[..], &mut client);
+    let sent = pass_first_flight(&mut reader, &mut upstream, host, port, policy).await?;
     super::relay::relay(client, upstream, idle)
         .await
         .map(|(up, down)| (up + sent, down))
@@ -353,9 +374,9 @@ async fn run_tcp_tunnel(
 
 /// Reads the client's first flight (10 s at most), checks it, and sends it on.
 /// Returns how many bytes went up.
-async fn pass_first_flight<C: tokio::io::AsyncRead + Unpin>(
+async fn pass_first_flight<C: tokio::io::AsyncRead + Unpin, U: tokio::io::AsyncWrite + Unpin>(
     client: &mut C,
-    upstream: &mut TcpStream,
+    upstream: &mut U,
     host: &NormalHost,
     port: u16,
     policy: &Policy,

@@ -2,6 +2,10 @@
 //! the URL and port, then the shared [`pipeline`](super::pipeline) decides; an
 //! allowed request is re-serialised through hyper to the site over this client's
 //! own HTTP/1.1 connection (one per user, host and port), dialled (through the destination guard) only then.
+//! Behind a parent proxy (`upstream.proxy`, unless `upstream.no_proxy` names
+//! the host) that connection goes to the parent, and the request is sent to it
+//! in absolute form with the parent's `Proxy-Authorization` (a parent such as
+//! Squid refuses CONNECT to port 80); the parent's 407 becomes a 502 naming it.
 //! The body is buffered only where a matcher or a scan needs it; otherwise it
 //! streams. Nothing is retried once sent (a retried POST could post twice).
 //! Called by `route`.
@@ -78,12 +82,24 @@ impl Leg for PlainLeg<'_> {
             mut req, target, ..
         } = allowed;
         let gw = &ex.ctx.gw;
-        if let Ok(v) = HeaderValue::from_str(&ex.authority(80)) {
+        let authority = ex.authority(80);
+        if let Ok(v) = HeaderValue::from_str(&authority) {
             req.headers_mut().insert(header::HOST, v);
         }
-        *req.uri_mut() = target
+        let parent = gw.dialer.parent_for(&ex.host);
+        // Origin-form to the site; absolute-form to a parent, with its own
+        // credentials (never the client's).
+        let uri = match parent {
+            Some(_) => format!("http://{authority}{target}"),
+            None => target,
+        };
+        *req.uri_mut() = uri
             .parse()
             .map_err(|_| Refusal::BadRequest("The request path is not valid.".into()))?;
+        req.headers_mut().remove(header::PROXY_AUTHORIZATION);
+        if let Some(auth) = parent.and_then(|p| p.authorization.clone()) {
+            req.headers_mut().insert(header::PROXY_AUTHORIZATION, auth);
+        }
         // Pooled per user: Alice's upstream connection is never Bob's.
         let key = (
             ex.principal.user.clone(),
@@ -101,14 +117,15 @@ impl Leg for PlainLeg<'_> {
             None => {
                 let policy = gw.policy();
                 let site = policy.site_for(&ex.host).map(|s| s.name.as_str());
-                let (tcp, _addr) = gw
+                let (stream, _) = gw
                     .dialer
-                    .dial(&ex.host, ex.port, site)
+                    .open_http(&ex.host, ex.port, site)
                     .await
                     .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?;
-                let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
+                let (sender, connection) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -122,6 +139,15 @@ impl Leg for PlainLeg<'_> {
         .await
         .map_err(|_| pipeline::timed_out(ex))?
         .map_err(|e| pipeline::send_failed(ex, &e))?;
+        if let Some(p) = parent {
+            if resp.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+                // Never passed on: the client would offer its own credentials.
+                return Err(Refusal::Upstream {
+                    kind: super::upstream::UpstreamFailure::Refused,
+                    detail: p.credentials_refused(),
+                });
+            }
+        }
         self.conn.upstreams.lock().await.insert(key, sender);
         Ok(pipeline::from_upstream(resp))
     }

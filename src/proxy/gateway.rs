@@ -91,6 +91,11 @@ impl Gateway {
             connect_timeout: settings.upstream.connect_timeout,
             names: dns::NameCache::new(dns::system_lookup()),
             learned: dns::LearnedAddrs::default(),
+            parent: super::parent::Parent::from_settings(
+                settings.upstream.proxy.as_ref(),
+                &settings.upstream.no_proxy,
+                &settings.upstream.extra_roots,
+            )?,
         };
         Ok(Gateway {
             settings,

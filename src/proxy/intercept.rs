@@ -262,14 +262,15 @@ impl Tunnel {
     }
 
     /// Dials the site (through the destination guard: a refusal there is the same
-    /// 403 as on plain HTTP) and sets up TLS and HTTP.
+    /// 403 as on plain HTTP), or opens a tunnel to it through the parent proxy,
+    /// and sets up TLS (verified against the site's name) and HTTP.
     async fn connect(&self, websocket: bool) -> Result<Sender, Refusal> {
         let policy = self.gw.policy();
         let site = policy.site_for(&self.host).map(|s| s.name.as_str());
-        let (tcp, _) = self
+        let tcp = self
             .gw
             .dialer
-            .dial(&self.host, self.port, site)
+            .open(&self.host, self.port, site, None)
             .await
             .map_err(|e| pipeline::dial_refusal(e, &self.host, self.port))?;
         let config = if websocket || !self.client_h2 {

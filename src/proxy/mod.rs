@@ -5,7 +5,8 @@
 //! One pipeline, modules in dependency order (each uses only those above it):
 //!
 //! - leaves: `body` (bodies, bounded reads), `headers` (hygiene, HTML
-//!   preference), `dns`, `relay`;
+//!   preference), `dns`, `relay`, `parent` (the parent proxy's CONNECT and
+//!   the upstream byte stream);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `gateway` (shared state), `observe` (audit and metrics of one request);
 //! - `context` (the request context, the client connection), `respond` (typed
@@ -27,6 +28,7 @@ pub(crate) mod gateway;
 pub(crate) mod headers;
 pub(crate) mod intercept;
 pub(crate) mod observe;
+pub(crate) mod parent;
 pub(crate) mod pipeline;
 pub(crate) mod relay;
 pub(crate) mod respond;

@@ -11,14 +11,24 @@
 //! one hour); [`Dialer::sites_at`] says which sites an address belongs to (their
 //! `networks:` or learned), so that `connect` and `forward` decide an IP literal
 //! or another name pointing there as the site.
+//!
+//! Behind a parent proxy (`upstream.proxy`, see `parent`), [`Dialer::open`] and
+//! [`Dialer::open_http`] connect to the parent instead (its own address is not
+//! put through the guard: the operator named it) for every destination not in
+//! `upstream.no_proxy`. The guard then checks what the gateway itself knows: the
+//! port, an IP literal, and every address of an unlisted name (which the gateway
+//! resolves for its own decision; one refused address refuses the name, as the
+//! parent picks which one it dials). A listed site's name is not resolved by the
+//! gateway: the parent resolves it, out of the guard's sight.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
+use super::parent::{Parent, ParentFailure, UpstreamStream};
 use crate::net_guard::{canonical, DestinationDenied, DestinationGuard};
-use crate::policy::{NormalHost, Policy, Site};
+use crate::policy::{normalize_host, NormalHost, Policy, Site};
 
 /// Kinds of upstream failure; labels of `socialgate_upstream_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +69,8 @@ pub struct Dialer {
     pub names: super::dns::NameCache,
     /// Addresses resolved for listed sites' domains in the last hour.
     pub learned: super::dns::LearnedAddrs,
+    /// The parent proxy (`upstream.proxy`), if any.
+    pub parent: Option<Parent>,
 }
 
 /// Delay before the next address is tried while earlier attempts are pending.
@@ -159,7 +171,17 @@ impl Dialer {
                 first_denial.unwrap_or(DestinationDenied::Port),
             ));
         }
-        let ordered = super::dns::interleave(&allowed);
+        self.connect_any(&host.to_string(), allowed).await
+    }
+
+    /// Connects to the first of `addrs` that answers (Happy Eyeballs), within
+    /// `connect_timeout`; `what` names the destination in errors. No guard here.
+    async fn connect_any(
+        &self,
+        what: &str,
+        addrs: Vec<SocketAddr>,
+    ) -> Result<(TcpStream, SocketAddr), DialError> {
+        let ordered = super::dns::interleave(&addrs);
         let attempt = async move {
             let mut pending = tokio::task::JoinSet::new();
             let mut next = ordered.into_iter();
@@ -187,7 +209,7 @@ impl Dialer {
                     None if !more => {
                         return Err(DialError::Failed(
                             UpstreamFailure::Refused,
-                            format!("{host}: {last}"),
+                            format!("{what}: {last}"),
                         ))
                     }
                     None => {}
@@ -198,8 +220,139 @@ impl Dialer {
             Ok(r) => r,
             Err(_) => Err(DialError::Failed(
                 UpstreamFailure::Timeout,
-                format!("connecting to {host} took too long"),
+                format!("connecting to {what} took too long"),
             )),
         }
+    }
+
+    /// The parent that `host` goes through, unless it is in `no_proxy` (or
+    /// there is no parent).
+    pub fn parent_for(&self, host: &NormalHost) -> Option<&Parent> {
+        self.parent.as_ref().filter(|p| p.applies_to(host))
+    }
+
+    /// A byte stream to `host:port` for TLS or a tunnel: dialled directly (as
+    /// [`Dialer::dial`], or to `resolved`, the addresses already judged for an
+    /// unlisted name), or a CONNECT tunnel through the parent.
+    pub async fn open(
+        &self,
+        host: &NormalHost,
+        port: u16,
+        site: Option<&str>,
+        resolved: Option<Result<Vec<SocketAddr>, DialError>>,
+    ) -> Result<UpstreamStream, DialError> {
+        self.guard.check_port(port).map_err(DialError::Denied)?;
+        let Some(parent) = self.parent_for(host) else {
+            let addrs = match resolved {
+                Some(r) => r?,
+                None => self.resolve_learning(host, port, site).await?,
+            };
+            let (tcp, _) = self.dial_addrs(host, port, addrs).await?;
+            return Ok(UpstreamStream::tcp(tcp));
+        };
+        self.check_behind_parent(host, port, site, resolved).await?;
+        let stream = self.reach_parent(parent).await?;
+        let tunnel = parent.tunnel(stream, host, port);
+        match tokio::time::timeout(self.connect_timeout, tunnel).await {
+            Ok(r) => r.map_err(failure),
+            Err(_) => Err(DialError::Failed(
+                UpstreamFailure::Timeout,
+                format!(
+                    "the parent proxy {} did not open a tunnel to {host}:{port} within {}s",
+                    parent.url(),
+                    self.connect_timeout.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// A connection for plain HTTP to `host:port`: dialled directly, or to the
+    /// parent (then returned too: the request goes to it in absolute form, with
+    /// its `Proxy-Authorization`).
+    pub async fn open_http(
+        &self,
+        host: &NormalHost,
+        port: u16,
+        site: Option<&str>,
+    ) -> Result<(UpstreamStream, Option<&Parent>), DialError> {
+        let Some(parent) = self.parent_for(host) else {
+            let (tcp, _) = self.dial(host, port, site).await?;
+            return Ok((UpstreamStream::tcp(tcp), None));
+        };
+        self.guard.check_port(port).map_err(DialError::Denied)?;
+        self.check_behind_parent(host, port, site, None).await?;
+        Ok((self.reach_parent(parent).await?, Some(parent)))
+    }
+
+    /// The guard's part for a destination reached through the parent: an IP
+    /// literal is checked; an unlisted name's addresses (as the gateway
+    /// resolved them for its decision) must all pass; a listed site's name is
+    /// the parent's to resolve.
+    async fn check_behind_parent(
+        &self,
+        host: &NormalHost,
+        port: u16,
+        site: Option<&str>,
+        resolved: Option<Result<Vec<SocketAddr>, DialError>>,
+    ) -> Result<(), DialError> {
+        let addrs = match (host, site) {
+            (NormalHost::Ip(ip), _) => vec![SocketAddr::new(*ip, port)],
+            (NormalHost::Domain(_), Some(_)) => return Ok(()),
+            (NormalHost::Domain(_), None) => match resolved {
+                Some(r) => r?,
+                None => self.resolve(host, port).await?,
+            },
+        };
+        for a in addrs {
+            self.guard.check(a).map_err(DialError::Denied)?;
+        }
+        Ok(())
+    }
+
+    /// A connection to the parent itself (TLS set up for `https://`). Its
+    /// address is the operator's: resolved like any name, not guarded.
+    async fn reach_parent(&self, parent: &Parent) -> Result<UpstreamStream, DialError> {
+        let url = parent.url();
+        let Some(name) = normalize_host(&parent.settings.host) else {
+            return Err(DialError::Failed(
+                UpstreamFailure::Dns,
+                format!("the parent proxy {url} is not a valid host"),
+            ));
+        };
+        let addrs = self
+            .resolve(&name, parent.settings.port)
+            .await
+            .map_err(|e| match e {
+                DialError::Failed(kind, why) => {
+                    DialError::Failed(kind, format!("the parent proxy {url}: {why}"))
+                }
+                denied => denied,
+            })?;
+        let (tcp, _) = self
+            .connect_any(&format!("the parent proxy {url}"), addrs)
+            .await
+            .map_err(|e| match e {
+                DialError::Failed(UpstreamFailure::Refused, why) => DialError::Failed(
+                    UpstreamFailure::Refused,
+                    format!("{why} (the parent proxy could not be reached)"),
+                ),
+                other => other,
+            })?;
+        match tokio::time::timeout(self.connect_timeout, parent.over(tcp)).await {
+            Ok(r) => r.map_err(failure),
+            Err(_) => Err(DialError::Failed(
+                UpstreamFailure::Timeout,
+                format!("the TLS handshake with the parent proxy {url} took too long"),
+            )),
+        }
+    }
+}
+
+/// The kind of upstream failure a parent's refusal counts as.
+fn failure(f: ParentFailure) -> DialError {
+    match f {
+        ParentFailure::Tls(why) => DialError::Failed(UpstreamFailure::Tls, why),
+        ParentFailure::Refused(why) => DialError::Failed(UpstreamFailure::Refused, why),
+        ParentFailure::Broken(why) => DialError::Failed(UpstreamFailure::Protocol, why),
     }
 }

@@ -46,7 +46,7 @@ pub use identity::{
 pub use ldap::LdapSettings;
 pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
 pub use log::LogFormat;
-pub use upstream::UpstreamSettings;
+pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
