@@ -582,7 +582,14 @@ async fn a_parent_that_is_down_is_a_502_naming_it() {
 
 /// `socialgate check --settings` on `upstream` YAML: its exit code and output.
 fn check(fx: &Fixture, upstream: &str) -> (i32, String) {
-    let path = fx.write("settings.yaml", &format!("upstream:\n{upstream}"));
+    // The CA and audit log in the fixture: `check --settings` checks them too.
+    let dir = fx.dir.path().display();
+    let path = fx.write(
+        "settings.yaml",
+        &format!(
+            "ca: {{ cert: {dir}/ca.crt, key: {dir}/ca.key, create_if_missing: true }}\naudit: {{ path: {dir}/audit.jsonl }}\nupstream:\n{upstream}"
+        ),
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_socialgate"))
         .args(["check", "--settings"])
         .arg(&path)
