@@ -431,6 +431,24 @@ pub async fn start(settings: Settings, policy: Policy) -> Result<RunningGateway,
     start_with_source(settings, policy, source).await
 }
 
+/// A loud line when nobody signs in: every client is whoever its network says
+/// (the built-in and container defaults), so the audit log cannot tell people
+/// apart and a role follows a desk, not a person.
+fn warn_if_identified_by_network_only(settings: &Settings) {
+    let id = &settings.identity;
+    if id.basic.is_some() || id.kerberos.is_some() || id.trusted_header.is_some() {
+        return;
+    }
+    for n in &id.networks {
+        tracing::warn!(
+            network = %n.cidr,
+            user = %n.user,
+            groups = ?n.groups,
+            "every client in this network is identified as this one user: nobody signs in, so the audit log cannot tell people apart. Configure `identity:` (kerberos, basic or trusted_header; docs/operations.md, identity) before real use"
+        );
+    }
+}
+
 /// `socialgate run`: serve until SIGTERM or Ctrl-C.
 pub async fn run(settings: Settings) -> Result<(), String> {
     let report = startup_checks(&settings);
@@ -446,6 +464,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
     for w in &policy.warnings {
         tracing::warn!("{w}");
     }
+    warn_if_identified_by_network_only(&settings);
     let running = start_with_source(settings, policy, source).await?;
     for a in &running.proxy_addrs {
         tracing::info!(address = %a, "proxy listening; point browsers at it, e.g. curl -x http://{a} http://example.com/");

@@ -337,6 +337,28 @@ fn the_shipped_settings_and_policy_load() {
     assert_eq!(compose_settings.listen[0].port(), 3128);
     assert_eq!(compose_settings.admin_listen.map(|a| a.port()), Some(9128));
 
+    // The image's built-in settings serve a first `docker run`: a client on the
+    // Docker bridge (or a private LAN) is the documented staff user.
+    let container = Settings::from_yaml(
+        "deploy/container/socialgate.yaml",
+        &read("deploy/container/socialgate.yaml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(container.listen[0].to_string(), "0.0.0.0:3128");
+    for client in ["172.17.0.1", "10.20.4.17", "192.168.1.20"] {
+        let ip: std::net::IpAddr = client.parse().unwrap();
+        let n = container
+            .identity
+            .networks
+            .iter()
+            .find(|n| n.cidr.contains(&ip))
+            .unwrap_or_else(|| panic!("{client} is identified by no network"));
+        assert_eq!(
+            (n.user.as_str(), n.groups.as_slice()),
+            ("staff", &["all-staff".to_string()][..])
+        );
+    }
+
     let config = yaml("deploy/kubernetes/configmap-policy.yaml");
     let settings_text = config["data"]["socialgate.yaml"]
         .as_str()
