@@ -180,3 +180,54 @@ pub(super) fn is_word_edge(text: &str, s: usize, e: usize) -> bool {
     let after = text.get(e..).and_then(|t| t.chars().next());
     !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    fn detectors(keywords: &[&str]) -> CustomDetectors {
+        let spec = CustomDetectorSpec {
+            name: "k".into(),
+            keywords: keywords.iter().map(|k| k.to_string()).collect(),
+            ..Default::default()
+        };
+        CustomDetectors::new(&[(&spec, 0)]).unwrap()
+    }
+
+    fn found(d: &CustomDetectors, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        d.detect(text, &mut |_, v| out.push(v.to_string()));
+        out
+    }
+
+    #[test]
+    fn keywords_at_the_edges_of_the_text_and_of_words() {
+        let d = detectors(&["Nightjar", "Operation Kestrel", "x", "\u{c9}clair", "#tag"]);
+        // At the very start and the very end of the text, and alone.
+        assert_eq!(found(&d, "nightjar"), ["nightjar"]);
+        assert_eq!(found(&d, "NIGHTJAR went"), ["nightjar"]);
+        assert_eq!(found(&d, "went nIgHtJaR"), ["nightjar"]);
+        assert_eq!(found(&d, "x"), ["x"]);
+        assert_eq!(found(&d, "a x"), ["x"]);
+        assert_eq!(found(&d, "x a"), ["x"]);
+        // After punctuation, a line break, a digit-free non-ASCII character.
+        assert_eq!(found(&d, "(Nightjar)"), ["nightjar"]);
+        assert_eq!(found(&d, "\nnightjar."), ["nightjar"]);
+        assert_eq!(found(&d, "\u{a3}nightjar"), ["nightjar"]);
+        assert_eq!(found(&d, "\u{2014}nightjar\u{2014}"), ["nightjar"]);
+        // After a non-ASCII letter it is not a whole word.
+        assert!(found(&d, "\u{e9}nightjar").is_empty());
+        assert!(found(&d, "xnightjar nightjarx nightjar1 1nightjar").is_empty());
+        // A case change inside the phrase; non-ASCII keywords in their cases.
+        assert_eq!(found(&d, "OPERATION kestrel"), ["operation kestrel"]);
+        assert_eq!(found(&d, "an \u{e9}clair"), ["\u{e9}clair"]);
+        assert_eq!(found(&d, "AN \u{c9}CLAIR"), ["\u{e9}clair"]);
+        assert_eq!(found(&d, "see #tag"), ["#tag"]);
+        assert!(found(&d, "see a#tag").is_empty());
+        // After a longer match that is not a whole word.
+        let d = detectors(&["ab", "abc de"]);
+        assert_eq!(found(&d, "abc dex ab"), ["ab"]);
+    }
+}
