@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes one target for a while, then minimises its committed corpus.
 #
-#   fuzz/fuzz.sh <target> [seconds]      (from anywhere; default 180 s)
+#   fuzz/fuzz.sh <target> [seconds] [libFuzzer flags...]
+#                                        (from anywhere; default 180 s; e.g.
+#                                        -max_len=65536 past the corpus's sizes)
 #
 # Builds with cargo-fuzz (AddressSanitizer). On a stable toolchain the
 # RUSTC_BOOTSTRAP=1 below lets cargo-fuzz pass its -Z flags; on nightly it is
@@ -20,7 +22,7 @@ nice -n 10 cargo fuzz build "$target"
 bin=fuzz/target/x86_64-unknown-linux-gnu/release/$target
 mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
 nice -n 10 "$bin" "fuzz/corpus/$target" -artifact_prefix="fuzz/artifacts/$target/" \
-    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${@:3}"
 min=$(mktemp -d)
 nice -n 10 "$bin" -set_cover_merge=1 -use_counters=0 "$min" "fuzz/corpus/$target"
 rm -rf "fuzz/corpus/$target"

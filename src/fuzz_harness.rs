@@ -7,11 +7,15 @@
 //! loader and the policy's own tests), [`settings_loader`] (gateway settings
 //! YAML), [`request_decision`] (an HTTP/1.1 request head and body, decided by
 //! the built-in policy the way the proxy and `explain` decide it),
-//! [`dlp_extract`] (decoding, extraction and scanning of a body) and
-//! [`dlp_normalize`] (the field normaliser and the detectors behind it).
+//! [`dlp_extract`] (decoding, extraction and scanning of a body),
+//! [`dlp_normalize`] (the field normaliser and the detectors behind it) and
+//! [`dlp_charset`] (charset and transfer-encoding decoding through the verdict
+//! the proxy applies, with an oracle).
 //!
-//! Limits: results are thrown away; the only property checked is "no panic, no
-//! hang, bounded memory". Nothing here touches the disk, the network or the
+//! Limits: results are mostly thrown away; the property checked is "no panic,
+//! no hang, bounded memory", and [`dlp_charset`] also asserts that DLP fails
+//! closed (a refusal is never an allow; a planted identifier is found or the
+//! body refused). Nothing here touches the disk, the network or the
 //! clock: policy files are served from memory (the built-in catalogue plus the
 //! input), and the request's time is fixed unless the input names one. Input
 //! formats are documented on each function and in `fuzz/README.md`. Compiled
@@ -386,4 +390,213 @@ pub fn dlp_normalize(data: &[u8]) {
         let _ = decimal_digit(c);
     }
     let _ = scanner().scan_text(&text);
+}
+
+/// Content types [`dlp_charset`] picks from (its first input byte).
+const CHARSET_MIMES: &[&str] = &[
+    "text/plain",
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "application/octet-stream",
+    "text/csv",
+    "application/vnd.api+json",
+    "text/html",
+    "",
+    "multipart/form-data; boundary=B0undary",
+];
+
+/// Charset labels [`dlp_charset`] picks from (its second input byte); past the
+/// end of the table the label is the body's first line.
+const CHARSET_LABELS: &[&str] = &[
+    "",
+    "utf-8",
+    "utf-16",
+    "utf-16le",
+    "utf-16be",
+    "utf-32",
+    "utf-32le",
+    "utf-32be",
+    "ucs-2",
+    "unicode",
+    "unicodefffe",
+    "iso-8859-1",
+    "windows-1252",
+    "shift_jis",
+    "euc-jp",
+    "iso-2022-jp",
+    "euc-kr",
+    "gb18030",
+    "gbk",
+    "big5",
+    "koi8-r",
+    "x-user-defined",
+    "iso-2022-kr",
+    "hz-gb-2312",
+    "iso-2022-cn",
+    "x-no-such-charset",
+    "\"UTF-16\"",
+    "us-ascii",
+];
+
+/// Content-Transfer-Encodings [`dlp_charset`] picks from (its third input byte).
+const CHARSET_CTES: &[&str] = &[
+    "",
+    "base64",
+    "quoted-printable",
+    "7bit",
+    "8bit",
+    "binary",
+    "x-uuencode",
+    "BASE64",
+];
+
+/// Identifiers [`dlp_charset`] plants in ASCII; each is one the built-in
+/// `official` profile blocks when it reads the bytes as ASCII.
+const CHARSET_CANARIES: &[&str] = &["JG 10 37 82 B", "OFFICIAL-SENSITIVE", "4111 1111 1111 1111"];
+
+/// The multipart boundary of [`dlp_charset`]'s wrapped bodies.
+const CHARSET_BOUNDARY: &str = "B0undary";
+
+/// The profile of the built-in policy that [`dlp_charset`] applies.
+const CHARSET_PROFILE: &str = "official";
+
+/// Charset and transfer-encoding decoding, through the verdict the proxy applies
+/// (`verdict::apply_dlp` with the built-in policy's `official` profile on an
+/// allowing decision, 1 MiB cap). The input: byte 0 picks a content type, byte 1
+/// a charset label (past the table: the body's first line is the label), byte 2
+/// a Content-Transfer-Encoding, byte 3 flags (bit 0: wrap the body in one
+/// `multipart/form-data` part that carries the type, charset and transfer
+/// encoding in its headers, else the charset goes on the request's Content-Type
+/// and the transfer encoding is unused; bit 1: plant a canary; bits 2-3: which
+/// canary), byte 4 where the canary goes (a fraction of the body); the rest is
+/// the body.
+///
+/// Oracle (panics on violation): a refusal is always a deny; and where a canary
+/// was planted in ASCII, between line breaks, in bytes the site receives as they
+/// are (not a multipart container the fuzzer wrote, not a part skipped as binary
+/// by its magic bytes), the verdict is a deny: found, or refused as undecodable.
+/// A site that ignores the declared charset reads those bytes as ASCII, so a
+/// clean verdict there is a bypass.
+pub fn dlp_charset(data: &[u8]) {
+    let Some(policy) = builtin_policy() else {
+        return;
+    };
+    let Some(profile) = policy.dlp.profiles.get(CHARSET_PROFILE) else {
+        return;
+    };
+    let Some(scanner) = profile.scanner.as_deref() else {
+        return;
+    };
+    let [mime, label, cte, flags, at, rest @ ..] = data else {
+        return;
+    };
+    let mime = CHARSET_MIMES[usize::from(*mime) % CHARSET_MIMES.len()];
+    let mut rest = rest;
+    let label = match CHARSET_LABELS.get(usize::from(*label)) {
+        Some(l) => (*l).to_string(),
+        None => {
+            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            let l: String = String::from_utf8_lossy(&rest[..end])
+                .chars()
+                .filter(|c| c.is_ascii_graphic() && *c != ';')
+                .collect();
+            rest = rest.get(end + 1..).unwrap_or(&[]);
+            l
+        }
+    };
+    let cte = CHARSET_CTES[usize::from(*cte) % CHARSET_CTES.len()];
+    let wrap = flags & 1 != 0;
+    let plant = flags & 2 != 0;
+    let canary = CHARSET_CANARIES[usize::from(flags >> 2 & 3) % CHARSET_CANARIES.len()];
+
+    // The bytes the site receives for the text, with the canary planted.
+    let mut text = rest.to_vec();
+    if plant {
+        let pos = usize::from(*at) * text.len() / 256;
+        let planted = format!("\n{canary}\n");
+        text.splice(pos..pos, planted.bytes());
+    }
+    let typed = |mime: &str| match (mime.is_empty(), label.is_empty()) {
+        (true, true) => String::new(),
+        (true, false) => format!("text/plain; charset={label}"),
+        (false, true) => mime.to_string(),
+        (false, false) => format!("{mime}; charset={label}"),
+    };
+    let (content_type, body, oracle) = if wrap {
+        let mut body =
+            format!("--{CHARSET_BOUNDARY}\r\nContent-Disposition: form-data; name=\"f\"\r\n")
+                .into_bytes();
+        let part_type = typed(if mime.starts_with("multipart/") {
+            ""
+        } else {
+            mime
+        });
+        if !part_type.is_empty() {
+            body.extend_from_slice(format!("Content-Type: {part_type}\r\n").as_bytes());
+        }
+        if !cte.is_empty() {
+            body.extend_from_slice(format!("Content-Transfer-Encoding: {cte}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body.extend_from_slice(&text);
+        body.extend_from_slice(format!("\r\n--{CHARSET_BOUNDARY}--\r\n").as_bytes());
+        // A boundary in the fuzzed bytes would move the canary out of the part.
+        let clean = memchr::memmem::find(&text, CHARSET_BOUNDARY.as_bytes()).is_none();
+        (
+            format!("multipart/form-data; boundary={CHARSET_BOUNDARY}"),
+            body,
+            plant && clean,
+        )
+    } else {
+        (typed(mime), text, plant && !mime.starts_with("multipart/"))
+    };
+    let content = Content {
+        content_type: (!content_type.is_empty()).then_some(content_type.as_str()),
+        content_encoding: None,
+        body: &body,
+        query: None,
+    };
+    let decision = Decision {
+        action: crate::policy::Action::Allow,
+        rule: "fuzz-dlp".into(),
+        site: "fuzz".into(),
+        activity: "post".into(),
+        reason: String::new(),
+        dry_run: Vec::new(),
+        roles: Vec::new(),
+        dlp: Some(CHARSET_PROFILE.into()),
+        warn_for: None,
+        message: None,
+    };
+    let verdict = apply_dlp(policy, decision, Some(content), SCAN_LIMIT);
+    let denied = verdict.decision.action == crate::policy::Action::Deny;
+    assert!(
+        verdict.refusal.is_none() || denied,
+        "a DLP refusal was not a deny: {:?}",
+        verdict.refusal
+    );
+    assert!(
+        verdict.findings.is_empty() || denied,
+        "findings under a blocking profile were not a deny: {:?}",
+        verdict.findings
+    );
+    if oracle && !denied {
+        let input = ScanInput {
+            content_type: content.content_type,
+            content_encoding: None,
+            body: &body,
+            query: None,
+        };
+        let limits = ScanLimits {
+            max_decoded_bytes: SCAN_LIMIT,
+        };
+        let skipped = scanner
+            .scan_request_report(&input, &limits)
+            .map_or(0, |r| r.binary_parts_skipped);
+        assert!(
+            skipped > 0,
+            "canary {canary:?} planted in ASCII was allowed (content-type {content_type:?}, \
+             transfer encoding {cte:?})"
+        );
+    }
 }

@@ -14,6 +14,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// test there checks it), so the metrics need not know the identity types.
 pub const SIGNIN_THROTTLE_REASONS: [&str; 3] = ["client", "user", "busy"];
 
+/// The fixed `reason` labels of `socialgate_destination_denied_total`, started
+/// at zero: a refused port, one of the gateway's own listeners, each non-public
+/// address class, an IP literal, an address shared by several sites.
+/// `net_guard::DestinationDenied::label` gives exactly these (a unit test there
+/// checks it), so the metrics need not know the guard's types.
+pub const DESTINATION_DENIED_REASONS: [&str; 11] = [
+    "port",
+    "gateway",
+    "loopback",
+    "private",
+    "cgnat",
+    "link_local",
+    "multicast",
+    "unspecified",
+    "reserved",
+    "ip-literal",
+    "ambiguous-site",
+];
+
 /// The gateway's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -30,7 +49,8 @@ pub struct Metrics {
     /// the address is backing off, `user`: the name is, `busy`: the bcrypt queue
     /// is full; see `identity::throttle`).
     pub signin_throttled: IntCounterVec,
-    /// Refused destinations: `reason` (`port`, `gateway`, or an address class).
+    /// Refused destinations: `reason` ([`DESTINATION_DENIED_REASONS`]: `port`,
+    /// `gateway`, an address class, `ip-literal`, `ambiguous-site`).
     pub destination_denied: IntCounterVec,
     /// Upstream failures: `kind` (`dns`, `connect`, `timeout`, `tls`, `protocol`).
     pub upstream_errors: IntCounterVec,
@@ -128,7 +148,7 @@ impl Metrics {
         for kind in ["dns", "connect", "timeout", "tls", "protocol"] {
             m.upstream_errors.with_label_values(&[kind]);
         }
-        for reason in ["ip-literal", "ambiguous-site"] {
+        for reason in DESTINATION_DENIED_REASONS {
             m.destination_denied.with_label_values(&[reason]);
         }
         for direction in ["up", "down"] {

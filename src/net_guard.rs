@@ -234,6 +234,47 @@ impl DestinationGuard {
 mod tests {
     use super::*;
 
+    #[test]
+    fn refusals_are_the_metric_labels() {
+        use AddressClass as C;
+        use DestinationDenied as D;
+        let classes = [
+            C::Loopback,
+            C::Private,
+            C::SharedCgnat,
+            C::LinkLocal,
+            C::Multicast,
+            C::Unspecified,
+            C::Reserved,
+        ];
+        // Exhaustive matches: a new variant fails to compile here until it is
+        // listed (and its label added to the metric's fixed set).
+        for c in classes {
+            match c {
+                C::Public
+                | C::Loopback
+                | C::Private
+                | C::SharedCgnat
+                | C::LinkLocal
+                | C::Multicast
+                | C::Unspecified
+                | C::Reserved => {}
+            }
+        }
+        let mut all = vec![D::Port, D::Gateway];
+        all.extend(classes.map(D::Address));
+        all.extend([D::IpLiteral, D::AmbiguousSite]);
+        for d in &all {
+            match d {
+                D::Port | D::Gateway | D::Address(_) | D::IpLiteral | D::AmbiguousSite => {}
+            }
+        }
+        let labels: Vec<&str> = all.iter().map(|d| d.label()).collect();
+        assert_eq!(labels, crate::metrics::DESTINATION_DENIED_REASONS);
+        // A public address is never refused as such.
+        assert!(!labels.contains(&C::Public.as_str()));
+    }
+
     fn class(s: &str) -> AddressClass {
         classify(s.parse().unwrap())
     }

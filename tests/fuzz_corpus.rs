@@ -33,6 +33,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("request_decision", fuzz_harness::request_decision),
     ("dlp_extract", fuzz_harness::dlp_extract),
     ("dlp_normalize", fuzz_harness::dlp_normalize),
+    ("dlp_charset", fuzz_harness::dlp_charset),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -21,6 +21,11 @@ struct Env {
 /// A gateway whose users come from an htpasswd file (alice, carol, dave) and
 /// whose groups come from `slapd`, with `ldap_extra` added to the `ldap` section.
 async fn env(slapd: &Slapd, ldap_extra: &str, extra_roots: &str) -> Env {
+    env_under(slapd, BASE, ldap_extra, extra_roots).await
+}
+
+/// As [`env`], with users searched for under `user_base`.
+async fn env_under(slapd: &Slapd, user_base: &str, ldap_extra: &str, extra_roots: &str) -> Env {
     let fx = Fixture::new();
     htpasswd(
         &fx,
@@ -39,7 +44,7 @@ identity:
     url: "{url}"
     bind_dn: "{ADMIN_DN}"
     bind_password_file: "{pw}"
-    user_base: "{BASE}"
+    user_base: "{user_base}"
     user_filter: "(uid={{user}})"
     group_name: cn
 {ldap_extra}
@@ -187,6 +192,49 @@ async fn rights_follow_the_directory_group_after_the_cache_expires() {
     for name in ["alice", "carol", "dave"] {
         assert!(!text.contains(name), "metrics name a user: {name}");
     }
+    e.gw.stop().await;
+}
+
+/// OpenLDAP keeps groups in `ou=groups`, beside `ou=people`: with `user_base`
+/// at `ou=people`, a group search finds them only under `group_base`. Without
+/// it the search runs under `user_base`, finds no group, and the press office
+/// may not post (nor staff read).
+#[tokio::test]
+async fn group_base_finds_groups_kept_outside_user_base() {
+    let slapd = directory(&[
+        ("communications", &["alice"]),
+        ("all-staff", &["alice", "carol"]),
+    ]);
+    let people = format!("ou=people,{BASE}");
+    let filter = "    group_filter: \"(&(objectClass=groupOfNames)(member={dn}))\"\n";
+
+    let e = env_under(
+        &slapd,
+        &people,
+        &format!("{filter}    group_base: \"ou=groups,{BASE}\"\n"),
+        "",
+    )
+    .await;
+    assert_eq!(post(&e, "alice", "alice-pass").await, 200, "communications");
+    assert_eq!(get(&e, "carol", "carol-pass").await, 200, "all-staff");
+    assert_eq!(
+        post(&e, "carol", "carol-pass").await,
+        403,
+        "staff may not post"
+    );
+    assert_eq!(get(&e, "dave", "dave-pass").await, 403, "in no group");
+    let seen: Vec<String> = e.up.requests().into_iter().map(|r| r.uri).collect();
+    assert!(
+        seen.len() == 2 && seen[0].ends_with("/post") && seen[1].ends_with("/feed"),
+        "only the allowed requests reach the site: {seen:?}"
+    );
+    e.gw.stop().await;
+
+    // The same directory without group_base: the groups are not found.
+    let e = env_under(&slapd, &people, filter, "").await;
+    assert_eq!(post(&e, "alice", "alice-pass").await, 403);
+    assert_eq!(get(&e, "carol", "carol-pass").await, 403);
+    assert!(e.up.requests().is_empty(), "the site received nothing");
     e.gw.stop().await;
 }
 

@@ -562,3 +562,49 @@ async fn graceful_stop_lets_a_slow_request_finish() {
         "no new connections after stop"
     );
 }
+
+/// Every `reason` of `socialgate_destination_denied_total`, by its contract name.
+const DESTINATION_REASONS: [&str; 11] = [
+    "port",
+    "gateway",
+    "loopback",
+    "private",
+    "cgnat",
+    "link_local",
+    "multicast",
+    "unspecified",
+    "reserved",
+    "ip-literal",
+    "ambiguous-site",
+];
+
+#[tokio::test]
+async fn every_destination_refusal_reason_is_exported_at_zero_from_the_start() {
+    let fx = Fixture::new();
+    htpasswd(&fx, &[("bob", "bob-pass"), ("alice", "alice-pass")]);
+    let up = upstream_http("127.0.0.1").await;
+    let closed = closed_port().await;
+    let gw = gateway(&fx, &settings(up.addr.port(), closed), POLICY).await;
+
+    // A fresh gateway, before any request: every reason is there, at 0.
+    let (text, m) = metrics(&gw).await;
+    for reason in DESTINATION_REASONS {
+        let key = format!("socialgate_destination_denied_total{{reason=\"{reason}\"}}");
+        assert_eq!(m.get(&key), Some(&0.0), "{key} in\n{text}");
+    }
+
+    // One refused port counts there; the others stay at 0 and stay exported.
+    let bob = client(&gw, Some(("bob", "bob-pass")));
+    let resp = bob.get("http://www.social.test:22/").send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let (text, m) = metrics(&gw).await;
+    for reason in DESTINATION_REASONS {
+        let key = format!("socialgate_destination_denied_total{{reason=\"{reason}\"}}");
+        let want = if reason == "port" { 1.0 } else { 0.0 };
+        assert_eq!(m.get(&key), Some(&want), "{key} in\n{text}");
+    }
+    assert!(
+        up.requests().is_empty(),
+        "the upstream must receive nothing"
+    );
+}

@@ -159,3 +159,69 @@ put(N, "tags", "OFFICIAL\U000e0041-SENSITIVE")
 put(N, "ligature", "\ufb01le \u2460\u2461 GB82\u00a0WEST\u00a01234\u00a05698\u00a07654\u00a032")
 put(N, "ascii", "nothing to see here")
 put(N, "invalid-utf8", b"\xff\xfe4111\xc3(1111 1111 1111")
+# DLP version 2 disguises: separators of every kind, one character per group,
+# combining marks, look-alike letters, line breaks and dashes inside a marking.
+put(N, "v2-dots", "JG.10.37.82.B and 943.476.5919")
+put(N, "v2-separators", "JG/10/37/82/B JG_10_37_82_B JG+10+37+82+B JG - 10 - 37 - 82 - B")
+put(N, "v2-one-per-group", "J G 1 0 3 7 8 2 B")
+put(N, "v2-combining", "J\u0307G103782B OFFICIAL-SENSITIVE\u0301")
+put(N, "v2-cyrillic", "\u041eFFICIAL-SENSITIVE")
+put(N, "v2-marking-breaks", "OFFICIAL\n-SENSITIVE OFFICIAL\u2014SENSITIVE")
+put(N, "v2-benign", "Meeting 12.03.2026 in room 10/37, ref 1234-5678-9012, v2.10.37, \u00a312.50")
+
+
+# --- dlp_charset: mime, label, transfer encoding, flags, canary position, body
+# (indexes into the tables of `src/fuzz_harness.rs`). Flags: 1 wrap in a
+# multipart part, 2 plant a canary, 4/8 which canary.
+C = "dlp_charset"
+MIME = {"text": 0, "json": 1, "form": 2, "octet": 3, "csv": 4, "none": 7, "multipart": 8}
+LABEL = {"": 0, "utf-8": 1, "utf-16": 2, "utf-16le": 3, "utf-16be": 4, "utf-32": 5,
+         "utf-32le": 6, "utf-32be": 7, "iso-8859-1": 11, "shift_jis": 13, "iso-2022-jp": 15,
+         "iso-2022-kr": 22, "free": 200}
+CTE = {"": 0, "base64": 1, "qp": 2, "binary": 5, "x-uuencode": 6}
+
+
+def charset_seed(name, mime, label, cte, flags, at, body):
+    if isinstance(body, str):
+        body = body.encode()
+    put(C, name, bytes([MIME[mime], LABEL[label], CTE[cte], flags, at]) + body)
+
+
+post = '{"text":"see you at 10:30 in room 12"}'
+charset_seed("utf16le-label", "text", "utf-16le", "", 2, 128, "hello there".encode("utf-16le"))
+charset_seed("utf16le-json-null-pattern", "json", "", "", 0, 0, post.encode("utf-16le"))
+charset_seed("utf16be-json-null-pattern", "json", "", "", 2, 255, post.encode("utf-16be"))
+charset_seed("utf32be-json", "json", "", "", 0, 0, post.encode("utf-32-be"))
+charset_seed("utf32le-bom", "none", "", "", 2, 64, b"\xff\xfe\x00\x00" + "hi".encode("utf-32-le"))
+charset_seed("utf16-bom-csv", "csv", "", "", 2, 200, b"\xff\xfe" + "a,b\n1,2\n".encode("utf-16-le"))
+charset_seed("utf16-label-ascii", "text", "utf-16", "", 2, 0, "plain ascii text")
+charset_seed("utf16-parity", "none", "", "", 0, 0, "no label at all".encode("utf-16-le"))
+charset_seed("latin1", "text", "iso-8859-1", "", 2, 128, b"caf\xe9 cr\xe8me")
+charset_seed("shift-jis", "text", "shift_jis", "", 2, 128, "\u3053\u3093\u306b\u3061\u306f".encode("shift_jis"))
+charset_seed("iso-2022-jp", "text", "iso-2022-jp", "", 2, 255, "\u65e5\u672c".encode("iso2022_jp"))
+charset_seed("iso-2022-kr", "text", "iso-2022-kr", "", 2, 128, "plain ascii")
+charset_seed("free-label", "text", "free", "", 2, 128, b"windows-1251\n\xcf\xf0\xe8\xe2\xe5\xf2")
+charset_seed("part-base64", "text", "utf-8", "base64", 3, 255, "c2VlIHlvdSBhdCAxMDozMA==")
+charset_seed("part-base64-raw-is-base64", "text", "", "base64", 1, 0, "QUtJQUlPU0ZPRE5ON0VYQU1QTEU=")
+charset_seed("part-qp", "text", "iso-8859-1", "qp", 3, 128, "caf=E9 =\r\nsoft break")
+charset_seed("part-octet-nul", "octet", "", "", 3, 0, b"field text\x00")
+charset_seed("part-utf16-ascii", "text", "utf-16", "binary", 3, 0, "ascii in a utf-16 part")
+charset_seed("part-png", "octet", "", "", 3, 255, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+charset_seed("part-uuencode", "text", "", "x-uuencode", 3, 0, "begin 644 a\n")
+charset_seed("multipart-top", "multipart", "", "", 2, 0,
+             "--B0undary\r\nContent-Disposition: form-data; name=\"t\"\r\n"
+             "Content-Type: text/plain; charset=utf-16le\r\n\r\nhi\x00\r\n--B0undary--\r\n")
+
+# --- dlp_extract, DLP version 2 decoders.
+put(D, "v2-utf32le-bom", "text/plain\n\n\n".encode() + b"\xff\xfe\x00\x00" + "JG 10 37 82 B".encode("utf-32-le"))
+put(D, "v2-utf16be-json", "application/json\n\n\n".encode() + '{"t":"JG 10 37 82 B"}'.encode("utf-16-be"))
+put(D, "v2-iso-2022-kr", "text/plain; charset=iso-2022-kr\n\n\nJG 10 37 82 B")
+put(
+    D,
+    "v2-multipart-octet-nul-and-base64",
+    'multipart/form-data; boundary=b1\n\n\n'
+    "--b1\r\nContent-Disposition: form-data; name=\"a\"\r\nContent-Type: application/octet-stream\r\n\r\nJG 10 37 82 B\x00\r\n"
+    "--b1\r\nContent-Disposition: form-data; name=\"b\"\r\nContent-Transfer-Encoding: base64\r\n\r\nQUtJQUlPU0ZPRE5ON0VYQU1QTEU=\r\n"
+    "--b1\r\nContent-Disposition: form-data; name=\"c\"\r\nContent-Type: text/plain; charset=utf-16\r\n\r\nOFFICIAL-SENSITIVE\r\n"
+    "--b1--\r\n",
+)

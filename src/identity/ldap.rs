@@ -3,7 +3,8 @@
 //!
 //! - A user's groups come from an attribute on the user entry naming groups by
 //!   DN (`groups_from: memberOf`, Active Directory), from a group search
-//!   (`group_filter: "(member={dn})"`, OpenLDAP), or both.
+//!   (`group_filter: "(member={dn})"` under `group_base`, default `user_base`;
+//!   OpenLDAP), or both.
 //! - Answers are cached per user for `cache_for`. Concurrent lookups of one user
 //!   share one query (single flight).
 //! - When the directory cannot be reached, cached groups keep being served
@@ -446,7 +447,7 @@ impl Directory {
                 .replace("{user}", &ldap_escape(user));
             let r = ldap
                 .search(
-                    &s.user_base,
+                    &s.group_base,
                     Scope::Subtree,
                     &filter,
                     vec![s.group_name.as_str()],
@@ -712,6 +713,7 @@ mod tests {
             bind_dn: None,
             bind_password_file: None,
             user_base: "dc=x".into(),
+            group_base: "dc=x".into(),
             user_filter: "(uid={user})".into(),
             groups_from: Some("memberOf".into()),
             group_filter: None,

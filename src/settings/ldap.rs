@@ -23,6 +23,7 @@ pub(super) struct RawLdap {
     bind_dn: Option<String>,
     bind_password_file: Option<String>,
     user_base: String,
+    group_base: Option<String>,
     user_filter: Option<String>,
     groups_from: Option<String>,
     group_filter: Option<String>,
@@ -40,11 +41,15 @@ pub struct LdapSettings {
     pub bind_dn: Option<String>,
     pub bind_password_file: Option<PathBuf>,
     pub user_base: String,
+    /// Where `group_filter` searches run (`identity.ldap.group_base`; default
+    /// `user_base`). OpenLDAP directories keep groups in `ou=groups`, beside
+    /// `ou=people` rather than under it.
+    pub group_base: String,
     /// Finds the user; `{user}` is replaced by the escaped user name.
     pub user_filter: String,
     /// An attribute on the user entry naming its groups by DN (`memberOf`).
     pub groups_from: Option<String>,
-    /// A search for the user's groups under `user_base`; `{dn}` and `{user}` are
+    /// A search for the user's groups under `group_base`; `{dn}` and `{user}` are
     /// replaced by the escaped user DN and name.
     pub group_filter: Option<String>,
     /// The attribute that names a group (`cn`).
@@ -73,6 +78,13 @@ pub(super) fn parse_ldap(l: RawLdap) -> Result<LdapSettings, Vec<(&'static str, 
     }
     if l.user_base.trim().is_empty() {
         problems.push(("user_base", "`user_base` is empty: give the DN to search for users under, e.g. DC=council,DC=example".into()));
+    }
+    if let Some(g) = &l.group_base {
+        if g.trim().is_empty() {
+            problems.push(("group_base", "`group_base` is empty: give the DN to search for groups under, e.g. ou=groups,dc=council,dc=example, or leave it out to search under `user_base`".into()));
+        } else if l.group_filter.is_none() {
+            problems.push(("group_base", "`group_base` is set but `group_filter` is not: only a group search uses it (`groups_from` reads groups from the user entry); add a group_filter such as (member={dn}), or remove group_base".into()));
+        }
     }
     let user_filter = l
         .user_filter
@@ -119,6 +131,10 @@ pub(super) fn parse_ldap(l: RawLdap) -> Result<LdapSettings, Vec<(&'static str, 
         url: l.url.trim().to_string(),
         bind_dn: l.bind_dn,
         bind_password_file: l.bind_password_file.map(PathBuf::from),
+        group_base: l
+            .group_base
+            .map(|g| g.trim().to_string())
+            .unwrap_or_else(|| l.user_base.clone()),
         user_base: l.user_base,
         user_filter,
         groups_from,
@@ -166,5 +182,36 @@ fn check_ldap_url(url: &str) -> Result<(), String> {
         other => Err(format!(
             "`{url}`: the scheme `{other}` is not supported; use ldaps://"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::settings::Settings;
+
+    fn ldap(extra: &str) -> Result<super::LdapSettings, String> {
+        let text = format!(
+            "identity:\n  ldap:\n    url: ldaps://dc1\n    user_base: \"ou=people,dc=x\"\n{extra}"
+        );
+        Settings::from_yaml("s.yaml", &text)
+            .map(|s| s.identity.ldap.unwrap_or_else(|| unreachable!()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn group_base_defaults_to_user_base_and_is_checked() {
+        let l = ldap("    group_filter: \"(member={dn})\"\n").unwrap();
+        assert_eq!(l.group_base, "ou=people,dc=x");
+        let l = ldap("    group_filter: \"(member={dn})\"\n    group_base: \" ou=groups,dc=x \"\n")
+            .unwrap();
+        assert_eq!(l.group_base, "ou=groups,dc=x");
+        let err = ldap("    group_filter: \"(member={dn})\"\n    group_base: \"\"\n").unwrap_err();
+        assert!(err.contains("s.yaml:6:17: `group_base` is empty"), "{err}");
+        // Only a group search uses it: alone it would silently do nothing.
+        let err = ldap("    group_base: ou=groups,dc=x\n").unwrap_err();
+        assert!(
+            err.contains("`group_base` is set but `group_filter` is not"),
+            "{err}"
+        );
     }
 }

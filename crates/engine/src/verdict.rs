@@ -92,13 +92,22 @@ pub fn apply_dlp(
     if decision.action == Action::Deny {
         return verdict;
     }
+    let Some(profile) = policy.dlp.profiles.get(&profile_name) else {
+        // The policy loader rejects a rule naming an undefined profile, so this
+        // is a policy built some other way: fail closed, never allow unscanned.
+        decision.action = Action::Deny;
+        decision.reason = format!(
+            "rule `{}` applies DLP profile `{profile_name}`, which the policy does not define: \
+             the content cannot be scanned, refused",
+            decision.rule
+        );
+        verdict.decision = decision;
+        return verdict;
+    };
     let has_query = content.query.is_some_and(|q| !q.is_empty());
     if content.body.is_empty() && !has_query {
         return verdict;
     }
-    let Some(profile) = policy.dlp.profiles.get(&profile_name) else {
-        return verdict;
-    };
     match crate::dlp_bridge::scan(policy, profile, content, max_scan_bytes) {
         Ok(findings) => {
             let on = profile.on_finding.as_str();
@@ -238,4 +247,89 @@ pub fn run_tests(policy: &Policy) -> Vec<TestFailure> {
         }
     }
     failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::test_support::test_policy;
+
+    const POLICY: &str = r#"
+version: 1
+dlp:
+  profiles:
+    official: { detectors: [uk-nino], on_finding: block }
+rules:
+  - { name: scanned, action: allow, dlp: official }
+"#;
+
+    fn allowed_by(profile: &str) -> Decision {
+        Decision {
+            action: Action::Allow,
+            rule: "scanned".into(),
+            site: "social".into(),
+            activity: "post".into(),
+            reason: "allowed".into(),
+            dry_run: Vec::new(),
+            roles: Vec::new(),
+            dlp: Some(profile.into()),
+            warn_for: None,
+            message: None,
+        }
+    }
+
+    fn content(body: &[u8]) -> Content<'_> {
+        Content {
+            content_type: Some("text/plain"),
+            content_encoding: None,
+            body,
+            query: None,
+        }
+    }
+
+    #[test]
+    fn a_rule_whose_dlp_profile_is_missing_is_denied_not_allowed() {
+        let mut policy = test_policy(POLICY);
+        // A clean body is allowed while the profile exists...
+        let v = apply_dlp(
+            &policy,
+            allowed_by("official"),
+            Some(content(b"hello")),
+            1 << 20,
+        );
+        assert_eq!(v.decision.action, Action::Allow, "{}", v.decision.reason);
+        // ...and denied, with the reason naming the profile, once it is gone,
+        // with and without a body (nothing is ever allowed unscanned).
+        policy.dlp.profiles.clear();
+        for body in [&b"hello"[..], b""] {
+            let v = apply_dlp(
+                &policy,
+                allowed_by("official"),
+                Some(content(body)),
+                1 << 20,
+            );
+            assert_eq!(v.decision.action, Action::Deny);
+            assert!(
+                v.decision.reason.contains("`official`")
+                    && v.decision.reason.contains("does not define"),
+                "{}",
+                v.decision.reason
+            );
+            assert!(v.findings.is_empty());
+        }
+        // A profile name no policy defines is the same.
+        let policy = test_policy(POLICY);
+        let v = apply_dlp(
+            &policy,
+            allowed_by("typo"),
+            Some(content(b"hello")),
+            1 << 20,
+        );
+        assert_eq!(v.decision.action, Action::Deny);
+        assert!(
+            v.decision.reason.contains("`typo`"),
+            "{}",
+            v.decision.reason
+        );
+    }
 }

@@ -12,7 +12,9 @@
 //! falling mostly on one parity (UTF-16 without a BOM); any other label known to
 //! the WHATWG Encoding Standard (encoding_rs) is decoded strictly. Where a
 //! server could read the bytes another way (a label that lies: an ASCII body
-//! labelled UTF-16, a BOM before ASCII), the UTF-8 reading is scanned as well.
+//! labelled UTF-16, a BOM before ASCII, ASCII text with a NUL in it that decodes
+//! as UTF-16), the UTF-8 reading is scanned as well: every UTF-16/32 reading
+//! comes with it.
 //! [`is_known_binary`] recognises image, audio, video, document and archive
 //! formats by their magic bytes.
 //!
@@ -132,7 +134,7 @@ fn unlabelled(bytes: &[u8], json: bool) -> Result<Vec<Cow<'_, str>>, ScanError> 
             return wide_strict(bytes, wide, "null-byte pattern");
         }
         if let Some(text) = decode_wide(bytes, wide, false) {
-            return Ok(vec![Cow::Owned(text)]);
+            return Ok(vec![Cow::Owned(text), lossy(bytes)]);
         }
         return Ok(vec![
             Cow::Owned(decode_wide(bytes, wide, true).unwrap_or_default()),
@@ -149,29 +151,21 @@ fn unlabelled(bytes: &[u8], json: bool) -> Result<Vec<Cow<'_, str>>, ScanError> 
 }
 
 /// Strict UTF-16/32; on failure, NUL-free valid UTF-8 is read as UTF-8 (the
-/// label lied), anything else is refused. NUL-free bytes also get a UTF-8 reading.
+/// label lied), anything else is refused. Decoded bytes also get a UTF-8 reading
+/// (with replacement characters): a site that ignores the label reads them so,
+/// and one NUL anywhere must not hide ASCII text from the scanner (found by
+/// fuzzing: an ASCII post with `\x02\x00` in it, labelled UTF-16, decodes
+/// cleanly as UTF-16 and read as nothing but CJK).
 fn wide_strict<'b>(bytes: &'b [u8], wide: Wide, why: &str) -> Result<Vec<Cow<'b, str>>, ScanError> {
-    let nul_free = memchr::memchr(0, bytes).is_none();
-    let utf8 = if nul_free {
-        std::str::from_utf8(bytes).ok()
-    } else {
-        None
-    };
-    match decode_wide(bytes, wide, false) {
-        Some(text) => {
-            let mut out = vec![Cow::Owned(text)];
-            if nul_free {
-                out.push(lossy(bytes));
-            }
-            Ok(out)
-        }
-        None => match utf8 {
-            Some(s) => Ok(vec![Cow::Borrowed(s)]),
-            None => Err(ScanError::Undecodable(format!(
-                "malformed {} text ({why})",
-                wide.name()
-            ))),
-        },
+    if let Some(text) = decode_wide(bytes, wide, false) {
+        return Ok(vec![Cow::Owned(text), lossy(bytes)]);
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) if memchr::memchr(0, bytes).is_none() => Ok(vec![Cow::Borrowed(s)]),
+        _ => Err(ScanError::Undecodable(format!(
+            "malformed {} text ({why})",
+            wide.name()
+        ))),
     }
 }
 
@@ -448,6 +442,66 @@ mod tests {
         // A BOM before ASCII (a CSV export): both readings.
         let r = read(b"\xFF\xFEname,ni\nJo,JG103782B\n", None);
         assert!(r.iter().any(|t| t.contains("JG103782B")), "{r:?}");
+    }
+
+    #[test]
+    fn wide_readings_keep_the_utf8_reading_when_the_bytes_hold_a_nul() {
+        // Found by fuzzing (fuzz/regressions/dlp_charset/): ASCII text with one
+        // NUL, labelled UTF-16, decodes cleanly as UTF-16; a site that ignores
+        // the label reads the ASCII.
+        let r = read(b"JG 10 37 82 B \x02\x00", Some("utf-16"));
+        assert!(r.iter().any(|t| t.contains("JG 10 37 82 B")), "{r:?}");
+        let r = read(b"\xFF\xFEJG 10 37 82 B \x00\x00", None);
+        assert!(r.iter().any(|t| t.contains("JG 10 37 82 B")), "{r:?}");
+        // The null-byte pattern, in JSON and elsewhere.
+        for json in [true, false] {
+            let r: Vec<String> = readings(b"a\x00b\x00\nJG 10 37 82 B\n\x00", None, json)
+                .unwrap()
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect();
+            assert!(
+                r.iter().any(|t| t.contains("JG 10 37 82 B")),
+                "{json} {r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_benign_corpus_stays_clean_in_every_wide_encoding() {
+        let ids: Vec<String> = [
+            "payment-card",
+            "uk-nino",
+            "nhs-number",
+            "uk-bank-account",
+            "iban",
+            "protective-marking",
+            "secrets",
+        ]
+        .map(String::from)
+        .to_vec();
+        let scanner = crate::dlp::Scanner::new(&ids, &[]).unwrap();
+        let corpus = include_str!("benign_corpus.txt");
+        let limits = crate::dlp::ScanLimits::default();
+        for (bytes, ct) in [
+            (utf16le(corpus), "text/plain; charset=utf-16le"),
+            (utf16be(corpus), "text/plain; charset=utf-16"),
+            (utf32le(corpus), "text/plain; charset=utf-32le"),
+            (
+                [b"\xFF\xFE".as_slice(), &utf16le(corpus)].concat(),
+                "text/plain",
+            ),
+            (utf16le(corpus), "text/plain"),
+        ] {
+            let input = crate::dlp::ScanInput {
+                content_type: Some(ct),
+                content_encoding: None,
+                body: &bytes,
+                query: None,
+            };
+            let f = scanner.scan_request(&input, &limits).unwrap();
+            assert!(f.is_empty(), "{ct}: {f:?}");
+        }
     }
 
     #[test]
