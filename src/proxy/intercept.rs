@@ -5,7 +5,11 @@
 //! allowed ones are re-serialised by hyper to the real site over verified TLS, in
 //! the client's protocol: HTTP/2 when the client and the site both speak it,
 //! HTTP/1.1 for an HTTP/1.1 client (no HTTP/2 framing to pay for a client that
-//! sends one request at a time). The SNI and every inner Host / `:authority` must
+//! sends one request at a time). The server side speaks the protocol ALPN
+//! chose (HTTP/2 for `h2`, else HTTP/1.1; never sniffed). A tunnel with no
+//! traffic for `limits.idle_timeout` is closed (after the handshake, between
+//! requests, a stalled body), and an HTTP/1.1 request head must arrive within
+//! `limits.header_read_timeout`. The SNI and every inner Host / `:authority` must
 //! equal the CONNECT host, else 421. A CONNECT inside the tunnel is 405 (it would
 //! open a tunnel the gateway never sees); the site's `Alt-Svc` is removed with
 //! the hop-by-hop headers (`headers`). When `connect` attributed an unlisted
@@ -18,18 +22,20 @@
 //! [`Leg`]): it is decided first, and only an allowed one resolves the name and
 //! dials, through the destination guard. Called by `connect`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Mutex;
 
 use super::body::ProxyBody;
 use super::context::{Exchange, RequestCtx};
 use super::gateway::Gateway;
+use super::idle;
 use super::observe;
 use super::pipeline::{self, Allowed, Leg};
 use super::respond::{render, Refusal};
@@ -82,6 +88,10 @@ where
     let Some(domain) = host.as_domain().map(str::to_string) else {
         return Err("an IP address cannot be intercepted".into());
     };
+    let activity = idle::LastActivity::new();
+    let io = idle::Watched::new(io, activity.clone());
+    let idle_timeout = gw.settings.limits.idle_timeout;
+    let header_read_timeout = gw.settings.limits.header_read_timeout;
     let handshake = async {
         let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io)
             .await
@@ -124,12 +134,31 @@ where
         let t = tunnel.clone();
         async move { Ok::<_, std::convert::Infallible>(t.handle(req).await) }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(max_streams);
-    builder
-        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-        .await
-        .map_err(|e| e.to_string())
+    // The protocol is the one ALPN chose, not sniffed from the first bytes: a
+    // client that negotiated h2 and sends anything but the HTTP/2 preface gets
+    // h2's answer (GOAWAY PROTOCOL_ERROR), never an HTTP/1.1 one.
+    let io = TokioIo::new(tls);
+    let served: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if client_h2
+    {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder.max_concurrent_streams(max_streams);
+        Box::pin(builder.serve_connection(io, service))
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        Box::pin(builder.serve_connection(io, service).with_upgrades())
+    };
+    // No traffic either way for `limits.idle_timeout` (after the handshake,
+    // between requests, a stalled request body or response) closes the tunnel.
+    tokio::select! {
+        r = served => r.map_err(|e| e.to_string()),
+        () = idle::watchdog(activity, idle_timeout) => {
+            tracing::debug!(timeout_secs = idle_timeout.as_secs_f64(), "an intercepted tunnel had no traffic for limits.idle_timeout; closed");
+            Err("no traffic for limits.idle_timeout".to_string())
+        }
+    }
 }
 
 impl Tunnel {

@@ -4,8 +4,8 @@
 //!
 //! One pipeline, modules in dependency order (each uses only those above it):
 //!
-//! - leaves: `body` (bodies, bounded reads), `headers` (hygiene, HTML
-//!   preference), `dns`, `relay`;
+//! - leaves: `body` (bodies, bounded reads, the buffering budget), `headers`
+//!   (hygiene, HTML preference), `dns`, `relay`, `idle` (idle connections);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `gateway` (shared state), `observe` (audit and metrics of one request);
 //! - `context` (the request context, the client connection), `respond` (typed
@@ -24,6 +24,7 @@ pub(crate) mod dns;
 pub(crate) mod forward;
 pub(crate) mod gateway;
 pub(crate) mod headers;
+pub(crate) mod idle;
 pub(crate) mod intercept;
 pub(crate) mod observe;
 pub(crate) mod pipeline;
