@@ -136,10 +136,26 @@ where
     });
     // The protocol is the one ALPN chose, not sniffed from the first bytes: a
     // client that negotiated h2 and sends anything but the HTTP/2 preface gets
-    // h2's answer (GOAWAY PROTOCOL_ERROR), never an HTTP/1.1 one.
-    let io = TokioIo::new(tls);
-    let served: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if client_h2
-    {
+    // SETTINGS and GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4), never an HTTP/1.1
+    // answer. (h2 itself would close without a GOAWAY.)
+    let served: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if client_h2 {
+        let mut tls = tls;
+        let preface = tokio::time::timeout(header_read_timeout, read_h2_preface(&mut tls)).await;
+        match preface {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                use tokio::io::AsyncWriteExt;
+                let _ = tls.write_all(&H2_BAD_PREFACE_ANSWER).await;
+                let _ = tls.shutdown().await;
+                return Err("the client negotiated h2 but sent another preface".into());
+            }
+            Ok(Err(e)) => return Err(format!("reading the HTTP/2 preface: {e}")),
+            Err(_) => return Err("no HTTP/2 preface within limits.header_read_timeout".into()),
+        }
+        let io = TokioIo::new(Prefixed {
+            prefix: bytes::Bytes::from_static(H2_PREFACE),
+            inner: tls,
+        });
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder.max_concurrent_streams(max_streams);
         Box::pin(builder.serve_connection(io, service))
@@ -148,7 +164,11 @@ where
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout);
-        Box::pin(builder.serve_connection(io, service).with_upgrades())
+        Box::pin(
+            builder
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades(),
+        )
     };
     // No traffic either way for `limits.idle_timeout` (after the handshake,
     // between requests, a stalled request body or response) closes the tunnel.
@@ -158,6 +178,95 @@ where
             tracing::debug!(timeout_secs = idle_timeout.as_secs_f64(), "an intercepted tunnel had no traffic for limits.idle_timeout; closed");
             Err("no traffic for limits.idle_timeout".to_string())
         }
+    }
+}
+
+/// The HTTP/2 client connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The answer to a bad preface: an empty SETTINGS frame (the server's preface),
+/// then GOAWAY with last stream 0 and PROTOCOL_ERROR (0x1).
+const H2_BAD_PREFACE_ANSWER: [u8; 26] = [
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, empty
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+    0, 0, 0, 0, // last stream id 0
+    0, 0, 0, 1, // PROTOCOL_ERROR
+];
+
+/// Reads the client's first bytes: `true` when they are the HTTP/2 preface,
+/// `false` as soon as they differ from it (or the client closes first).
+async fn read_h2_preface<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut got = [0u8; 24];
+    let mut n = 0;
+    while n < H2_PREFACE.len() {
+        let read = r.read(&mut got[n..]).await?;
+        if read == 0 {
+            return Ok(false);
+        }
+        if got[n..n + read] != H2_PREFACE[n..n + read] {
+            return Ok(false);
+        }
+        n += read;
+    }
+    Ok(true)
+}
+
+/// An IO whose first reads return `prefix` (bytes already read from `inner`).
+struct Prefixed<I> {
+    prefix: bytes::Bytes,
+    inner: I,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

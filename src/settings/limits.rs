@@ -167,7 +167,9 @@ pub(super) fn apply(l: RawLimits, limits: &mut Limits, problems: &mut Problems<'
     }
     if let Some(v) = l.min_body_rate {
         // A rate: a size per second (`1KiB` is 1024 bytes per second).
-        let text = v.as_str().map(|s| s.trim().trim_end_matches("/s").to_string());
+        let text = v
+            .as_str()
+            .map(|s| s.trim().trim_end_matches("/s").to_string());
         let parsed = match text {
             Some(t) => parse_size(&Value::from(t)),
             None => parse_size(&v),
@@ -255,7 +257,11 @@ mod tests {
         let mut l = Limits::default();
         assert_eq!(l.buffered_share(), 32 << 20);
         l.max_buffered_bytes = 16 << 20;
-        assert_eq!(l.buffered_share(), 16 << 20, "never more than the whole budget");
+        assert_eq!(
+            l.buffered_share(),
+            16 << 20,
+            "never more than the whole budget"
+        );
         l.max_buffered_bytes = 64 << 20;
         assert_eq!(l.buffered_share(), 20 << 20);
         l.max_buffered_bytes_per_client = Some(1 << 20);

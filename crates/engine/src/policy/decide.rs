@@ -393,6 +393,9 @@ rules:
             request: view,
             at: None,
         };
-        assert!(policy.decide_before_body(&facts).is_none(), "unlisted: no body matchers");
+        assert!(
+            policy.decide_before_body(&facts).is_none(),
+            "unlisted: no body matchers"
+        );
     }
 }
