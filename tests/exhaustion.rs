@@ -315,3 +315,34 @@ async fn a_bad_http2_preface_is_answered_with_goaway_protocol_error() {
         String::from_utf8_lossy(&out)
     );
 }
+
+#[tokio::test]
+async fn a_websocket_message_held_for_its_scan_counts_against_the_users_share() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+    // A share of 1 KiB: a 2000-byte message cannot be held for its scan.
+    let e = env("  max_scan_bytes: 4096\n  max_buffered_bytes: 1KiB\n").await;
+    let tls = tunnel(&e, ALICE, &[b"http/1.1"]).await;
+    let req = format!("wss://www.social.test:{}/ws-messages", e.up.addr.port())
+        .into_client_request()
+        .unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    ws.send(Message::text("small")).await.unwrap();
+    let echo = ws.next().await.unwrap().unwrap();
+    assert_eq!(echo, Message::text("small"));
+    ws.send(Message::text("x".repeat(2000))).await.unwrap();
+    let closed = loop {
+        match ws.next().await {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| f.code),
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    assert_eq!(closed, Some(CloseCode::Again));
+    assert_eq!(
+        e.up.ws_messages(),
+        vec![bytes::Bytes::from_static(b"small")]
+    );
+}

@@ -489,6 +489,7 @@ impl Leg for Tunnel {
                     policy: scanning.policy,
                     decision: scanning.decision,
                     log: ex.ctx.log.clone(),
+                    user: ex.principal.user.clone(),
                 };
                 Ok(websocket::relay_scanned(client, resp, scan))
             }
