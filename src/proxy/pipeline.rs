@@ -364,9 +364,11 @@ async fn buffer(
     }
     if declared.is_some_and(|n| n > max) {
         // Read (and drop) what the client is sending, so it sees the 413
-        // instead of a broken pipe; beyond the drain cap the connection closes.
+        // instead of a broken pipe; beyond the drain cap, or after
+        // `limits.body_read_timeout`, the connection closes.
         if let HeldBody::Streaming(b) = take(held) {
-            body::drain(b).await;
+            let _ =
+                tokio::time::timeout(gw.settings.limits.body_read_timeout, body::drain(b)).await;
         }
         return Err(Refusal::BodyTooLarge);
     }
