@@ -268,6 +268,24 @@ async fn warn_interstitial_continue_then_allowed() {
         .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/feed?x=1");
+    // The acknowledgement is audited with the site and the rule it answers.
+    e.gw.gateway.audit.flush().await;
+    let audit = std::fs::read_to_string(e.fx.dir.path().join("audit.jsonl")).unwrap();
+    let ack: serde_json::Value = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["path"] == "/.socialgate/continue" && v["status"] == 303)
+        .unwrap_or_else(|| panic!("no acknowledgement record in:\n{audit}"));
+    assert_eq!(
+        (&ack["site"], &ack["rule"], &ack["action"], &ack["user"]),
+        (
+            &serde_json::json!("careful"),
+            &serde_json::json!("staff-careful"),
+            &serde_json::json!("warn"),
+            &serde_json::json!("bob")
+        ),
+        "{ack}"
+    );
     let r = bob
         .get(&page_url)
         .header("accept", "text/html")

@@ -1,9 +1,14 @@
 //! Bodies as the proxy holds them: the boxed body every response and forwarded
-//! request uses, a request body still streaming or read whole for a scan, and the
-//! bounded readers. No I/O of its own beyond reading the body it is given; used by
-//! the pipeline, the handlers and `respond`.
+//! request uses, a request body still streaming or read whole for a scan, the
+//! bounded readers (a size cap; for bodies read whole, a time limit and a
+//! minimum rate: [`read_paced`]), and the buffering budget
+//! (`limits.max_buffered_bytes`, with each user's share bounded:
+//! [`BufferBudget`]). No I/O of its own beyond reading the body it is given;
+//! used by the pipeline, the handlers and `respond`; `gateway` holds the budget.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -31,7 +36,7 @@ pub enum HeldBody {
     Streaming(Incoming),
     /// The bytes and their share of `limits.max_buffered_bytes`, released when the
     /// forwarded body is dropped.
-    Buffered(Bytes, Option<Arc<tokio::sync::OwnedSemaphorePermit>>),
+    Buffered(Bytes, Option<Arc<Reservation>>),
 }
 
 impl HeldBody {
@@ -64,7 +69,7 @@ impl HeldBody {
 /// framing) and its share of the buffering budget until it is dropped.
 struct HeldBytes {
     data: Option<Bytes>,
-    _permit: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
+    _permit: Option<Arc<Reservation>>,
 }
 
 impl http_body::Body for HeldBytes {
@@ -163,5 +168,146 @@ pub async fn read_limited(body: Incoming, max: usize) -> Result<Bytes, bool> {
         Err(e) => Err(e
             .downcast_ref::<http_body_util::LengthLimitError>()
             .is_some()),
+    }
+}
+
+/// `limits.max_buffered_bytes` (in KiB) and what each client holds of it: a
+/// client (a signed-in user name) may hold at most `share_kib`, so one user
+/// cannot take the whole budget from the others.
+pub struct BufferBudget {
+    total: Arc<tokio::sync::Semaphore>,
+    share_kib: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+/// Bytes of the budget held for one body; given back when it is dropped.
+pub struct Reservation {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    budget: Arc<BufferBudget>,
+    client: String,
+    kib: usize,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reservation({} KiB for {})", self.kib, self.client)
+    }
+}
+
+impl BufferBudget {
+    /// A budget of `total` bytes, `share` bytes at most per client.
+    pub fn new(total: usize, share: usize) -> BufferBudget {
+        let total_kib = (total / 1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        BufferBudget {
+            total: Arc::new(tokio::sync::Semaphore::new(total_kib)),
+            share_kib: (share / 1024).clamp(1, total_kib),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reserves `bytes` for `client`, or `None` when the budget or the
+    /// client's share is used up (nothing is reserved then).
+    pub fn reserve(self: &Arc<Self>, client: &str, bytes: usize) -> Option<Reservation> {
+        let kib = bytes.div_ceil(1024).max(1);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let current = held.get(client).copied().unwrap_or(0);
+        if current.saturating_add(kib) > self.share_kib {
+            return None;
+        }
+        let permit = self
+            .total
+            .clone()
+            .try_acquire_many_owned(u32::try_from(kib).ok()?)
+            .ok()?;
+        held.insert(client.to_string(), current + kib);
+        Some(Reservation {
+            _permit: permit,
+            budget: self.clone(),
+            client: client.to_string(),
+            kib,
+        })
+    }
+
+    /// KiB of the whole budget not held by any body now.
+    pub fn available_kib(&self) -> usize {
+        self.total.available_permits()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut held = self.budget.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&self.client) {
+            *n = n.saturating_sub(self.kib);
+            if *n == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// How fast a body read whole must arrive: `limits.body_read_timeout` for all
+/// of it, and after [`RATE_GRACE`] at least `min_rate` bytes per second on
+/// average (`limits.min_body_rate`; 0: no minimum).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyPace {
+    pub timeout: Duration,
+    pub min_rate: usize,
+}
+
+/// How long a body may take before the minimum rate applies (or the whole
+/// timeout, when that is shorter).
+pub(crate) const RATE_GRACE: Duration = Duration::from_secs(10);
+
+/// How often a slow body's progress is checked.
+const PACE_CHECK: Duration = Duration::from_millis(500);
+
+/// Why a body could not be read whole.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ReadFailure {
+    /// Larger than the limit.
+    TooLarge,
+    /// The client's body broke (a reset, a malformed chunk).
+    Broken,
+    /// Not whole within the time limit, or slower than the minimum rate.
+    TooSlow,
+}
+
+/// Reads a whole body up to `max` bytes, within `pace`. The body stays with the
+/// caller (on HTTP/2 it must outlive the refusal that answers it).
+pub(crate) async fn read_paced(
+    body: &mut Incoming,
+    max: usize,
+    pace: BodyPace,
+) -> Result<Bytes, ReadFailure> {
+    let start = tokio::time::Instant::now();
+    let grace = RATE_GRACE.min(pace.timeout);
+    let mut out = bytes::BytesMut::new();
+    loop {
+        let left = pace.timeout.saturating_sub(start.elapsed());
+        match tokio::time::timeout(PACE_CHECK.min(left), body.frame()).await {
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(_))) => return Err(ReadFailure::Broken),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > max {
+                        return Err(ReadFailure::TooLarge);
+                    }
+                    out.extend_from_slice(&data);
+                }
+                if body.is_end_stream() {
+                    return Ok(out.freeze());
+                }
+            }
+            Err(_) => {}
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= pace.timeout {
+            return Err(ReadFailure::TooSlow);
+        }
+        let floor = pace.min_rate as f64 * elapsed.as_secs_f64();
+        if pace.min_rate > 0 && elapsed >= grace && (out.len() as f64) < floor {
+            return Err(ReadFailure::TooSlow);
+        }
     }
 }

@@ -35,8 +35,9 @@ pub struct Gateway {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// The proxy listeners' bound addresses.
     proxy_addrs: RwLock<Vec<std::net::SocketAddr>>,
-    /// `limits.max_buffered_bytes` in KiB permits: bodies held for scanning.
-    pub buffer_budget: Arc<tokio::sync::Semaphore>,
+    /// `limits.max_buffered_bytes` and each user's share of it
+    /// (`limits.max_buffered_bytes_per_client`): bodies held for scanning.
+    pub buffer_budget: Arc<super::body::BufferBudget>,
     /// `limits.max_tunnels`.
     pub tunnel_slots: Arc<tokio::sync::Semaphore>,
     references: References,
@@ -112,9 +113,9 @@ impl Gateway {
             reload_failure: RwLock::new(None),
             started_at: chrono::Utc::now(),
             proxy_addrs: RwLock::new(Vec::new()),
-            buffer_budget: Arc::new(tokio::sync::Semaphore::new(
-                (settings_limits.max_buffered_bytes / 1024)
-                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            buffer_budget: Arc::new(super::body::BufferBudget::new(
+                settings_limits.max_buffered_bytes,
+                settings_limits.buffered_share(),
             )),
             tunnel_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings_limits.max_tunnels.max(1),

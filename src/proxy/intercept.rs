@@ -5,7 +5,11 @@
 //! allowed ones are re-serialised by hyper to the real site over verified TLS, in
 //! the client's protocol: HTTP/2 when the client and the site both speak it,
 //! HTTP/1.1 for an HTTP/1.1 client (no HTTP/2 framing to pay for a client that
-//! sends one request at a time). The SNI and every inner Host / `:authority` must
+//! sends one request at a time). The server side speaks the protocol ALPN
+//! chose (HTTP/2 for `h2`, else HTTP/1.1; never sniffed). A tunnel with no
+//! traffic for `limits.idle_timeout` is closed (after the handshake, between
+//! requests, a stalled body), and an HTTP/1.1 request head must arrive within
+//! `limits.header_read_timeout`. The SNI and every inner Host / `:authority` must
 //! equal the CONNECT host, else 421. A CONNECT inside the tunnel is 405 (it would
 //! open a tunnel the gateway never sees); the site's `Alt-Svc` is removed with
 //! the hop-by-hop headers (`headers`). When `connect` attributed an unlisted
@@ -18,18 +22,20 @@
 //! [`Leg`]): it is decided first, and only an allowed one resolves the name and
 //! dials, through the destination guard. Called by `connect`.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Mutex;
 
 use super::body::ProxyBody;
 use super::context::{Exchange, RequestCtx};
 use super::gateway::Gateway;
+use super::idle;
 use super::observe;
 use super::pipeline::{self, Allowed, Leg};
 use super::respond::{render, Refusal};
@@ -82,6 +88,10 @@ where
     let Some(domain) = host.as_domain().map(str::to_string) else {
         return Err("an IP address cannot be intercepted".into());
     };
+    let activity = idle::LastActivity::new();
+    let io = idle::Watched::new(io, activity.clone());
+    let idle_timeout = gw.settings.limits.idle_timeout;
+    let header_read_timeout = gw.settings.limits.header_read_timeout;
     let handshake = async {
         let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io)
             .await
@@ -124,12 +134,140 @@ where
         let t = tunnel.clone();
         async move { Ok::<_, std::convert::Infallible>(t.handle(req).await) }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http2().max_concurrent_streams(max_streams);
-    builder
-        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-        .await
-        .map_err(|e| e.to_string())
+    // The protocol is the one ALPN chose, not sniffed from the first bytes: a
+    // client that negotiated h2 and sends anything but the HTTP/2 preface gets
+    // SETTINGS and GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4), never an HTTP/1.1
+    // answer. (h2 itself would close without a GOAWAY.)
+    let served: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if client_h2 {
+        let mut tls = tls;
+        let preface = tokio::time::timeout(header_read_timeout, read_h2_preface(&mut tls)).await;
+        match preface {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => {
+                use tokio::io::AsyncWriteExt;
+                let _ = tls.write_all(&H2_BAD_PREFACE_ANSWER).await;
+                let _ = tls.shutdown().await;
+                return Err("the client negotiated h2 but sent another preface".into());
+            }
+            Ok(Err(e)) => return Err(format!("reading the HTTP/2 preface: {e}")),
+            Err(_) => return Err("no HTTP/2 preface within limits.header_read_timeout".into()),
+        }
+        let io = TokioIo::new(Prefixed {
+            prefix: bytes::Bytes::from_static(H2_PREFACE),
+            inner: tls,
+        });
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder.max_concurrent_streams(max_streams);
+        Box::pin(builder.serve_connection(io, service))
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        Box::pin(
+            builder
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades(),
+        )
+    };
+    // No traffic either way for `limits.idle_timeout` (after the handshake,
+    // between requests, a stalled request body or response) closes the tunnel.
+    tokio::select! {
+        r = served => r.map_err(|e| e.to_string()),
+        () = idle::watchdog(activity, idle_timeout) => {
+            tracing::debug!(timeout_secs = idle_timeout.as_secs_f64(), "an intercepted tunnel had no traffic for limits.idle_timeout; closed");
+            Err("no traffic for limits.idle_timeout".to_string())
+        }
+    }
+}
+
+/// The HTTP/2 client connection preface (RFC 9113 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The answer to a bad preface: an empty SETTINGS frame (the server's preface),
+/// then GOAWAY with last stream 0 and PROTOCOL_ERROR (0x1).
+const H2_BAD_PREFACE_ANSWER: [u8; 26] = [
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, empty
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+    0, 0, 0, 0, // last stream id 0
+    0, 0, 0, 1, // PROTOCOL_ERROR
+];
+
+/// Reads the client's first bytes: `true` when they are the HTTP/2 preface,
+/// `false` as soon as they differ from it (or the client closes first).
+async fn read_h2_preface<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut got = [0u8; 24];
+    let mut n = 0;
+    while n < H2_PREFACE.len() {
+        let read = r.read(&mut got[n..]).await?;
+        if read == 0 {
+            return Ok(false);
+        }
+        if got[n..n + read] != H2_PREFACE[n..n + read] {
+            return Ok(false);
+        }
+        n += read;
+    }
+    Ok(true)
+}
+
+/// An IO whose first reads return `prefix` (bytes already read from `inner`).
+struct Prefixed<I> {
+    prefix: bytes::Bytes,
+    inner: I,
+}
+
+impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 impl Tunnel {
@@ -352,6 +490,7 @@ impl Leg for Tunnel {
                     policy: scanning.policy,
                     decision: scanning.decision,
                     log: ex.ctx.log.clone(),
+                    user: ex.principal.user.clone(),
                 };
                 Ok(websocket::relay_scanned(client, resp, scan))
             }

@@ -4,9 +4,9 @@
 //!
 //! One pipeline, modules in dependency order (each uses only those above it):
 //!
-//! - leaves: `body` (bodies, bounded reads), `headers` (hygiene, HTML
-//!   preference), `dns`, `relay`, `parent` (the parent proxy's CONNECT and
-//!   the upstream byte stream);
+//! - leaves: `body` (bodies, bounded reads, the buffering budget), `headers`
+//!   (hygiene, HTML preference), `dns`, `relay`, `idle` (idle connections),
+//!   `parent` (the parent proxy's CONNECT and the upstream byte stream);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `gateway` (shared state), `observe` (audit and metrics of one request);
 //! - `context` (the request context, the client connection), `respond` (typed
@@ -26,6 +26,7 @@ pub(crate) mod dns;
 pub(crate) mod forward;
 pub(crate) mod gateway;
 pub(crate) mod headers;
+pub(crate) mod idle;
 pub(crate) mod intercept;
 pub(crate) mod observe;
 pub(crate) mod parent;

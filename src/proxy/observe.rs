@@ -177,6 +177,16 @@ pub fn set_action(log: &SharedLog, action: Action) {
     with(log, |l| l.record.action = action.as_str().to_string());
 }
 
+/// Records an accepted warn acknowledgement: the site and the rule that asked
+/// for it, action `warn` (what the user acknowledged).
+pub fn acknowledged(log: &SharedLog, site: &str, rule: &str) {
+    with(log, |l| {
+        l.record.site = site.to_string();
+        l.record.rule = rule.to_string();
+        l.record.action = Action::Warn.as_str().to_string();
+    });
+}
+
 /// Records a refusal made before any policy decision (guard, bad request): it is
 /// audited, and counted by its own metric rather than as a policy decision.
 pub fn refused(log: &SharedLog, rule: &str) {

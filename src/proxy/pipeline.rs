@@ -15,7 +15,7 @@ use http::{header, HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 
-use super::body::{self, HeldBody, ProxyBody};
+use super::body::{self, HeldBody, ProxyBody, ReadFailure};
 use super::context::{Exchange, RequestCtx};
 use super::gateway::Gateway;
 use super::headers::{clean_request_headers, clean_response_headers};
@@ -234,6 +234,12 @@ struct Decided {
 
 /// Identifies the activity (buffering the body if a matcher needs it), decides,
 /// and scans under a `dlp` rule. The body stays with the caller.
+///
+/// Headers first: a body is read only when the decision needs it. For a site
+/// whose activities look into the body, the engine is asked first whether any
+/// activity the body could give this request is allowed for this user now
+/// ([`Policy::decide_before_body`]); when none is, the request is refused
+/// without reading a byte of it.
 async fn decide(
     ex: &Exchange<'_>,
     parts: &http::request::Parts,
@@ -249,47 +255,39 @@ async fn decide(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    if has_body && site.is_some_and(|s| s.needs_body) {
-        buffer(gw, held, max, declared).await?;
-    }
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let raw = RawRequest {
-        method: parts.method.as_str(),
-        host: ex.policy_host(),
-        target,
-        headers: &parts.headers,
-        body: held.buffered(),
-        connect: false,
-    };
-    let view = match RequestView::build(&policy, &raw) {
-        Ok(view) => view,
-        Err(refusal) => {
-            // Audited like a decision (rule `request-refused`, the site, the
-            // user's roles), answered 400: it is never forwarded as something else.
-            let why = format!("{refusal}; nothing was sent.");
-            let refused = Verdict::refused_view(
-                &policy,
-                &ex.principal.user,
-                &ex.principal.groups,
-                ex.policy_host(),
-                refusal,
-            );
-            observe::decided(gw, &ex.ctx.log, &refused);
-            return Err(Refusal::BadRequest(why.into()));
-        }
-    };
-    // The audit names the path the site receives, as the policy saw it.
-    observe::set_path(&ex.ctx.log, &view.path);
-    let forward_target = view.forward_target();
-    let decision = policy.decide_unworded(&Facts {
+    let facts = |view| Facts {
         user: &ex.principal.user,
         groups: &ex.principal.groups,
         request: view,
         at: Some(Utc::now()),
-    });
+    };
+    if has_body && site.is_some_and(|s| s.needs_body) {
+        let view = view_of(ex, &policy, parts, target, None)?;
+        let forward_target = view.forward_target();
+        let path = view.path.clone();
+        if let Some(decision) = policy.decide_before_body(&facts(view)) {
+            observe::set_path(&ex.ctx.log, &path);
+            return Ok(Decided {
+                verdict: Verdict {
+                    decision,
+                    findings: Vec::new(),
+                    refusal: None,
+                },
+                target: forward_target,
+                policy: policy.clone(),
+            });
+        }
+        buffer(ex, held, max, declared).await?;
+    }
+    let view = view_of(ex, &policy, parts, target, held.buffered())?;
+    // The audit names the path the site receives, as the policy saw it.
+    observe::set_path(&ex.ctx.log, &view.path);
+    let forward_target = view.forward_target();
+    let decision = policy.decide_unworded(&facts(view));
     if decision.dlp.is_some() && decision.action != Action::Deny && has_body {
         // Fail closed: what cannot be scanned whole is not sent.
-        buffer(gw, held, max, declared).await?;
+        buffer(ex, held, max, declared).await?;
     }
     // Every line of a header counts: `Content-Encoding: identity` then
     // `Content-Encoding: gzip` is `identity, gzip` to the site, so to the scanner too.
@@ -317,38 +315,84 @@ async fn decide(
     })
 }
 
-/// Reads the body whole, within `max` and the gateway-wide buffering budget
-/// (reserved up front: the declared length, or `max` when none is declared).
+/// The request view of `parts` (with `body` when it was read). A request the
+/// view refuses is audited like a decision (rule `request-refused`, the site,
+/// the user's roles) and answered 400: it is never forwarded as something else.
+fn view_of<'a>(
+    ex: &'a Exchange<'_>,
+    policy: &'a Policy,
+    parts: &'a http::request::Parts,
+    target: &'a str,
+    body: Option<&'a [u8]>,
+) -> Result<RequestView<'a>, Refusal> {
+    let raw = RawRequest {
+        method: parts.method.as_str(),
+        host: ex.policy_host(),
+        target,
+        headers: &parts.headers,
+        body,
+        connect: false,
+    };
+    RequestView::build(policy, &raw).map_err(|refusal| {
+        let why = format!("{refusal}; nothing was sent.");
+        let refused = Verdict::refused_view(
+            policy,
+            &ex.principal.user,
+            &ex.principal.groups,
+            ex.policy_host(),
+            refusal,
+        );
+        observe::decided(&ex.ctx.gw, &ex.ctx.log, &refused);
+        Refusal::BadRequest(why.into())
+    })
+}
+
+/// Reads the body whole, within `max`, `limits.body_read_timeout` and
+/// `limits.min_body_rate`, and within the buffering budget and the user's share
+/// of it (reserved up front: the declared length, or `max` when none is
+/// declared). A body too slow is refused 408 and its reservation given back at
+/// once.
 async fn buffer(
-    gw: &Gateway,
+    ex: &Exchange<'_>,
     held: &mut HeldBody,
     max: usize,
     declared: Option<usize>,
 ) -> Result<(), Refusal> {
+    let gw = &ex.ctx.gw;
     if held.buffered().is_some() {
         return Ok(());
     }
     if declared.is_some_and(|n| n > max) {
         // Read (and drop) what the client is sending, so it sees the 413
-        // instead of a broken pipe; beyond the drain cap the connection closes.
+        // instead of a broken pipe; beyond the drain cap, or after
+        // `limits.body_read_timeout`, the connection closes.
         if let HeldBody::Streaming(b) = take(held) {
-            body::drain(b).await;
+            let _ =
+                tokio::time::timeout(gw.settings.limits.body_read_timeout, body::drain(b)).await;
         }
         return Err(Refusal::BodyTooLarge);
     }
-    let kib = declared.unwrap_or(max).div_ceil(1024).max(1);
-    let permit = gw
+    let reservation = gw
         .buffer_budget
-        .clone()
-        .try_acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
-        .map_err(|_| Refusal::Budget)?;
-    let HeldBody::Streaming(streaming) = take(held) else {
+        .reserve(&ex.principal.user, declared.unwrap_or(max))
+        .ok_or(Refusal::Budget)?;
+    let HeldBody::Streaming(streaming) = held else {
         return Ok(());
     };
-    let bytes = body::read_limited(streaming, max)
-        .await
-        .map_err(|_| Refusal::BodyTooLarge)?;
-    *held = HeldBody::Buffered(bytes, Some(Arc::new(permit)));
+    let pace = body::BodyPace {
+        timeout: gw.settings.limits.body_read_timeout,
+        min_rate: gw.settings.limits.min_body_rate,
+    };
+    let bytes = match body::read_paced(streaming, max, pace).await {
+        Ok(bytes) => bytes,
+        Err(ReadFailure::TooLarge) => return Err(Refusal::BodyTooLarge),
+        Err(ReadFailure::Broken) => return Err(Refusal::MalformedBody),
+        Err(ReadFailure::TooSlow) => {
+            tracing::info!(user = %ex.principal.user, peer = %ex.ctx.peer, "a request body arrived too slowly (limits.body_read_timeout / limits.min_body_rate); refused 408 and the connection closed");
+            return Err(Refusal::BodyTooSlow);
+        }
+    };
+    *held = HeldBody::Buffered(bytes, Some(Arc::new(reservation)));
     Ok(())
 }
 
@@ -479,6 +523,7 @@ async fn acknowledge(ex: &Exchange<'_>, body: Incoming) -> Result<Response<Proxy
             "The rule that asked for this acknowledgement no longer exists. Load the page again.",
         ))?;
     gw.warn.record(user, site, &rule.name, rule.warn_for);
+    observe::acknowledged(&ex.ctx.log, site, &rule.name);
     tracing::info!(user = %user, site, rule = %rule.name, "warning acknowledged");
     Ok(see_other(warn::safe_path(&ack.path), &ex.ctx.reference))
 }

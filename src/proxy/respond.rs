@@ -55,8 +55,13 @@ pub enum Refusal {
     BodyTooLarge,
     /// 403: a body that cannot be decoded for a scan.
     Undecodable,
-    /// 503: `limits.max_buffered_bytes` is used up.
+    /// 503: `limits.max_buffered_bytes`, or the user's share of it
+    /// (`limits.max_buffered_bytes_per_client`), is used up.
     Budget,
+    /// 408: a body the gateway reads whole did not arrive within
+    /// `limits.body_read_timeout` or `limits.min_body_rate`; the connection is
+    /// closed.
+    BodyTooSlow,
     /// 503: the audit queue is full and the request is under a `dlp` rule.
     AuditBusy,
     /// 503: `limits.max_tunnels`.
@@ -194,6 +199,15 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
             StatusCode::SERVICE_UNAVAILABLE,
             "The gateway is checking too many posts at once. Nothing was sent; try again shortly.",
         ),
+        Refusal::BodyTooSlow => {
+            let mut resp = text(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body arrived too slowly for the gateway to check it, so nothing was sent. Check the connection and try again.",
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
         Refusal::AuditBusy => {
             gw.metrics.audit_dropped.inc();
             text(

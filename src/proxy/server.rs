@@ -1,6 +1,7 @@
 //! Listeners: the accept loop and the HTTP/1.1 connection setup for the proxy
 //! port. Each connection is capped (`limits.max_connections`), gets a header read
-//! timeout and the `max_header_bytes` limit (hyper answers 431 beyond it), and
+//! timeout, an idle timeout (`limits.idle_timeout`, by `idle`) and the
+//! `max_header_bytes` limit (hyper answers 431 beyond it), and
 //! keeps its own upstream connections, never shared with another client. Each
 //! request gets its context (reference, audit record) here and goes to `route`;
 //! nothing in the proxy calls back into the listener. Called by `runtime`.
@@ -130,14 +131,25 @@ async fn serve_connection(
         .header_read_timeout(gw.settings.limits.header_read_timeout)
         .max_buf_size(gw.settings.limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    // No traffic either way for `limits.idle_timeout` (a stalled body being
+    // streamed, a response that stopped coming) closes the connection. After a
+    // CONNECT's 200 the tunnel has its own timers.
+    let activity = super::idle::LastActivity::new();
+    let stream = super::idle::Watched::new(stream, activity.clone());
+    let idle = super::idle::watchdog(activity, gw.settings.limits.idle_timeout);
     let served = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(served);
+    tokio::pin!(idle);
     // On stop, an idle keep-alive connection closes at once; a request in flight
     // finishes first.
     let result = tokio::select! {
         r = served.as_mut() => r,
+        () = idle.as_mut() => {
+            tracing::debug!(%peer, "a client connection had no traffic for limits.idle_timeout; closed");
+            return;
+        }
         _ = stop.changed() => {
             served.as_mut().graceful_shutdown();
             served.await

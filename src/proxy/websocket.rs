@@ -18,7 +18,9 @@
 //! names an extension anyway (fail closed: no compressed message can pass).
 //!
 //! Limits: one task per socket; a message being read is held in memory up to
-//! the scan limit. Called by `intercept`; uses `observe`, `body`, `gateway`.
+//! the scan limit. A whole client message counts against the buffering budget
+//! and the user's share of it while it is scanned and sent (1013 when none is
+//! left); the frames of a message still being assembled by the codec do not. Called by `intercept`; uses `observe`, `body`, `gateway`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,9 @@ pub(crate) struct MessageScan {
     pub policy: Arc<Policy>,
     pub decision: Decision,
     pub log: SharedLog,
+    /// The signed-in user: a message held for its scan counts against this
+    /// user's share of `limits.max_buffered_bytes`.
+    pub user: String,
 }
 
 /// The client's 101: the site's, with its WebSocket headers (and only those).
@@ -245,6 +250,27 @@ where
                     ))
                 }
                 Err(_) => return None,
+            };
+            // A message is held whole while it is scanned and sent: it takes
+            // its size from the buffering budget (and the user's share) until
+            // then; with none left the socket is closed 1013 (try again later).
+            let held = match &msg {
+                Message::Text(t) => Some(t.len()),
+                Message::Binary(b) => Some(b.len()),
+                _ => None,
+            };
+            let _reservation = match held {
+                Some(n) => match scan.gw.buffer_budget.reserve(&scan.user, n) {
+                    Some(r) => Some(r),
+                    None => {
+                        return Some(Judged::Refuse(
+                            CloseCode::Again,
+                            "gateway busy, try again",
+                            "the buffering budget (limits.max_buffered_bytes or the user's share) is used up".to_string(),
+                        ))
+                    }
+                },
+                None => None,
             };
             let judged = match &msg {
                 Message::Text(t) => judge(scan, t.as_bytes(), true),

@@ -25,6 +25,9 @@ pub(super) struct RawLimits {
     max_header_bytes: Option<Value>,
     max_scan_bytes: Option<Value>,
     max_buffered_bytes: Option<Value>,
+    max_buffered_bytes_per_client: Option<Value>,
+    body_read_timeout: Option<String>,
+    min_body_rate: Option<Value>,
     idle_timeout: Option<String>,
     header_read_timeout: Option<String>,
     tls_handshake_timeout: Option<String>,
@@ -40,6 +43,15 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub max_scan_bytes: usize,
     pub max_buffered_bytes: usize,
+    /// One signed-in user's share of `max_buffered_bytes`; `None`: the default,
+    /// see [`Limits::buffered_share`].
+    pub max_buffered_bytes_per_client: Option<usize>,
+    /// A body the gateway reads whole (to classify or scan it) must arrive
+    /// within this time.
+    pub body_read_timeout: Duration,
+    /// ...and, after a 10 s grace (the proxy's body reader), at least this many bytes per second
+    /// on average (0: no minimum).
+    pub min_body_rate: usize,
     /// A connection (either leg, or a tunnel) with no traffic for this long is closed.
     pub idle_timeout: Duration,
     /// A request head must arrive within this time (slowloris).
@@ -59,6 +71,9 @@ impl Default for Limits {
             max_header_bytes: 65536,
             max_scan_bytes: DEFAULT_MAX_SCAN_BYTES,
             max_buffered_bytes: 256 << 20,
+            max_buffered_bytes_per_client: None,
+            body_read_timeout: Duration::from_secs(60),
+            min_body_rate: 1024,
             idle_timeout: Duration::from_secs(60),
             header_read_timeout: Duration::from_secs(15),
             tls_handshake_timeout: Duration::from_secs(10),
@@ -67,6 +82,17 @@ impl Default for Limits {
             max_tunnels: 10_000,
             max_h2_streams: 100,
         }
+    }
+}
+
+impl Limits {
+    /// One user's share of `max_buffered_bytes`: `max_buffered_bytes_per_client`,
+    /// by default the larger of 2 x `max_scan_bytes` and `max_buffered_bytes` / 8;
+    /// never more than `max_buffered_bytes`.
+    pub fn buffered_share(&self) -> usize {
+        self.max_buffered_bytes_per_client
+            .unwrap_or_else(|| (2 * self.max_scan_bytes).max(self.max_buffered_bytes / 8))
+            .min(self.max_buffered_bytes)
     }
 }
 
@@ -126,6 +152,36 @@ pub(super) fn apply(l: RawLimits, limits: &mut Limits, problems: &mut Problems<'
             }
         }
     }
+    if let Some(v) = l.max_buffered_bytes_per_client {
+        match parse_size(&v) {
+            Ok(0) => problems.at(
+                "limits.max_buffered_bytes_per_client",
+                "`max_buffered_bytes_per_client` must be larger than zero".into(),
+            ),
+            Ok(n) => limits.max_buffered_bytes_per_client = Some(n),
+            Err(e) => problems.at(
+                "limits.max_buffered_bytes_per_client",
+                format!("`max_buffered_bytes_per_client`: {e}"),
+            ),
+        }
+    }
+    if let Some(v) = l.min_body_rate {
+        // A rate: a size per second (`1KiB` is 1024 bytes per second).
+        let text = v
+            .as_str()
+            .map(|s| s.trim().trim_end_matches("/s").to_string());
+        let parsed = match text {
+            Some(t) => parse_size(&Value::from(t)),
+            None => parse_size(&v),
+        };
+        match parsed {
+            Ok(n) => limits.min_body_rate = n,
+            Err(e) => problems.at(
+                "limits.min_body_rate",
+                format!("`min_body_rate`: {e} (a size per second such as 1KiB, or 0 for none)"),
+            ),
+        }
+    }
     if limits.max_header_bytes < 8192 {
         problems.at(
             "limits.max_header_bytes",
@@ -134,6 +190,11 @@ pub(super) fn apply(l: RawLimits, limits: &mut Limits, problems: &mut Problems<'
     }
     for (key, value, target) in [
         ("idle_timeout", l.idle_timeout, &mut limits.idle_timeout),
+        (
+            "body_read_timeout",
+            l.body_read_timeout,
+            &mut limits.body_read_timeout,
+        ),
         (
             "header_read_timeout",
             l.header_read_timeout,
@@ -189,5 +250,21 @@ mod tests {
         assert_eq!(parse_size(&Value::from("10MiB")), Ok(10 << 20));
         assert_eq!(parse_size(&Value::from(65536u64)), Ok(65536));
         assert!(parse_size(&Value::from("ten")).is_err());
+    }
+
+    #[test]
+    fn the_default_share_is_an_eighth_or_two_scans() {
+        let mut l = Limits::default();
+        assert_eq!(l.buffered_share(), 32 << 20);
+        l.max_buffered_bytes = 16 << 20;
+        assert_eq!(
+            l.buffered_share(),
+            16 << 20,
+            "never more than the whole budget"
+        );
+        l.max_buffered_bytes = 64 << 20;
+        assert_eq!(l.buffered_share(), 20 << 20);
+        l.max_buffered_bytes_per_client = Some(1 << 20);
+        assert_eq!(l.buffered_share(), 1 << 20);
     }
 }

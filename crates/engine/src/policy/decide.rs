@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::activity::classify;
-use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ};
+use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ, ACTIVITY_WRITE};
 use crate::view::RequestView;
 
 /// The implicit last rule.
@@ -72,6 +72,35 @@ impl Policy {
     /// per request). Everything else is identical.
     pub fn decide_unworded(&self, facts: &Facts<'_>) -> Decision {
         self.decide_worded(facts, false)
+    }
+
+    /// Headers first: for a request to a site whose activities look into the
+    /// body, decided before the body is read. `facts.request` is the view
+    /// without the body. Returns the (unworded) decision when it cannot depend on
+    /// the body: every activity the body could give this request on its site
+    /// (the site's activities, and the `read` / `write` fallbacks) is denied for
+    /// this user at this time (by an enforced rule or `default-deny`); `None`
+    /// when some could be allowed or warned: then the body must be read. Pure.
+    pub fn decide_before_body(&self, facts: &Facts<'_>) -> Option<Decision> {
+        let req = &facts.request;
+        if req.connect {
+            return None;
+        }
+        let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d))?;
+        let site = self.sites.get(site_index as usize)?;
+        let mask = self.role_mask(facts.user, facts.groups);
+        let candidates = [ACTIVITY_READ, ACTIVITY_WRITE]
+            .into_iter()
+            .chain(site.activities.iter().map(|(id, _)| *id));
+        for activity in candidates {
+            let deciding = self.rules.iter().find(|rule| {
+                rule.enforce && self.rule_matches(rule, mask, Some(site_index), activity, facts.at)
+            });
+            if deciding.is_some_and(|rule| rule.action != Action::Deny) {
+                return None;
+            }
+        }
+        Some(self.decide_unworded(facts))
     }
 
     fn decide_worded(&self, facts: &Facts<'_>, word: bool) -> Decision {
@@ -279,6 +308,94 @@ rules:
             tunnel.reason.contains("a tunnel cannot be scanned"),
             "{}",
             tunnel.reason
+        );
+    }
+
+    const BODY_POLICY: &str = r#"
+version: 1
+roles:
+  press: { groups: [communications] }
+  staff: { groups: [all-staff] }
+sites:
+  social:
+    domains: [social.test]
+    activities:
+      post: [{ method: POST, path: /api/graphql, json: { "operationName": "^CreateTweet$" } }]
+      like: [{ method: POST, path: /api/graphql, json: { "operationName": "^FavoriteTweet$" } }]
+rules:
+  - { name: press-posts, roles: [press], sites: [social], activities: [post], action: allow }
+  - { name: staff-like, roles: [staff], sites: [social], activities: [like], action: warn }
+  - { name: night-read, sites: [social], activities: [read], action: allow, when: { between: ["00:00", "00:01"] } }
+  - { name: dry, sites: [social], activities: [write], action: allow, enforce: false }
+  - { name: everyone-else, action: deny }
+"#;
+
+    fn before_body(policy: &Policy, groups: &[String]) -> Option<Decision> {
+        let host = normalize_host("social.test").unwrap();
+        let headers = http::HeaderMap::new();
+        let raw = RawRequest {
+            method: "POST",
+            host: &host,
+            target: "/api/graphql",
+            headers: &headers,
+            body: None,
+            connect: false,
+        };
+        let view = RequestView::build(policy, &raw).unwrap();
+        policy.decide_before_body(&Facts {
+            user: "someone",
+            groups,
+            request: view,
+            at: None,
+        })
+    }
+
+    #[test]
+    fn a_user_with_no_allowed_activity_on_the_site_is_decided_before_the_body() {
+        let policy = test_policy(BODY_POLICY);
+        let d = before_body(&policy, &["contractors".into()]).expect("decided on headers");
+        assert_eq!(d.action, Action::Deny);
+        assert_eq!(d.rule, "everyone-else");
+        assert_eq!(d.site, "social");
+        // A dry-run rule never makes the body worth reading.
+        assert_eq!(d.dry_run.len(), 1);
+    }
+
+    #[test]
+    fn an_activity_the_body_could_give_that_is_allowed_or_warned_needs_the_body() {
+        let policy = test_policy(BODY_POLICY);
+        assert!(before_body(&policy, &["communications".into()]).is_none());
+        assert!(
+            before_body(&policy, &["all-staff".into()]).is_none(),
+            "a warn is not a denial"
+        );
+    }
+
+    #[test]
+    fn a_rule_outside_its_hours_does_not_need_the_body_and_a_request_elsewhere_is_left_alone() {
+        let policy = test_policy(BODY_POLICY);
+        // `night-read` matches only with a clock; without one it never allows.
+        assert!(before_body(&policy, &[]).is_some());
+        let host = normalize_host("elsewhere.test").unwrap();
+        let headers = http::HeaderMap::new();
+        let raw = RawRequest {
+            method: "POST",
+            host: &host,
+            target: "/",
+            headers: &headers,
+            body: None,
+            connect: false,
+        };
+        let view = RequestView::build(&policy, &raw).unwrap();
+        let facts = Facts {
+            user: "someone",
+            groups: &[],
+            request: view,
+            at: None,
+        };
+        assert!(
+            policy.decide_before_body(&facts).is_none(),
+            "unlisted: no body matchers"
         );
     }
 }

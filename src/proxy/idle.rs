@@ -1,0 +1,123 @@
+//! Idle connections: an IO wrapper ([`Watched`]) that notes when a byte last
+//! moved either way, and [`watchdog`], which resolves once nothing has moved
+//! for `limits.idle_timeout`, so the connection's owner can close it. A long
+//! download or upload that is moving is never idle; a connection between
+//! requests, a request head or body that stalled, or a response that stopped
+//! coming, is.
+//!
+//! Limits: the clock is checked at most every quarter of the timeout (a
+//! connection is closed between 1 and 1.25 timeouts after its last byte); the
+//! wrapper adds no buffering. Used by `server` (the proxy port) and
+//! `intercept` (inside intercepted tunnels).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// When a byte last moved on a connection (milliseconds since `start`).
+#[derive(Debug)]
+pub(crate) struct LastActivity {
+    start: Instant,
+    millis: AtomicU64,
+}
+
+impl LastActivity {
+    pub(crate) fn new() -> Arc<LastActivity> {
+        Arc::new(LastActivity {
+            start: Instant::now(),
+            millis: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.millis.store(now, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.millis.load(Ordering::Relaxed))
+    }
+}
+
+/// An IO that records its reads and writes in a [`LastActivity`].
+pub(crate) struct Watched<I> {
+    inner: I,
+    activity: Arc<LastActivity>,
+}
+
+impl<I> Watched<I> {
+    pub(crate) fn new(inner: I, activity: Arc<LastActivity>) -> Watched<I> {
+        activity.touch();
+        Watched { inner, activity }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Resolves once nothing has moved on the connection for `idle`.
+pub(crate) async fn watchdog(activity: Arc<LastActivity>, idle: Duration) {
+    let tick = (idle / 4).max(Duration::from_millis(50));
+    loop {
+        let quiet = activity.last().elapsed();
+        if quiet >= idle {
+            return;
+        }
+        tokio::time::sleep((idle - quiet).min(tick).max(Duration::from_millis(10))).await;
+    }
+}
