@@ -446,15 +446,7 @@ async fn everything_goes_through(squid: &Squid, e: &Env, user: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let r = raw(
-        &e.gw,
-        format!(
-            "CONNECT 127.0.0.2:{0} HTTP/1.1\r\nHost: 127.0.0.2:{0}\r\nProxy-Authorization: Basic {ALICE_BASIC}\r\n\r\n",
-            e.other.0.port()
-        )
-        .as_bytes(),
-    )
-    .await;
+    let r = connect_as_alice(e, "127.0.0.2").await;
     assert!(r.starts_with("HTTP/1.1 403"), "{r}");
 
     let log = squid.log();
@@ -504,6 +496,19 @@ async fn an_https_parent_is_spoken_to_over_verified_tls() {
     assert_eq!(e.plain.count(), 0);
 }
 
+/// Alice's raw CONNECT to `host` at the other upstream's port: the gateway's answer.
+async fn connect_as_alice(e: &Env, host: &str) -> String {
+    let port = e.other.0.port();
+    raw(
+        &e.gw,
+        format!(
+            "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Authorization: Basic {ALICE_BASIC}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+}
+
 /// The 502 JSON's detail.
 async fn detail(r: reqwest::Response) -> String {
     assert_eq!(r.status(), 502);
@@ -529,15 +534,7 @@ async fn all_refused(e: &Env, says: &[&str]) {
         .unwrap();
     let d = detail(r).await;
     assert!(says.iter().all(|s| d.contains(s)), "{d}");
-    let r = raw(
-        &e.gw,
-        format!(
-            "CONNECT www.other.test:{0} HTTP/1.1\r\nHost: www.other.test:{0}\r\nProxy-Authorization: Basic {ALICE_BASIC}\r\n\r\n",
-            e.other.0.port()
-        )
-        .as_bytes(),
-    )
-    .await;
+    let r = connect_as_alice(e, "www.other.test").await;
     assert!(r.starts_with("HTTP/1.1 502"), "{r}");
     assert!(says.iter().all(|s| r.contains(s)), "{r}");
     assert!(!r.contains("407"), "{r}");
