@@ -608,3 +608,32 @@ async fn every_destination_refusal_reason_is_exported_at_zero_from_the_start() {
         "the upstream must receive nothing"
     );
 }
+
+/// `pac.proxies` lists every replica: the PAC file answers a listed site with
+/// them in order and never with DIRECT; other hosts stay DIRECT.
+#[tokio::test]
+async fn the_pac_file_names_every_replica_in_order() {
+    let fx = Fixture::new();
+    let gw = gateway(
+        &fx,
+        "pac: { proxies: [\"gw1.council.example:3128\", \"gw2.council.example:3128\"] }\n",
+        POLICY,
+    )
+    .await;
+    let out = raw(
+        &gw,
+        b"GET /proxy.pac HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.contains(
+            "var proxy = \"PROXY gw1.council.example:3128; PROXY gw2.council.example:3128\";"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains(&gw.proxy_addr().to_string()), "{out}");
+    // DIRECT only as the answer for hosts no site lists.
+    assert_eq!(out.matches("\"DIRECT\"").count(), 1, "{out}");
+    assert!(out.contains("return \"DIRECT\";"), "{out}");
+}

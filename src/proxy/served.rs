@@ -41,8 +41,14 @@ pub(crate) fn body(
     r
 }
 
-/// A PAC file: the policy's site domains through `proxy`, everything else DIRECT.
-pub fn pac(policy: &Policy, proxy: &str) -> String {
+/// A PAC file: the policy's site domains through `proxies` (tried in order by
+/// the browser, never DIRECT for a listed site), everything else DIRECT.
+pub fn pac(policy: &Policy, proxies: &[String]) -> String {
+    let proxy = proxies
+        .iter()
+        .map(|p| format!("PROXY {p}"))
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut exact = Vec::new();
     let mut suffixes = Vec::new();
     for d in policy.all_domains() {
@@ -61,7 +67,7 @@ pub fn pac(policy: &Policy, proxy: &str) -> String {
 function FindProxyForURL(url, host) {{
   host = host.toLowerCase();
   if (host.charAt(host.length - 1) == ".") host = host.substring(0, host.length - 1);
-  var proxy = "PROXY {proxy}";
+  var proxy = "{proxy}";
   var exact = {{{exact}}};
   if (exact.hasOwnProperty(host)) return proxy;
   var suffixes = [{suffixes}];
@@ -99,8 +105,12 @@ pub(crate) fn pac_response(gw: &Gateway, req: &Request<Incoming>) -> Response<Pr
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    let addrs = gw.proxy_addrs();
-    let text = pac(&gw.policy(), &proxy_address(gw, &addrs, host));
+    let proxies = if gw.settings.pac_proxies.is_empty() {
+        vec![proxy_address(gw, &gw.proxy_addrs(), host)]
+    } else {
+        gw.settings.pac_proxies.clone()
+    };
+    let text = pac(&gw.policy(), &proxies);
     body(StatusCode::OK, "application/x-ns-proxy-autoconfig", text)
 }
 

@@ -25,6 +25,7 @@ mod ldap;
 mod limits;
 mod listen;
 mod log;
+mod pac;
 mod problems;
 mod upstream;
 mod values;
@@ -58,6 +59,7 @@ struct RawSettings {
     log: Option<log::RawLog>,
     support_contact: Option<String>,
     instance: Option<String>,
+    pac: Option<pac::RawPac>,
     identity: Option<identity::RawIdentity>,
     upstream: Option<upstream::RawUpstream>,
     limits: Option<limits::RawLimits>,
@@ -82,6 +84,9 @@ pub struct Settings {
     /// `instance`: this replica's name in the audit log and on the status page
     /// (default: the host name).
     pub instance: String,
+    /// `pac.proxies`: the gateways the PAC file names, in order (`host:port`);
+    /// empty: the first proxy listener.
+    pub pac_proxies: Vec<String>,
     pub identity: IdentitySettings,
     pub upstream: UpstreamSettings,
     pub limits: Limits,
@@ -104,6 +109,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             support_contact: "your IT service desk".into(),
             instance: host_name(),
+            pac_proxies: Vec::new(),
             identity: IdentitySettings {
                 networks: vec![NetworkIdentity {
                     cidr: IpNet::new(loopback, 8).unwrap_or(IpNet::from(loopback)),
@@ -168,6 +174,9 @@ impl Settings {
         if let Some(c) = raw.support_contact {
             s.support_contact = c;
         }
+        if let Some(p) = raw.pac {
+            s.pac_proxies = pac::parse(p, &mut problems);
+        }
         if let Some(i) = raw.instance {
             if valid_instance(&i) {
                 s.instance = i;
@@ -223,6 +232,29 @@ mod tests {
         assert_eq!(s.listen, vec!["127.0.0.1:3128".parse().unwrap()]);
         assert_eq!(s.limits.max_scan_bytes, 10 << 20);
         assert_eq!(s.identity.networks[0].cidr.to_string(), "127.0.0.0/8");
+    }
+
+    #[test]
+    fn pac_proxies() {
+        let s = Settings::from_yaml(
+            "s.yaml",
+            "pac: { proxies: [\"gw1.council.example:3128\", \"10.0.0.7:3128\"] }\n",
+        )
+        .unwrap();
+        assert_eq!(s.pac_proxies, ["gw1.council.example:3128", "10.0.0.7:3128"]);
+        for bad in ["http://gw1:3128", "gw1", "gw1:3128/x", "user@gw1:3128"] {
+            let err = Settings::from_yaml(
+                "s.yaml",
+                &format!("pac:\n  proxies: [\"ok:1\", \"{bad}\"]\n"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("s.yaml:2:") && err.contains("`pac.proxies`") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+        assert!(Settings::from_yaml("s.yaml", "pac: { proxies: [] }\n").is_err());
     }
 
     #[test]
