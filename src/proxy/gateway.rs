@@ -71,6 +71,7 @@ impl Gateway {
             Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
         metrics.set_policy_version(&policy.version);
         let settings_limits = settings.limits.clone();
+        let warn = warn::WarnGate::with_key(settings.warn_key.as_ref().map(|k| k.bytes()));
         let upstream_config = crate::tls::client_tls_config(&settings.upstream.extra_roots)?;
         let mut h1_config = upstream_config.clone();
         h1_config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -106,7 +107,7 @@ impl Gateway {
             issuer,
             upstream_tls,
             upstream_tls_h1,
-            warn: warn::WarnGate::new(),
+            warn,
             metrics,
             audit,
             policy_loaded_at: RwLock::new(chrono::Utc::now()),

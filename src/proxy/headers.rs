@@ -52,11 +52,48 @@ pub fn clean_response_headers(headers: &mut HeaderMap) {
     headers.remove(header::ALT_SVC);
 }
 
-/// Prepares request headers for the upstream: hop-by-hop and identity headers out.
+/// The name prefix of the gateway's own warn-acknowledgement cookies (`warn`):
+/// they are for the gateway, never passed to a site.
+pub const ACK_COOKIE_PREFIX: &str = "__sg_ack_";
+
+/// Prepares request headers for the upstream: hop-by-hop and identity headers
+/// out, and the gateway's own acknowledgement cookies out of `Cookie`.
 pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[HeaderName]) {
     strip_hop_by_hop(headers);
     for h in identity_headers {
         headers.remove(h);
+    }
+    strip_ack_cookies(headers);
+}
+
+/// Removes `__sg_ack_*` pairs from every `Cookie` header (a header left empty
+/// goes); other cookies are kept as sent, in order.
+fn strip_ack_cookies(headers: &mut HeaderMap) {
+    let values: Vec<http::HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    if !values
+        .iter()
+        .any(|v| v.to_str().map_or(true, |s| s.contains(ACK_COOKIE_PREFIX)))
+    {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    for v in values {
+        let Ok(text) = v.to_str() else {
+            // Not text: it cannot be one of ours, keep it as sent.
+            headers.append(header::COOKIE, v);
+            continue;
+        };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty() && !pair.starts_with(ACK_COOKIE_PREFIX))
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        if let Ok(v) = http::HeaderValue::from_str(&kept.join("; ")) {
+            headers.append(header::COOKIE, v);
+        }
     }
 }
 
@@ -92,5 +129,27 @@ mod tests {
         clean_request_headers(&mut h, &[HeaderName::from_static("x-authenticated-user")]);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    #[test]
+    fn acknowledgement_cookies_never_reach_the_site() {
+        let mut h = HeaderMap::new();
+        h.append(
+            "cookie",
+            "a=1; __sg_ack_0011aabbccdd=tok; b=2".parse().unwrap(),
+        );
+        h.append("cookie", "__sg_ack_ffeeddccbbaa=tok".parse().unwrap());
+        h.append("cookie", "c=3".parse().unwrap());
+        clean_request_headers(&mut h, &[]);
+        let cookies: Vec<&str> = h
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(cookies, ["a=1; b=2", "c=3"]);
+        let mut plain = HeaderMap::new();
+        plain.insert("cookie", "session=xyz".parse().unwrap());
+        clean_request_headers(&mut plain, &[]);
+        assert_eq!(plain["cookie"], "session=xyz");
     }
 }

@@ -164,7 +164,9 @@ pub(crate) async fn run<L: Leg>(
     let client_upgrade = L::UPGRADES.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     if parts.method == http::Method::POST && parts.uri.path() == warn::CONTINUE_PATH {
-        return acknowledge(ex, body)
+        // Over TLS (an intercepted site) the acknowledgement cookie is Secure.
+        let secure = parts.uri.scheme_str() != Some("http");
+        return acknowledge(ex, body, secure)
             .await
             .unwrap_or_else(|r| render(ex.ctx, r));
     }
@@ -448,7 +450,11 @@ fn judge(
         }),
         Action::Warn => {
             let user = &ex.principal.user;
-            if gw.warn.acknowledged(user, &d.site, &d.rule) {
+            if gw.warn.acknowledged(user, &d.site, &d.rule)
+                || gw
+                    .warn
+                    .acknowledged_by_cookie(&parts.headers, user, &d.site, &d.rule)
+            {
                 observe::set_action(&ex.ctx.log, Action::Allow);
                 return Ok(());
             }
@@ -490,7 +496,11 @@ pub(crate) fn decide_tunnel(ex: &Exchange<'_>, headers: &http::HeaderMap) -> Res
 
 /// `POST /.socialgate/continue` on a site's host: verify the signed token, record
 /// the acknowledgement, redirect to the original path on the same host.
-async fn acknowledge(ex: &Exchange<'_>, body: Incoming) -> Result<Response<ProxyBody>, Refusal> {
+async fn acknowledge(
+    ex: &Exchange<'_>,
+    body: Incoming,
+    secure: bool,
+) -> Result<Response<ProxyBody>, Refusal> {
     let gw = &ex.ctx.gw;
     let user = &ex.principal.user;
     let Ok(body) = body::read_limited(body, 8192).await else {
@@ -525,5 +535,14 @@ async fn acknowledge(ex: &Exchange<'_>, body: Incoming) -> Result<Response<Proxy
     gw.warn.record(user, site, &rule.name, rule.warn_for);
     observe::acknowledged(&ex.ctx.log, site, &rule.name);
     tracing::info!(user = %user, site, rule = %rule.name, "warning acknowledged");
-    Ok(see_other(warn::safe_path(&ack.path), &ex.ctx.reference))
+    let mut resp = see_other(warn::safe_path(&ack.path), &ex.ctx.reference);
+    // The acknowledgement also travels with the browser, signed: any replica
+    // sharing `warn.key_file` honours it, also after a restart.
+    let cookie = gw
+        .warn
+        .ack_cookie(user, site, &rule.name, rule.warn_for, secure);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(resp)
 }

@@ -29,6 +29,7 @@ mod pac;
 mod problems;
 mod upstream;
 mod values;
+mod warn;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -60,6 +61,7 @@ struct RawSettings {
     support_contact: Option<String>,
     instance: Option<String>,
     pac: Option<pac::RawPac>,
+    warn: Option<warn::RawWarn>,
     identity: Option<identity::RawIdentity>,
     upstream: Option<upstream::RawUpstream>,
     limits: Option<limits::RawLimits>,
@@ -87,6 +89,9 @@ pub struct Settings {
     /// `pac.proxies`: the gateways the PAC file names, in order (`host:port`);
     /// empty: the first proxy listener.
     pub pac_proxies: Vec<String>,
+    /// `warn.key_file`'s key: replicas sharing it honour each other's warn
+    /// acknowledgements; `None`: a key made at start-up.
+    pub warn_key: Option<warn::WarnKey>,
     pub identity: IdentitySettings,
     pub upstream: UpstreamSettings,
     pub limits: Limits,
@@ -110,6 +115,7 @@ impl Default for Settings {
             support_contact: "your IT service desk".into(),
             instance: host_name(),
             pac_proxies: Vec::new(),
+            warn_key: None,
             identity: IdentitySettings {
                 networks: vec![NetworkIdentity {
                     cidr: IpNet::new(loopback, 8).unwrap_or(IpNet::from(loopback)),
@@ -173,6 +179,9 @@ impl Settings {
         }
         if let Some(c) = raw.support_contact {
             s.support_contact = c;
+        }
+        if let Some(w) = raw.warn {
+            s.warn_key = warn::parse(w, &mut problems);
         }
         if let Some(p) = raw.pac {
             s.pac_proxies = pac::parse(p, &mut problems);
