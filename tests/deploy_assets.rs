@@ -363,8 +363,16 @@ fn the_shipped_settings_and_policy_load() {
     let settings_text = config["data"]["socialgate.yaml"]
         .as_str()
         .expect("data.socialgate.yaml");
-    let k8s = Settings::from_yaml("configmap socialgate.yaml", settings_text)
+    // The warn key is read when the settings are parsed: stand in for the Secret.
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = key_dir.path().join("warn.key");
+    std::fs::write(&key, "0123456789abcdef0123456789abcdef\n").unwrap();
+    assert!(settings_text.contains("/etc/socialgate/warn/warn.key"));
+    let settings_text =
+        settings_text.replace("/etc/socialgate/warn/warn.key", &key.display().to_string());
+    let k8s = Settings::from_yaml("configmap socialgate.yaml", &settings_text)
         .unwrap_or_else(|e| panic!("{e}"));
+    assert!(k8s.warn_key.is_some(), "replicas share the warn key");
     assert_eq!(k8s.admin_listen.map(|a| a.port()), Some(9128));
     assert_eq!(
         k8s.policy.as_deref(),
