@@ -57,7 +57,9 @@ fn text(o: &Output) -> String {
 }
 
 /// A directory with a good policy, a CA made by `ca init` and settings that
-/// name both (the proxy on port 0, no admin listener), plus `extra` lines.
+/// name both (the proxy and the admin listener on port 0, so no fixed port is
+/// taken: a gateway already running on this machine does not matter), plus
+/// `extra` lines.
 fn service_dir(extra: &str) -> Fixture {
     let fx = Fixture::new();
     fx.write("policy.yaml", POLICY);
@@ -66,7 +68,7 @@ fn service_dir(extra: &str) -> Fixture {
     fx.write(
         "socialgate.yaml",
         &format!(
-            "listen: 127.0.0.1:0\npolicy: policy.yaml\nca: {{ cert: certs/ca.crt, key: certs/ca.key }}\naudit: {{ path: logs/audit.jsonl }}\n{extra}"
+            "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\npolicy: policy.yaml\nca: {{ cert: certs/ca.crt, key: certs/ca.key }}\naudit: {{ path: logs/audit.jsonl }}\n{extra}"
         ),
     );
     fx
@@ -144,7 +146,7 @@ fn missing_ca_files_stop_the_start_with_the_command_that_makes_them() {
     fx.write("policy.yaml", POLICY);
     fx.write(
         "socialgate.yaml",
-        "listen: 127.0.0.1:0\npolicy: policy.yaml\nca: { cert: pki/ca.crt, key: pki/ca.key }\naudit: { path: audit.jsonl }\n",
+        "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\npolicy: policy.yaml\nca: { cert: pki/ca.crt, key: pki/ca.key }\naudit: { path: audit.jsonl }\n",
     );
     for args in [
         &["check", "--settings", "socialgate.yaml"][..],
@@ -235,7 +237,7 @@ fn logs_redirected_to_a_file_have_no_escape_codes_and_json_lines_parse() {
     let o = sg(fx.dir.path(), &["check", "--settings", "socialgate.yaml"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("socialgate.yaml:5:16: `log.format`: unknown format `xml`"),
+        text(&o).contains("socialgate.yaml:6:16: `log.format`: unknown format `xml`"),
         "{}",
         text(&o)
     );
