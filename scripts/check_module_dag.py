@@ -35,7 +35,8 @@ What counts as an edge from module M (the file being read) to module N:
   files): test fixtures may reach across modules.
 
 A second, coarser pass collapses every module to its top-level module
-(`proxy::route` is `proxy`) and reads test code too: a cycle between
+(`proxy::route` is `proxy`) and reads test code and `crate::x` paths named in
+comments too: a cycle between
 top-level modules (`admin -> proxy -> admin`), even one closed only by a
 test, is an error (allow-listed edges are left out of this pass too).
 
@@ -553,6 +554,29 @@ def top_level_cycles(name, src, allowed_edges, out):
             continue
         if a and b and a[0] != b[0]:
             edges[((a[0],), (b[0],))].extend(where)
+    # A `crate::x` written in a comment (a doc link, "called by `crate::x`")
+    # counts too: readers and other tools take it as a dependency.
+    tops = {m[0] for m in crate.files if m}
+    for module, info in crate.files.items():
+        if not module:
+            continue
+        with open(info.path, encoding="utf-8") as fh:
+            raw = fh.read()
+        code = strip_code(raw)
+        for m in re.finditer(r"\bcrate::(\w+)", raw):
+            target = m.group(1)
+            if target not in tops or target == module[0] or code[m.start()] != " ":
+                continue  # not another top-level module, or a path in code (read above)
+            line_start = raw.rfind("\n", 0, m.start()) + 1
+            slashes = raw.find("//", line_start, m.start())
+            if slashes < 0 or code[slashes] != " ":
+                continue  # inside a string literal, not a comment
+            if any(a == module and b[:1] == (target,) for a, b in allowed_edges):
+                continue
+            where = (os.path.relpath(info.path, ROOT_FOR_REPORT[0]), raw.count("\n", 0, m.start()) + 1)
+            key = ((module[0],), (target,))
+            if where not in edges[key]:
+                edges[key].append(where)
     adj = defaultdict(set)
     for a, b in edges:
         adj[a].add(b)
@@ -645,6 +669,10 @@ def self_test():
     nest["src/b.rs"] = ""
     nest["src/c/d.rs"] = "pub struct Gadget;\npub struct Other;\npub fn run() { crate::a::f(); }\n"
     expect("top-level, nested", run(nest), 1, "top-level module cycle in crate demo (test code included): a -> c -> a")
+    # A path named only in a comment closes a top-level cycle too.
+    doc = dict(ok)
+    doc["src/b.rs"] = "//! Called by `crate::a`.\npub struct Thing;\n"
+    expect("top-level, comment", run(doc), 1, "top-level module cycle in crate demo (test code included): a -> b -> a", "src/b.rs:1")
     # A cycle through a use item and a path in code.
     cyc = dict(ok)
     cyc["src/b.rs"] = "pub struct Thing;\npub fn g() { crate::a::f(); }\n"

@@ -4,7 +4,7 @@
 //! origin-form request on the proxy port is a 400 that says what the port is
 //! for. Also the plain response builder the admin pages use. Reveals nothing
 //! beyond the policy's site domains and the CA. Called by `route` and by the
-//! admin listener (`crate::admin`), which sits above the proxy.
+//! admin listener, which sits above the proxy (this module names nothing of it).
 
 use std::net::SocketAddr;
 
