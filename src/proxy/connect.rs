@@ -154,10 +154,15 @@ pub(crate) async fn handle(
     let serve = move |upgraded: TokioIo<Upgraded>| async move {
         // The client's own socket when hyper hands it back (it always does for
         // the proxy listener), so that bulk data can be spliced.
-        let result = match upgraded.into_inner().downcast::<TokioIo<TcpStream>>() {
+        // (The listener watches it for idleness: `idle::Watched`; the tunnel has
+        // its own idle timeout, so the socket is taken out of the wrapper.)
+        let result = match upgraded
+            .into_inner()
+            .downcast::<TokioIo<super::idle::Watched<TcpStream>>>()
+        {
             Ok(parts) => {
                 let early = parts.read_buf;
-                let client = parts.io.into_inner();
+                let client = parts.io.into_inner().into_inner();
                 match upstream.into_tcp() {
                     Ok(up) => run_tcp_tunnel(client, early, up, &host, port, &policy, idle).await,
                     // TLS to an https:// parent: copied, not spliced.

@@ -55,6 +55,12 @@ impl<I> Watched<I> {
         activity.touch();
         Watched { inner, activity }
     }
+
+    /// The connection itself, no longer watched (a tunnel that keeps its own
+    /// timers and wants the socket, e.g. to splice).
+    pub(crate) fn into_inner(self) -> I {
+        self.inner
+    }
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
