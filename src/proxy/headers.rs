@@ -69,13 +69,12 @@ pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[Header
 /// Removes `__sg_ack_*` pairs from every `Cookie` header (a header left empty
 /// goes); other cookies are kept as sent, in order.
 fn strip_ack_cookies(headers: &mut HeaderMap) {
-    let values: Vec<http::HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
-    if !values
-        .iter()
-        .any(|v| v.to_str().map_or(true, |s| s.contains(ACK_COOKIE_PREFIX)))
-    {
+    // Most requests carry none of ours: look before copying anything.
+    let ours = |v: &http::HeaderValue| v.to_str().map_or(true, |s| s.contains(ACK_COOKIE_PREFIX));
+    if !headers.get_all(header::COOKIE).iter().any(ours) {
         return;
     }
+    let values: Vec<http::HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
     headers.remove(header::COOKIE);
     for v in values {
         let Ok(text) = v.to_str() else {
