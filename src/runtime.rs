@@ -367,6 +367,9 @@ pub async fn start_with_source(
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     let mut own = proxy_addrs.clone();
     own.extend(admin_addr);
+    // `listen_transparent`: redirected connections (`proxy::transparent`).
+    let transparent = crate::proxy::transparent::bind(&settings.listen_transparent)?;
+    own.extend(transparent.iter().filter_map(|(l, _)| l.local_addr().ok()));
     let issuer = Arc::new(crate::tls::LeafIssuer::new(
         Arc::new(load_ca(&settings)?),
         crate::tls::issuer::DEFAULT_CAPACITY,
@@ -400,6 +403,17 @@ pub async fn start_with_source(
     let mut tasks = Vec::new();
     for l in listeners {
         tasks.push(tokio::spawn(serve_proxy(gateway.clone(), l, rx.clone())));
+    }
+    for (l, kind) in transparent {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(address = %a, kind = ?kind, "transparent listener: takes connections redirected here (docs/transparent.md)");
+        }
+        tasks.push(tokio::spawn(crate::proxy::transparent::serve(
+            gateway.clone(),
+            l,
+            kind,
+            rx.clone(),
+        )));
     }
     if let Some(l) = admin {
         tasks.push(tokio::spawn(crate::admin::serve_admin(

@@ -564,7 +564,7 @@ async fn graceful_stop_lets_a_slow_request_finish() {
 }
 
 /// Every `reason` of `socialgate_destination_denied_total`, by its contract name.
-const DESTINATION_REASONS: [&str; 11] = [
+const DESTINATION_REASONS: [&str; 12] = [
     "port",
     "gateway",
     "loopback",
@@ -576,6 +576,7 @@ const DESTINATION_REASONS: [&str; 11] = [
     "reserved",
     "ip-literal",
     "ambiguous-site",
+    "host-mismatch",
 ];
 
 #[tokio::test]

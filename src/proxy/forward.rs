@@ -61,12 +61,15 @@ pub(crate) async fn handle(
         port,
         decide_as,
     };
-    Ok(pipeline::run(&ex, req, &PlainLeg { conn }).await)
+    Ok(pipeline::run(&ex, req, &PlainLeg { conn, pinned: None }).await)
 }
 
 /// Plain HTTP to the site over the client's own pooled connection.
-struct PlainLeg<'a> {
-    conn: &'a ClientConn,
+pub(crate) struct PlainLeg<'a> {
+    pub conn: &'a ClientConn,
+    /// A transparent connection's original destination: the only address
+    /// dialled, once the Host is seen to lead there (`original::open_http`).
+    pub pinned: Option<std::net::SocketAddr>,
 }
 
 impl Leg for PlainLeg<'_> {
@@ -117,11 +120,18 @@ impl Leg for PlainLeg<'_> {
             None => {
                 let policy = gw.policy();
                 let site = policy.site_for(&ex.host).map(|s| s.name.as_str());
-                let (stream, _) = gw
-                    .dialer
-                    .open_http(&ex.host, ex.port, site)
-                    .await
-                    .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?;
+                let stream = match self.pinned {
+                    Some(orig) => {
+                        super::original::open_http(gw, &ex.host, ex.port, site, orig).await?
+                    }
+                    None => {
+                        gw.dialer
+                            .open_http(&ex.host, ex.port, site)
+                            .await
+                            .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?
+                            .0
+                    }
+                };
                 let (sender, connection) =
                     hyper::client::conn::http1::handshake(TokioIo::new(stream))
                         .await

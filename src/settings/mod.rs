@@ -27,6 +27,7 @@ mod listen;
 mod log;
 mod pac;
 mod problems;
+mod transparent;
 mod upstream;
 mod values;
 mod warn;
@@ -48,6 +49,7 @@ pub use identity::{
 pub use ldap::LdapSettings;
 pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
 pub use log::LogFormat;
+pub use transparent::TransparentSettings;
 pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 
 #[derive(Debug, Deserialize, Default)]
@@ -61,6 +63,7 @@ struct RawSettings {
     support_contact: Option<String>,
     instance: Option<String>,
     pac: Option<pac::RawPac>,
+    listen_transparent: Option<transparent::RawTransparent>,
     warn: Option<warn::RawWarn>,
     identity: Option<identity::RawIdentity>,
     upstream: Option<upstream::RawUpstream>,
@@ -73,6 +76,8 @@ struct RawSettings {
 pub struct Settings {
     pub listen: Vec<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    /// `listen_transparent`: ports for redirected connections (none by default).
+    pub listen_transparent: TransparentSettings,
     /// `None`: the built-in policy (or `policies/default.yaml` when present).
     pub policy: Option<PathBuf>,
     pub ca_cert: PathBuf,
@@ -107,6 +112,7 @@ impl Default for Settings {
         Settings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 3128))],
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9128))),
+            listen_transparent: TransparentSettings::default(),
             policy: None,
             ca_cert: PathBuf::from(DEFAULT_CA_CERT),
             ca_key: PathBuf::from(DEFAULT_CA_KEY),
@@ -185,6 +191,9 @@ impl Settings {
         }
         if let Some(p) = raw.pac {
             s.pac_proxies = pac::parse(p, &mut problems);
+        }
+        if let Some(t) = raw.listen_transparent {
+            s.listen_transparent = transparent::parse(t, &mut problems);
         }
         if let Some(i) = raw.instance {
             if valid_instance(&i) {
