@@ -15,7 +15,9 @@
 //! Sites, each at its own upstream address: `www.social.test` (.2, intercepted,
 //! guests may read), `www.careful.test` (.4, not intercepted, guests may open
 //! tunnels), `www.blocked.test` (.5, intercepted, denied); .3 belongs to no
-//! site (the spoofing target). Guests are identified by `networks` (10.250.1.2
+//! site (the spoofing target). One test runs the router with nftables `tproxy`
+//! (and the gateway with `tproxy: true`) instead of `redirect`. Guests are
+//! identified by `networks` (10.250.1.2
 //! only); Basic is configured too, to show that a transparent client never
 //! gets a 407.
 //!
@@ -183,6 +185,12 @@ impl World {
     /// Makes the namespaces, the upstreams and the gateway; `None` when
     /// namespaces cannot be made here.
     async fn new(test: &str) -> Option<World> {
+        World::with(test, false).await
+    }
+
+    /// [`World::new`]; `tproxy`: the router uses nftables `tproxy` (policy
+    /// routing, no NAT) instead of `redirect`, and the gateway `tproxy: true`.
+    async fn with(test: &str, tproxy: bool) -> Option<World> {
         if let Err(why) = namespaces_possible() {
             println!("SKIPPED {test}: network namespaces cannot be made here: {why}");
             return None;
@@ -263,9 +271,36 @@ impl World {
         let (hp, tp) = (world.http_port(), world.tls_port());
         // The router redirects the client's web traffic (to the sites' ports,
         // and 80/443) to the gateway's transparent ports.
-        let rules = format!(
-            "table ip sgtest {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname \"g0\" tcp dport {{ 80, {hp} }} redirect to :3180\n    iifname \"g0\" tcp dport {{ 443, {tp} }} redirect to :3443\n  }}\n}}\n"
-        );
+        let rules = if tproxy {
+            // TPROXY: marked packets are delivered locally, to the socket
+            // that took them; their destination address is left alone.
+            run(
+                "ip",
+                &["-n", &g, "rule", "add", "fwmark", "1", "lookup", "100"],
+            );
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &g,
+                    "route",
+                    "add",
+                    "local",
+                    "0.0.0.0/0",
+                    "dev",
+                    "lo",
+                    "table",
+                    "100",
+                ],
+            );
+            format!(
+                "table ip sgtest {{\n  chain pre {{\n    type filter hook prerouting priority mangle; policy accept;\n    iifname \"g0\" tcp dport {{ 80, {hp} }} tproxy to :3180 meta mark set 1 accept\n    iifname \"g0\" tcp dport {{ 443, {tp} }} tproxy to :3443 meta mark set 1 accept\n  }}\n}}\n"
+            )
+        } else {
+            format!(
+                "table ip sgtest {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname \"g0\" tcp dport {{ 80, {hp} }} redirect to :3180\n    iifname \"g0\" tcp dport {{ 443, {tp} }} redirect to :3443\n  }}\n}}\n"
+            )
+        };
         let rules_file = world.fx.write("rules.nft", &rules);
         run(
             "ip",
@@ -278,11 +313,11 @@ impl World {
                 &rules_file.display().to_string(),
             ],
         );
-        world.start_gateway(&g, hp, tp).await;
+        world.start_gateway(&g, hp, tp, tproxy).await;
         Some(world)
     }
 
-    async fn start_gateway(&mut self, ns: &str, hp: u16, tp: u16) {
+    async fn start_gateway(&mut self, ns: &str, hp: u16, tp: u16, tproxy: bool) {
         let dir = self.fx.dir.path().display().to_string();
         self.fx.write("policy.yaml", POLICY);
         self.fx.write("upstream-ca.pem", &self.tls().ca_pem);
@@ -290,7 +325,7 @@ impl World {
         let settings = format!(
             r#"listen: 127.0.0.1:3128
 admin_listen: 127.0.0.1:9128
-listen_transparent: {{ http: 0.0.0.0:3180, https: 0.0.0.0:3443 }}
+listen_transparent: {{ http: 0.0.0.0:3180, https: 0.0.0.0:3443, tproxy: {tproxy} }}
 policy: {dir}/policy.yaml
 ca: {{ cert: {dir}/ca.crt, key: {dir}/ca.key, create_if_missing: true }}
 audit: {{ path: {dir}/audit.jsonl }}
@@ -724,6 +759,68 @@ async fn tls_is_decided_by_sni_intercepted_or_relayed_to_the_original_destinatio
     assert!(got.is_err(), "{got:?}");
     assert_eq!(
         w.metric("socialgate_destination_denied_total{reason=\"gateway\"}")
+            .await,
+        1.0
+    );
+}
+
+/// Under TPROXY the connection keeps its destination as its local address:
+/// the same decisions, the same Host check, the same pinned dial.
+#[tokio::test]
+async fn tproxy_connections_are_decided_as_redirected_ones() {
+    let Some(w) = World::with("tproxy", true).await else {
+        return;
+    };
+    let (hp, tp) = (w.http_port(), w.tls_port());
+    let guest = World::browser(
+        GUEST,
+        &[
+            ("www.social.test", at(SOCIAL, hp)),
+            ("www.blocked.test", at(BLOCKED, hp)),
+        ],
+        &[],
+    );
+    let (status, _, body) = w
+        .send(guest.get(format!("http://www.social.test:{hp}/feed")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from upstream"),
+        "{}",
+        w.gateway_log()
+    );
+    assert_eq!(w.plain().count(), 1);
+    let (status, _, _) = w
+        .send(guest.get(format!("http://www.blocked.test:{hp}/")))
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    let spoofer = World::browser(GUEST, &[("www.social.test", at(NOBODY, hp))], &[]);
+    let (status, _, body) = w
+        .send(spoofer.get(format!("http://www.social.test:{hp}/feed")))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        w.plain().count(),
+        1,
+        "the spoofed request reached an upstream"
+    );
+    let gateway_ca = w.gateway_ca();
+    let tls = World::browser(
+        GUEST,
+        &[("www.social.test", at(SOCIAL, tp))],
+        &[&gateway_ca],
+    );
+    let (status, _, body) = w
+        .send(tls.get(format!("https://www.social.test:{tp}/feed")))
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "hello from the social site"));
+    assert_eq!(w.tls().count(), 1);
+    assert_eq!(
+        w.metric("socialgate_destination_denied_total{reason=\"host-mismatch\"}")
             .await,
         1.0
     );
