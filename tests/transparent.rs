@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  client ns  c0 10.250.1.2, .3 ──veth── g0 10.250.1.1   gateway ns   g1 10.250.2.1 ──veth── u0 10.250.2.2-.5  upstream ns
+//!             fd00:250:1::2              fd00:250:1::1                fd00:250:2::1           fd00:250:2::2, ::3
 //!  (no proxy setting)                    nft: tcp to the upstream ports
 //!                                        redirect to :3180 (HTTP), :3443 (TLS)
 //! ```
@@ -45,7 +46,7 @@ roles:
   guests: { groups: [guests] }
 sites:
   social:
-    domains: [www.social.test]
+    domains: [www.social.test, v6.social.test]
     activities:
       post: [{ method: POST, path: /api/posts }]
   careful:
@@ -66,6 +67,10 @@ const SOCIAL: &str = "10.250.2.2";
 const NOBODY: &str = "10.250.2.3";
 const CAREFUL: &str = "10.250.2.4";
 const BLOCKED: &str = "10.250.2.5";
+const GUEST6: &str = "fd00:250:1::2";
+const GATEWAY6: &str = "fd00:250:1::1";
+const SOCIAL6: &str = "fd00:250:2::2";
+const NOBODY6: &str = "fd00:250:2::3";
 
 static WORLDS: AtomicUsize = AtomicUsize::new(0);
 
@@ -228,16 +233,26 @@ impl World {
             ],
         );
         for (ns, dev, addrs) in [
-            (&c, "c0", vec![GUEST, STRANGER]),
-            (&g, "g0", vec![GATEWAY_CLIENT_SIDE]),
-            (&g, "g1", vec!["10.250.2.1"]),
-            (&u, "u0", vec![SOCIAL, NOBODY, CAREFUL, BLOCKED]),
+            (&c, "c0", vec![GUEST, STRANGER, GUEST6]),
+            (&g, "g0", vec![GATEWAY_CLIENT_SIDE, GATEWAY6]),
+            (&g, "g1", vec!["10.250.2.1", "fd00:250:2::1"]),
+            (
+                &u,
+                "u0",
+                vec![SOCIAL, NOBODY, CAREFUL, BLOCKED, SOCIAL6, NOBODY6],
+            ),
         ] {
             for a in addrs {
-                run(
-                    "ip",
-                    &["-n", ns, "addr", "add", &format!("{a}/24"), "dev", dev],
-                );
+                if a.contains(':') {
+                    // No duplicate address detection: usable at once.
+                    let a = format!("{a}/64");
+                    run("ip", &["-n", ns, "addr", "add", &a, "dev", dev, "nodad"]);
+                } else {
+                    run(
+                        "ip",
+                        &["-n", ns, "addr", "add", &format!("{a}/24"), "dev", dev],
+                    );
+                }
             }
             run("ip", &["-n", ns, "link", "set", dev, "up"]);
         }
@@ -254,12 +269,26 @@ impl World {
                 GATEWAY_CLIENT_SIDE,
             ],
         );
+        run(
+            "ip",
+            &[
+                "-n",
+                &c,
+                "-6",
+                "route",
+                "add",
+                "fd00:250:2::/64",
+                "via",
+                GATEWAY6,
+            ],
+        );
         world.client = Some(NsRuntime::enter(&c));
         world.gw = Some(NsRuntime::enter(&g));
         world.up = Some(NsRuntime::enter(&u));
-        // The upstreams listen on every address of the upstream namespace.
+        // The upstreams listen on every address of the upstream namespace
+        // (the plain one on IPv6 and IPv4).
         let up = world.up.as_ref().unwrap();
-        world.plain = Some(up.run(upstream_http("0.0.0.0")).await);
+        world.plain = Some(up.run(upstream_http("[::]")).await);
         world.tls = Some(
             up.run(tls_upstream_at(
                 "0.0.0.0",
@@ -297,9 +326,13 @@ impl World {
                 "table ip sgtest {{\n  chain pre {{\n    type filter hook prerouting priority mangle; policy accept;\n    iifname \"g0\" tcp dport {{ 80, {hp} }} tproxy to :3180 meta mark set 1 accept\n    iifname \"g0\" tcp dport {{ 443, {tp} }} tproxy to :3443 meta mark set 1 accept\n  }}\n}}\n"
             )
         } else {
-            format!(
-                "table ip sgtest {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname \"g0\" tcp dport {{ 80, {hp} }} redirect to :3180\n    iifname \"g0\" tcp dport {{ 443, {tp} }} redirect to :3443\n  }}\n}}\n"
-            )
+            let mut rules = String::new();
+            for family in ["ip", "ip6"] {
+                rules.push_str(&format!(
+                    "table {family} sgtest {{\n  chain pre {{\n    type nat hook prerouting priority dstnat; policy accept;\n    iifname \"g0\" tcp dport {{ 80, {hp} }} redirect to :3180\n    iifname \"g0\" tcp dport {{ 443, {tp} }} redirect to :3443\n  }}\n}}\n"
+                ));
+            }
+            rules
         };
         let rules_file = world.fx.write("rules.nft", &rules);
         run(
@@ -325,7 +358,7 @@ impl World {
         let settings = format!(
             r#"listen: 127.0.0.1:3128
 admin_listen: 127.0.0.1:9128
-listen_transparent: {{ http: 0.0.0.0:3180, https: 0.0.0.0:3443, tproxy: {tproxy} }}
+listen_transparent: {{ http: "[::]:3180", https: "[::]:3443", tproxy: {tproxy} }}
 policy: {dir}/policy.yaml
 ca: {{ cert: {dir}/ca.crt, key: {dir}/ca.key, create_if_missing: true }}
 audit: {{ path: {dir}/audit.jsonl }}
@@ -333,10 +366,11 @@ identity:
   basic: {{ realm: "Test gateway", htpasswd: {dir}/users.htpasswd }}
   networks:
     - {{ cidr: {GUEST}/32, user: kiosk, groups: [guests] }}
+    - {{ cidr: "{GUEST6}/128", user: kiosk, groups: [guests] }}
 upstream:
   extra_roots: ["{dir}/upstream-ca.pem"]
-  resolve: {{ www.social.test: {SOCIAL}, www.careful.test: {CAREFUL}, www.blocked.test: {BLOCKED} }}
-  allow_destinations: [10.250.2.0/24]
+  resolve: {{ www.social.test: {SOCIAL}, v6.social.test: "{SOCIAL6}", www.careful.test: {CAREFUL}, www.blocked.test: {BLOCKED} }}
+  allow_destinations: [10.250.2.0/24, "fd00:250:2::/64"]
   allowed_ports: [80, 443, {hp}, {tp}]
 "#
         );
@@ -536,6 +570,37 @@ async fn plain_http_is_decided_by_host_and_sent_to_the_original_destination() {
         1.0
     );
 
+    // The same over IPv6 (IP6T_SO_ORIGINAL_DST): allowed, then spoofed.
+    let guest6 = World::browser(GUEST6, &[("v6.social.test", at(SOCIAL6, hp))], &[]);
+    let (status, _, body) = w
+        .send(guest6.get(format!("http://v6.social.test:{hp}/six")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "hello from upstream"),
+        "{}",
+        w.gateway_log()
+    );
+    assert_eq!(w.plain().count(), 2);
+    assert_eq!(w.plain().requests()[1].uri, "/six");
+    let spoofer6 = World::browser(GUEST6, &[("v6.social.test", at(NOBODY6, hp))], &[]);
+    let (status, _, body) = w
+        .send(spoofer6.get(format!("http://v6.social.test:{hp}/six")))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        w.plain().count(),
+        2,
+        "the spoofed request reached an upstream"
+    );
+    assert_eq!(
+        w.metric("socialgate_destination_denied_total{reason=\"host-mismatch\"}")
+            .await,
+        2.0
+    );
+
     // A client no identity source knows: 403, never a 407, though Basic is
     // configured (it does not know it talks to a proxy).
     let stranger = World::browser(STRANGER, &resolve, &[]);
@@ -546,7 +611,7 @@ async fn plain_http_is_decided_by_host_and_sent_to_the_original_destination() {
     assert_eq!(status, 403, "{body}");
     assert!(!headers.contains_key("proxy-authenticate"));
     assert!(body.contains("does not know this computer"), "{body}");
-    assert_eq!(w.plain().count(), 1);
+    assert_eq!(w.plain().count(), 2);
 
     // A loop: a redirected connection to the gateway's own address, and one
     // straight to its transparent port.
@@ -564,13 +629,13 @@ async fn plain_http_is_decided_by_host_and_sent_to_the_original_destination() {
             .await,
         2.0
     );
-    assert_eq!(w.plain().count(), 1);
+    assert_eq!(w.plain().count(), 2);
 
-    // Decisions are counted as on the proxy port.
+    // Decisions are counted as on the proxy port (IPv4 and IPv6 reads).
     assert_eq!(
         w.metric("socialgate_requests_total{action=\"allow\",activity=\"read\",role=\"guests\",site=\"social\"}")
             .await,
-        1.0
+        2.0
     );
     assert_eq!(
         w.metric("socialgate_requests_total{action=\"deny\",activity=\"read\",role=\"guests\",site=\"blocked\"}")
