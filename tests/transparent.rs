@@ -430,6 +430,25 @@ upstream:
         std::fs::read(self.fx.dir.path().join("ca.crt")).unwrap()
     }
 
+    /// The first audit record that `wanted` accepts (the log is written by
+    /// a queue: read again until it is there, or fail showing the log).
+    async fn audit_record(&self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let path = self.fx.dir.path().join("audit.jsonl");
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(r) = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|r| wanted(r))
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no such audit record in:\n{text}");
+    }
+
     /// A metric's value from the admin port (0 when absent).
     async fn metric(&self, line_start: &str) -> f64 {
         let text = self
@@ -631,6 +650,16 @@ async fn plain_http_is_decided_by_host_and_sent_to_the_original_destination() {
     );
     assert_eq!(w.plain().count(), 2);
 
+    // The spoofed request is in the audit log: who, which host, why.
+    let spoof_record = w
+        .audit_record(|r| {
+            r["host"] == "www.social.test" && r["status"] == 403 && r["rule"] == "destination-guard"
+        })
+        .await;
+    assert_eq!(spoof_record["client_ip"], GUEST, "{spoof_record}");
+    assert_eq!(spoof_record["user"], "kiosk", "{spoof_record}");
+    assert_eq!(spoof_record["action"], "deny", "{spoof_record}");
+
     // Decisions are counted as on the proxy port (IPv4 and IPv6 reads).
     assert_eq!(
         w.metric("socialgate_requests_total{action=\"allow\",activity=\"read\",role=\"guests\",site=\"social\"}")
@@ -716,6 +745,12 @@ async fn tls_is_decided_by_sni_intercepted_or_relayed_to_the_original_destinatio
         "{}",
         w.gateway_log()
     );
+
+    let refused = w
+        .audit_record(|r| r["method"] == "CONNECT" && r["host"] == NOBODY)
+        .await;
+    assert_eq!(refused["rule"], "destination-guard", "{refused}");
+    assert_eq!(refused["user"], "kiosk", "{refused}");
 
     let resolve = [
         ("www.social.test", at(SOCIAL, tp)),
