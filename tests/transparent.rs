@@ -62,6 +62,8 @@ rules:
 
 const GUEST: &str = "10.250.1.2";
 const STRANGER: &str = "10.250.1.3";
+/// Known by a network entry with `challenge: true` (a 407 on the proxy port).
+const CHALLENGED: &str = "10.250.1.4";
 const GATEWAY_CLIENT_SIDE: &str = "10.250.1.1";
 const SOCIAL: &str = "10.250.2.2";
 const NOBODY: &str = "10.250.2.3";
@@ -251,7 +253,7 @@ impl World {
             ],
         );
         for (ns, dev, addrs) in [
-            (&c, "c0", vec![GUEST, STRANGER, GUEST6]),
+            (&c, "c0", vec![GUEST, STRANGER, CHALLENGED, GUEST6]),
             (&g, "g0", vec![GATEWAY_CLIENT_SIDE, GATEWAY6]),
             (&g, "g1", vec!["10.250.2.1", "fd00:250:2::1"]),
             (
@@ -385,6 +387,7 @@ identity:
   networks:
     - {{ cidr: {GUEST}/32, user: kiosk, groups: [guests] }}
     - {{ cidr: "{GUEST6}/128", user: kiosk, groups: [guests] }}
+    - {{ cidr: {CHALLENGED}/32, user: lobby, groups: [], challenge: true }}
 upstream:
   extra_roots: ["{dir}/upstream-ca.pem"]
   resolve: {{ www.social.test: {SOCIAL}, v6.social.test: "{SOCIAL6}", www.careful.test: {CAREFUL}, www.blocked.test: {BLOCKED} }}
@@ -649,6 +652,18 @@ async fn plain_http_is_decided_by_host_and_sent_to_the_original_destination() {
     assert!(!headers.contains_key("proxy-authenticate"));
     assert!(body.contains("does not know this computer"), "{body}");
     assert_eq!(w.plain().count(), 2);
+
+    // A network entry that would ask for a sign-in on a denial: here the
+    // block page instead (the client cannot sign in to a proxy it does not know).
+    let challenged = World::browser(CHALLENGED, &resolve, &[]);
+    let (status, headers, body) = w
+        .send(challenged.get(format!("http://www.social.test:{hp}/feed")))
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(!headers.contains_key("proxy-authenticate"));
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["rule"], "everyone-else", "{body}");
 
     // A loop: a redirected connection to the gateway's own address, and one
     // straight to its transparent port.
