@@ -129,6 +129,8 @@ fn https_proxy_port() {
         fx.write("upstream-ca.pem", &social.ca_pem);
         let plain = upstream_http("127.0.0.1").await;
         let (other_addr, other_ca, other_hits) = upstream_tls("www.other.test").await;
+        let bulk_site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let talk_site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         fx.write("other-ca.pem", &other_ca);
         #[cfg(feature = "kerberos")]
         let kerberos = format!(
@@ -147,11 +149,14 @@ upstream:
   extra_roots: ["{{dir}}/upstream-ca.pem"]
   resolve: {{ www.social.test: 127.0.0.1, www.other.test: 127.0.0.1 }}
   allow_destinations: [127.0.0.1/32]
-  allowed_ports: [{social}, {plain}, {other}]
+  allow_ip_literals: [127.0.0.1/32]
+  allowed_ports: [{social}, {plain}, {other}, {bulk}, {talk}]
 "#,
             social = social.addr.port(),
             plain = plain.addr.port(),
             other = other_addr.port(),
+            bulk = bulk_site.local_addr().unwrap().port(),
+            talk = talk_site.local_addr().unwrap().port(),
         );
         let gw = gateway(&fx, &settings, POLICY).await;
         let tls_port = gw.tls_addr.unwrap();
@@ -176,6 +181,12 @@ upstream:
         );
         assert_eq!(t.status, 200, "{}", t.body);
         assert_eq!(other_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        // Megabytes each way through a tunnel inside the TLS port (the copying
+        // relay), and ALPN: http/1.1 only. Also before the social site's address
+        // is learned.
+        bulk_tunnel_over_tls(&gw, &proxy_ca, bulk_site).await;
+        conversation_over_tls(&gw, &proxy_ca, talk_site).await;
 
         // Basic over TLS, CONNECT inside TLS, then the intercepted site's TLS:
         // the press office may post; the upstream records it, without the
@@ -319,6 +330,171 @@ upstream:
         negotiate_over_tls(&gw, &fx, &kdc, &post_url, &social);
         gw.stop().await;
     });
+}
+
+/// A TLS client of the proxy port offering `alpn`.
+async fn tls_to_proxy_port(
+    gw: &RunningGateway,
+    proxy_ca: &TestCa,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(proxy_ca.der()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.tls_addr.unwrap()).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
+}
+
+/// A bulk tunnel to an IP literal inside the TLS port: 3 MiB up, then 9 MiB
+/// down, every byte intact and in order, the site reading late so that the
+/// gateway's writes to the client back up. Also: the port answers ALPN with
+/// `http/1.1`, and refuses a client that offers only `h2`.
+async fn bulk_tunnel_over_tls(
+    gw: &RunningGateway,
+    proxy_ca: &TestCa,
+    site: tokio::net::TcpListener,
+) {
+    const UP: usize = 3 * 1024 * 1024 + 17;
+    const DOWN: usize = 9 * 1024 * 1024 + 5;
+    fn pattern(i: usize, salt: u8) -> u8 {
+        ((i * 31 + i / 4096) as u8) ^ salt
+    }
+    let site_port = site.local_addr().unwrap().port();
+    let received = tokio::spawn(async move {
+        let (mut s, _) = site.accept().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        let intact = got.len() == UP && got.iter().enumerate().all(|(i, b)| *b == pattern(i, 0x5a));
+        let down: Vec<u8> = (0..DOWN).map(|i| pattern(i, 0xa5)).collect();
+        s.write_all(&down).await.unwrap();
+        s.shutdown().await.unwrap();
+        (got.len(), intact)
+    });
+
+    assert!(
+        tls_to_proxy_port(gw, proxy_ca, &[b"h2"]).await.is_err(),
+        "the proxy port accepted a client that offers only h2"
+    );
+    let mut tls = tls_to_proxy_port(gw, proxy_ca, &[b"h2", b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let creds = base64::engine::general_purpose::STANDARD.encode("bob:bob-pass");
+    tls.write_all(
+        format!(
+            "CONNECT 127.0.0.1:{site_port} HTTP/1.1\r\nHost: 127.0.0.1:{site_port}\r\nProxy-Authorization: Basic {creds}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        tls.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let (mut r, mut w) = tokio::io::split(tls);
+    let writer = tokio::spawn(async move {
+        let up: Vec<u8> = (0..UP).map(|i| pattern(i, 0x5a)).collect();
+        for chunk in up.chunks(100_000) {
+            w.write_all(chunk).await.unwrap();
+        }
+        w.shutdown().await.unwrap();
+        w
+    });
+    // Read late, so that the gateway's TLS writes to the client block with
+    // data still coming from the site.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut down = Vec::new();
+    let _ = r.read_to_end(&mut down).await;
+    let _w = writer.await.unwrap();
+    let (site_got, intact) = received.await.unwrap();
+    assert_eq!(site_got, UP);
+    assert!(intact, "the site received altered bytes");
+    assert_eq!(down.len(), DOWN);
+    assert!(
+        down.iter().enumerate().all(|(i, b)| *b == pattern(i, 0xa5)),
+        "the client received altered bytes"
+    );
+}
+
+/// A conversation through a tunnel inside the TLS port: the site sends a reply
+/// larger than the sockets hold and then waits for the client's next message;
+/// the client reads the whole reply late (so the gateway's TLS writes to it
+/// back up) and only then answers. The whole reply must arrive without any
+/// later write to push its tail out.
+async fn conversation_over_tls(
+    gw: &RunningGateway,
+    proxy_ca: &TestCa,
+    site: tokio::net::TcpListener,
+) {
+    const REPLY: usize = 8 * 1024 * 1024 + 3;
+    let site_port = site.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = site.accept().await.unwrap();
+        let mut hello = [0u8; 5];
+        s.read_exact(&mut hello).await.unwrap();
+        s.write_all(&vec![7u8; REPLY]).await.unwrap();
+        let mut next = [0u8; 4];
+        s.read_exact(&mut next).await.unwrap();
+        s.write_all(b"done").await.unwrap();
+        s.shutdown().await.unwrap();
+    });
+    let mut tls = tls_to_proxy_port(gw, proxy_ca, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let creds = base64::engine::general_purpose::STANDARD.encode("bob:bob-pass");
+    tls.write_all(
+        format!(
+            "CONNECT 127.0.0.1:{site_port} HTTP/1.1\r\nHost: 127.0.0.1:{site_port}\r\nProxy-Authorization: Basic {creds}\r\n\r\nhello"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        tls.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut reply = vec![0u8; REPLY];
+    // Bounded, so that a reply stuck in the gateway fails the test instead of
+    // hanging it.
+    tokio::time::timeout(Duration::from_secs(30), tls.read_exact(&mut reply))
+        .await
+        .expect("the tail of the reply never arrived: bytes held back in the gateway's TLS stream")
+        .unwrap();
+    assert!(reply.iter().all(|b| *b == 7));
+    tls.write_all(b"next").await.unwrap();
+    let mut done = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(30), tls.read_exact(&mut done))
+        .await
+        .expect("no answer to the next message")
+        .unwrap();
+    assert_eq!(&done, b"done");
+    server.await.unwrap();
 }
 
 /// Plain HTTP (a proxy request with valid credentials) sent to the TLS port:
