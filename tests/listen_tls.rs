@@ -6,7 +6,10 @@
 //! tunnel to an unlisted site (copied, not spliced), a plain-HTTP
 //! absolute-form request, 407 without credentials. A client that speaks plain
 //! HTTP to the TLS port gets nothing through. The PAC file offers the HTTPS
-//! port first. With the `kerberos` feature, Negotiate over the TLS port
+//! port first. Bulk bytes and a conversation through a tunnel inside TLS
+//! arrive intact; ALPN is `http/1.1` only. `check --settings` accepts the
+//! settings and refuses a bad address, a missing certificate and a key of
+//! another certificate at their keys. With the `kerberos` feature, Negotiate over the TLS port
 //! against a real MIT KDC (Debian `krb5-kdc`).
 //!
 //! MIT Kerberos reads its configuration from the process environment, shared
@@ -158,6 +161,7 @@ upstream:
             bulk = bulk_site.local_addr().unwrap().port(),
             talk = talk_site.local_addr().unwrap().port(),
         );
+        check_settings_names_the_keys(&fx, &settings);
         let gw = gateway(&fx, &settings, POLICY).await;
         let tls_port = gw.tls_addr.unwrap();
         assert_eq!(tls_port.ip().to_string(), "127.0.0.1");
@@ -330,6 +334,65 @@ upstream:
         negotiate_over_tls(&gw, &fx, &kdc, &post_url, &social);
         gw.stop().await;
     });
+}
+
+/// `socialgate check --settings` (the built binary) on the test's own
+/// settings: accepted, with the HTTPS port among the start-up checks; then
+/// with a wrong key, a missing certificate and a bad address: each refused at
+/// its line and key, as `run` refuses them.
+fn check_settings_names_the_keys(fx: &Fixture, settings: &str) {
+    let bin = env!("CARGO_BIN_EXE_socialgate");
+    fx.write("policy.yaml", POLICY);
+    let dir = fx.dir.path().display().to_string();
+    let good = format!(
+        "policy: {dir}/policy.yaml\nca: {{ cert: {dir}/check-ca.crt, key: {dir}/check-ca.key, create_if_missing: true }}\naudit: {{ path: {dir}/check-audit.jsonl }}\n{}",
+        settings.replace("{dir}", &dir)
+    );
+    let run = |name: &str, text: &str| {
+        let path = fx.write(name, text);
+        let out = std::process::Command::new(bin)
+            .args(["check", "--settings"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = run("check-good.yaml", &good);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("listen_tls") && out.contains("certificate and key match"),
+        "{out}"
+    );
+
+    let other = TestCa::new("another CA").leaf(&["localhost".into()]);
+    fx.write("other.key", &other.key_pem());
+    let bad = good
+        .replace("proxy.key", "other.key")
+        .replace("proxy.crt", "missing.crt")
+        .replace("127.0.0.1:0", "localhost:3129");
+    let (ok, out) = run("check-bad.yaml", &bad);
+    assert!(!ok, "{out}");
+    for key in ["`listen_tls.address`", "`listen_tls.cert`: cannot read"] {
+        // The flow map `listen_tls: { ... }` is line 5 of the file.
+        assert!(
+            out.contains("check-bad.yaml:5:") && out.contains(key),
+            "{key}: {out}"
+        );
+    }
+    let mismatched = good.replace("proxy.key", "other.key");
+    let (ok, out) = run("check-mismatched.yaml", &mismatched);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("`listen_tls.key`")
+            && out.contains("is not the private key of the certificate"),
+        "{out}"
+    );
+    assert!(!out.contains("PRIVATE KEY"), "a key in a message: {out}");
 }
 
 /// A TLS client of the proxy port offering `alpn`.
