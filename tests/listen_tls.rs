@@ -154,6 +154,7 @@ upstream:
   allow_destinations: [127.0.0.1/32]
   allow_ip_literals: [127.0.0.1/32]
   allowed_ports: [{social}, {plain}, {other}, {bulk}, {talk}]
+limits: {{ header_read_timeout: 2s }}
 "#,
             social = social.addr.port(),
             plain = plain.addr.port(),
@@ -299,6 +300,10 @@ upstream:
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].uri, "/feed");
         assert!(seen[0].headers.get("proxy-authorization").is_none());
+
+        // A client that opens the TLS port and never completes a handshake is
+        // closed (limits.header_read_timeout), and counted no longer.
+        stalled_handshake_is_closed(&gw).await;
 
         // A client that speaks plain HTTP to the TLS port gets no HTTP answer,
         // and nothing reaches any upstream.
@@ -558,6 +563,45 @@ async fn conversation_over_tls(
         .unwrap();
     assert_eq!(&done, b"done");
     server.await.unwrap();
+}
+
+/// Two clients that stall in the TLS handshake (one sends nothing, one half a
+/// ClientHello) are closed by the gateway once `limits.header_read_timeout`
+/// (2 s here) has passed: each read ends. The wait is bounded at 60 s, so a
+/// handshake without a deadline fails the test instead of hanging it.
+async fn stalled_handshake_is_closed(gw: &RunningGateway) {
+    let active = || gw.gateway.metrics.connections_active.get();
+    let before = active();
+    let mut silent = tokio::net::TcpStream::connect(gw.tls_addr.unwrap())
+        .await
+        .unwrap();
+    let mut half = tokio::net::TcpStream::connect(gw.tls_addr.unwrap())
+        .await
+        .unwrap();
+    // A TLS record header announcing a 512-byte handshake message, then 5 bytes of it.
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03])
+        .await
+        .unwrap();
+    for (name, s) in [("silent", &mut silent), ("half a ClientHello", &mut half)] {
+        let mut buf = Vec::new();
+        let ended = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut buf)).await;
+        assert!(
+            ended.is_ok(),
+            "{name}: the gateway kept a stalled TLS handshake open"
+        );
+    }
+    // Both were counted while open and are no longer.
+    for _ in 0..100 {
+        if active() <= before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        active() <= before,
+        "connections_active {} after the stalled handshakes closed (was {before})",
+        active()
+    );
 }
 
 /// Plain HTTP (a proxy request with valid credentials) sent to the TLS port:
