@@ -129,13 +129,13 @@ fn start_haproxy(fx: &Fixture, replicas: &[&Replica]) -> (Proc, u16) {
     let mut servers = String::new();
     for r in replicas {
         servers.push_str(&format!(
-            "  server {} 127.0.0.1:{} check port {} inter 200ms fall 1 rise 1\n",
+            "  server {} 127.0.0.1:{} check port {} inter 300ms fall 2 rise 1\n",
             r.instance, r.port, r.admin
         ));
     }
     let cfg = format!(
         "global\n  nbthread 1\n\
-         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  retries 3\n  option redispatch\n\
+         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n  timeout check 10s\n  retries 3\n  option redispatch\n\
          frontend gateways\n  bind 127.0.0.1:{port}\n  default_backend replicas\n\
          backend replicas\n  balance roundrobin\n  option httpchk GET /readyz\n  http-check expect status 200\n{servers}"
     );
@@ -487,7 +487,11 @@ async fn two_replicas_behind_haproxy() {
             (failed, failed_after, total)
         }));
     }
+    // (Bounded waits: a load that makes no progress fails the test, not hangs it.)
+    let mut waited = 0;
     while ok_count.load(Ordering::SeqCst) < WORKERS * 5 {
+        waited += 1;
+        assert!(waited < 6000, "the load made no progress through HAProxy");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = gw1.proc.child.id().to_string();
@@ -508,7 +512,14 @@ async fn two_replicas_behind_haproxy() {
     );
     // Requests after the stop: until another 10 per worker have succeeded.
     let at_stop = ok_count.load(Ordering::SeqCst);
+    let mut waited = 0;
     while ok_count.load(Ordering::SeqCst) < at_stop + WORKERS * 10 {
+        waited += 1;
+        assert!(
+            waited < 6000,
+            "no progress through HAProxy after gw1 stopped:\n{}",
+            haproxy.log_text()
+        );
         if let Some(s) = gw2.proc.child.try_wait().unwrap() {
             panic!("gw2 exited ({s}):\n{}", gw2.proc.log_text());
         }
