@@ -174,6 +174,7 @@ pub(crate) async fn run<L: Leg>(
     let judged = async {
         let decided = decide(ex, &parts, &mut held).await?;
         observe::decided(&ex.ctx.gw, &ex.ctx.log, &decided.verdict);
+        observe::matched(&ex.ctx.gw, &ex.ctx.log, &decided.policy, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
         let scanning = decided.verdict.decision.dlp.is_some();
         let scan = scanning.then_some(MessagePolicy {

@@ -24,7 +24,7 @@ pub use crate::host;
 pub use crate::host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
 pub use crate::view::RequestView;
 pub use compile::load_policy;
-pub use decide::{Decision, DryRun, Facts};
+pub use decide::{Decision, DryRun, Facts, Matched};
 pub use raw::{Action, OnFinding};
 
 /// Index of an activity name in [`Policy::activity_names`].
