@@ -3,7 +3,9 @@
 //! `socialgate_catalogue_matches_total{site,activity,matcher="N"}`; a request no
 //! matcher names moves `socialgate_activity_fallback_total{site,kind}`; a reload
 //! retires the series of a matcher that is gone. Then `socialgate catalogue
-//! report` reads the audit log this gateway wrote (plain and gzip).
+//! report` reads the audit log this gateway wrote (plain and gzip). Last, the
+//! shipped Mastodon and Bluesky site files recognised by their API paths on a
+//! host of no site (`api_path_sites`): their denials apply there, nothing else.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -342,4 +344,110 @@ async fn the_report_reads_the_audit_log_of_a_real_gateway_run() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not-audit.jsonl:2"), "{err}");
+}
+
+/// The shipped Mastodon and Bluesky files, opted in by `api_path_sites` (or not).
+fn fediverse_policy(opt_in: bool) -> String {
+    let sites = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/sites");
+    format!(
+        r#"
+version: 1
+{}include: ["{}/mastodon.yaml", "{}/bluesky.yaml"]
+roles:
+  press-office: {{ groups: [communications] }}
+  staff: {{ groups: [all-staff] }}
+rules:
+  - {{ name: press-fediverse, roles: [press-office], sites: [mastodon, bluesky], action: allow }}
+  - {{ name: no-fediverse, sites: [mastodon, bluesky], action: deny }}
+  - {{ name: other-websites, sites: [unlisted], action: allow }}
+"#,
+        if opt_in {
+            "api_path_sites: [mastodon, bluesky]\n"
+        } else {
+            ""
+        },
+        sites.display(),
+        sites.display()
+    )
+}
+
+#[tokio::test]
+async fn a_host_of_no_site_on_mastodon_or_bluesky_api_paths_gets_their_denials_only() {
+    let fx = Fixture::new();
+    htpasswd(&fx, &[("bob", "bob-pass"), ("alice", "alice-pass")]);
+    let up = upstream_http("127.0.0.1").await;
+    let instance = upstream_http("127.0.0.2").await;
+    let settings = settings(up.addr.port(), instance.addr.port()).replace(
+        "group_members: { all-staff: [bob] }",
+        "group_members: { all-staff: [bob, alice], communications: [alice] }",
+    );
+    let gw = gateway(&fx, &settings, &fediverse_policy(true)).await;
+    let bob = client(&gw, Some(("bob", "bob-pass")));
+    let alice = client(&gw, Some(("alice", "alice-pass")));
+    let base = format!("http://www.other.test:{}", instance.addr.port());
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // Staff may not use Mastodon: on a host of no site, its API is refused too.
+    let r = bob
+        .post(format!("{base}/api/v1/statuses"))
+        .form(&[("status", "hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 403);
+    // A Bluesky post, named by the body (read for the bluesky matchers).
+    let r = bob
+        .post(format!("{base}/xrpc/com.atproto.repo.createRecord"))
+        .json(&serde_json::json!({"collection": "app.bsky.feed.post", "record": {"text": "hi"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 403);
+    assert_eq!(instance.count(), 0, "nothing refused reached the host");
+    // Other paths of that host, and the press office (allowed on Mastodon), as before.
+    assert_eq!(
+        status(bob.get(format!("{base}/about")).send().await.unwrap()),
+        200
+    );
+    let r = alice
+        .post(format!("{base}/api/v1/statuses"))
+        .form(&[("status", "hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 200);
+    assert_eq!(instance.count(), 2);
+
+    gw.gateway.audit.flush().await;
+    let lines = audit_lines(&fx);
+    let got: Vec<(String, String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            let s = |k: &str| l[k].as_str().unwrap_or_default().to_string();
+            (s("site"), s("activity"), s("rule"), s("matched"))
+        })
+        .collect();
+    let want = [
+        ("mastodon", "post", "no-fediverse", "mastodon/post#0"),
+        ("bluesky", "post", "no-fediverse", "bluesky/post#0"),
+        ("unlisted", "read", "other-websites", ""),
+        ("unlisted", "write", "other-websites", ""),
+    ];
+    let want: Vec<(String, String, String, String)> = want
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(got, want);
+
+    // Without the opt-in the host is only unlisted: the same post goes through.
+    fx.write("policy.yaml", &fediverse_policy(false));
+    assert!(gw.reload());
+    let r = bob
+        .post(format!("{base}/api/v1/statuses"))
+        .form(&[("status", "hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(r), 200);
+    assert_eq!(instance.count(), 3);
 }

@@ -109,10 +109,12 @@ fn check(a: CheckArgs) -> ExitCode {
         }
     }
     let templates = fallback_templates(&rows);
+    let api_hosts = api_path_hosts(&rows, &policy);
     if a.json {
-        print_json(&rows, &templates, &policy);
+        print_json(&rows, &templates, &api_hosts, &policy);
     } else {
         print_text(&rows, &templates, &policy);
+        print_api_hosts(&api_hosts);
     }
     ExitCode::SUCCESS
 }
@@ -266,6 +268,31 @@ fn rebuild(req: &Value) -> Result<Rebuilt, String> {
     Ok((format!("{method} {url}"), headers, body, host, path))
 }
 
+/// (host, site) -> count: requests to hosts of no site on a site's `api_paths`
+/// (a Mastodon instance or Bluesky PDS not in `domains`).
+type ApiHosts = BTreeMap<(String, String), usize>;
+
+fn api_path_hosts(rows: &[Row], policy: &Policy) -> ApiHosts {
+    let mut out = ApiHosts::new();
+    for r in rows.iter().filter(|r| r.site == "unlisted") {
+        if let Some(site) = policy.site_by_api_path(&r.path) {
+            *out.entry((r.host.clone(), site.name.clone())).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn print_api_hosts(hosts: &ApiHosts) {
+    if hosts.is_empty() {
+        return;
+    }
+    println!();
+    println!("hosts of no site that use a site's API paths (add them to that site's `domains` to govern them over HTTPS):");
+    for ((host, site), n) in hosts {
+        println!("  {host}  looks like {site}  ({n} request(s))");
+    }
+}
+
 /// (site, kind, method, host, template) -> count, for the fallback requests.
 type Templates = BTreeMap<(String, &'static str, String, String, String), usize>;
 
@@ -355,7 +382,7 @@ fn print_text(rows: &[Row], templates: &Templates, policy: &Policy) {
     );
 }
 
-fn print_json(rows: &[Row], templates: &Templates, policy: &Policy) {
+fn print_json(rows: &[Row], templates: &Templates, api_hosts: &ApiHosts, policy: &Policy) {
     let requests: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -391,6 +418,9 @@ fn print_json(rows: &[Row], templates: &Templates, policy: &Policy) {
         "policy": { "source": policy.source, "version": policy.version },
         "requests": requests,
         "fallback": fallback,
+        "api_path_hosts": api_hosts.iter().map(|((host, site), n)| serde_json::json!({
+            "host": host, "looks_like": site, "count": n,
+        })).collect::<Vec<_>>(),
     });
     println!("{out}");
 }

@@ -126,6 +126,36 @@ impl Policy {
     fn decide_worded(&self, facts: &Facts<'_>, word: bool) -> Decision {
         let req = &facts.request;
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
+        let decision = self.decide_on(facts, site_index, word);
+        if site_index.is_some() || req.connect || decision.action == Action::Deny {
+            return decision;
+        }
+        // A host of no site, on the API paths of a site the policy opted in
+        // (`api_path_sites`): that site's denial applies too; nothing else of
+        // it does, so recognition never allows more (see `policy::api_paths`).
+        let Some(api_site) = self.api_site_for(&req.path) else {
+            return decision;
+        };
+        let mut as_site = self.decide_on(facts, Some(api_site), word);
+        if as_site.action != Action::Deny {
+            return decision;
+        }
+        if word {
+            as_site.reason = format!(
+                "{} (recognised as site `{}` by its API path `{}` on {}, a host of no site: that site's denial applies)",
+                as_site.reason,
+                as_site.site,
+                req.path,
+                req.host.as_domain().unwrap_or("an address")
+            );
+        }
+        as_site
+    }
+
+    /// The decision of `facts` as a request to the site `site_index` (`None`:
+    /// a host of no site).
+    fn decide_on(&self, facts: &Facts<'_>, site_index: Option<u32>, word: bool) -> Decision {
+        let req = &facts.request;
         let site = site_index.and_then(|i| self.sites.get(i as usize));
         let (activity, matched) = if req.connect {
             (ACTIVITY_CONNECT, Matched::Unclassified)
