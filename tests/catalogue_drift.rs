@@ -451,3 +451,43 @@ async fn a_host_of_no_site_on_mastodon_or_bluesky_api_paths_gets_their_denials_o
     assert_eq!(status(r), 200);
     assert_eq!(instance.count(), 3);
 }
+
+#[test]
+fn catalogue_check_names_hosts_of_no_site_that_use_a_sites_api_paths() {
+    let fx = Fixture::new();
+    let entry = |method: &str, url: &str| serde_json::json!({"request": {"method": method, "url": url, "headers": []}});
+    let har = serde_json::json!({"log": {"entries": [
+        entry("POST", "https://social.council.example/api/v1/statuses"),
+        entry("GET", "https://social.council.example/api/v1/timelines/home"),
+        entry("POST", "https://pds.example.net/xrpc/com.atproto.repo.createRecord"),
+        entry("GET", "https://www.example.org/api/v1/other"),
+        entry("POST", "https://mastodon.social/api/v1/statuses"),
+    ]}});
+    let file = fx.write("fedi.har", &har.to_string());
+    let policy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.yaml");
+    let out = socialgate(&[
+        "catalogue",
+        "check",
+        "--policy",
+        &policy.display().to_string(),
+        "--json",
+        &file.display().to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["api_path_hosts"],
+        serde_json::json!([
+            {"host": "pds.example.net", "looks_like": "bluesky", "count": 1},
+            {"host": "social.council.example", "looks_like": "mastodon", "count": 2},
+        ]),
+        "{stdout}"
+    );
+    // The listed instance is the site itself, named by its matcher.
+    let listed = &v["requests"][4];
+    assert_eq!(
+        (listed["site"].as_str(), listed["matched"].as_str()),
+        (Some("mastodon"), Some("mastodon/post#0"))
+    );
+}
