@@ -93,6 +93,11 @@ pub struct Metrics {
     pub directory_errors: IntCounterVec,
     /// Time spent asking the directory, by `operation` (`groups`, `password`).
     pub directory_duration: HistogramVec,
+    /// Requests each catalogue matcher named: `site`, `activity`, `matcher` (its
+    /// 0-based index in file order within the activity), resolved per policy by the drift module.
+    pub catalogue_matches: IntCounterVec,
+    /// Requests on a listed site that no matcher named: `site`, `kind` (`read`, `write`).
+    pub activity_fallback: IntCounterVec,
     minted_seen: AtomicU64,
     hits_seen: AtomicU64,
 }
@@ -228,6 +233,8 @@ impl Metrics {
                 r.register(Box::new(h.clone()))?;
                 h
             },
+            catalogue_matches: counter_vec(&r, "socialgate_catalogue_matches_total", "Requests each catalogue matcher named, by site, activity and matcher (its 0-based index in file order within the activity).", &["site", "activity", "matcher"])?,
+            activity_fallback: counter_vec(&r, "socialgate_activity_fallback_total", "Requests on a listed site that no catalogue matcher named (the fallback read or write), by site and kind.", &["site", "kind"])?,
             registry: r,
             minted_seen: AtomicU64::new(0),
             hits_seen: AtomicU64::new(0),

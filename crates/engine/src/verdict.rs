@@ -49,6 +49,7 @@ impl Verdict {
                 dlp: None,
                 warn_for: None,
                 message: None,
+                matched: crate::policy::decide::Matched::Unclassified,
             },
             findings: Vec::new(),
             refusal: None,
@@ -275,6 +276,7 @@ rules:
             dlp: Some(profile.into()),
             warn_for: None,
             message: None,
+            matched: Default::default(),
         }
     }
 

@@ -49,6 +49,9 @@ pub struct RawSite {
     pub activities: IndexMap<String, Vec<RawMatcher>>,
     /// Request signals the site reads as "count as this method".
     pub method_override: Option<RawMethodOverride>,
+    /// Paths that are this site's API on any host (see `policy::api_paths`).
+    #[serde(default)]
+    pub api_paths: Vec<String>,
 }
 
 /// `sites.<name>.method_override`: query parameters that, like the
