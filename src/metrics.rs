@@ -91,6 +91,8 @@ pub struct Metrics {
     pub directory_errors: IntCounterVec,
     /// Time spent asking the directory, by `operation` (`groups`, `password`).
     pub directory_duration: HistogramVec,
+    /// Deferred notice pages shown, by `site`.
+    pub deferred_notices: IntCounterVec,
     minted_seen: AtomicU64,
     hits_seen: AtomicU64,
 }
@@ -226,6 +228,7 @@ impl Metrics {
                 r.register(Box::new(h.clone()))?;
                 h
             },
+            deferred_notices: counter_vec(&r, "socialgate_deferred_notices_total", "Notice pages shown at a page load, explaining a background request that was denied, by site.", &["site"])?,
             registry: r,
             minted_seen: AtomicU64::new(0),
             hits_seen: AtomicU64::new(0),

@@ -8,7 +8,7 @@
 //! at its `FILE:LINE:COL`, with "did you mean" for a misspelt key), then hands
 //! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
 //! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
-//! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`; `values.rs` holds the value syntaxes they share and
+//! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`, `pages.rs`; `values.rs` holds the value syntaxes they share and
 //! `problems.rs` the list they report into.
 //! Every section's problems are collected in file-section order before the
 //! load fails, each at its key.
@@ -26,6 +26,7 @@ mod limits;
 mod listen;
 mod log;
 mod pac;
+mod pages;
 mod problems;
 mod upstream;
 mod values;
@@ -48,6 +49,7 @@ pub use identity::{
 pub use ldap::LdapSettings;
 pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
 pub use log::LogFormat;
+pub use pages::PagesSettings;
 pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 
 #[derive(Debug, Deserialize, Default)]
@@ -66,6 +68,7 @@ struct RawSettings {
     upstream: Option<upstream::RawUpstream>,
     limits: Option<limits::RawLimits>,
     audit: Option<audit::RawAudit>,
+    pages: Option<pages::RawPages>,
 }
 
 /// The gateway's settings.
@@ -99,6 +102,8 @@ pub struct Settings {
     pub audit_path: String,
     /// `audit.syslog.url`: a receiver that gets every record as RFC 5424.
     pub audit_syslog: Option<crate::syslog::SyslogTarget>,
+    /// `pages`: organisation, logo, wording and languages, the deferred notice.
+    pub pages: PagesSettings,
 }
 
 impl Default for Settings {
@@ -129,6 +134,7 @@ impl Default for Settings {
             limits: Limits::default(),
             audit_path: "audit.jsonl".into(),
             audit_syslog: None,
+            pages: PagesSettings::default(),
         }
     }
 }
@@ -211,6 +217,9 @@ impl Settings {
                 s.audit_path = p;
             }
             s.audit_syslog = syslog;
+        }
+        if let Some(p) = raw.pages {
+            s.pages = pages::parse(p, &mut problems);
         }
         problems.into_result(s)
     }
