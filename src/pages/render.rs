@@ -62,12 +62,41 @@ pub struct Stopped<'a> {
 struct Body {
     doc_title: String,
     heading: String,
+    /// The warn rule's message, first of the lead.
+    message: Option<PolicyText>,
     lead: Vec<String>,
-    why: Option<String>,
+    why: Option<PolicyText>,
     what: Vec<String>,
     /// Already-escaped HTML (a form or a link) after "what you can do".
     action_html: String,
     details: Vec<(String, String)>,
+}
+
+/// A text the policy gives (a description, a message): translated by the
+/// catalogue, or as the policy says it, then marked with the language of the
+/// default catalogue when the page is in another one (WCAG 3.1.2).
+struct PolicyText {
+    text: String,
+    lang: Option<String>,
+}
+
+fn policy_text(
+    look: &Look,
+    c: &Catalogue,
+    translated: Option<&str>,
+    original: Option<&str>,
+) -> Option<PolicyText> {
+    if let Some(t) = translated {
+        return Some(PolicyText {
+            text: t.to_string(),
+            lang: None,
+        });
+    }
+    let base = look.catalogues.first().map_or("en", |b| b.lang.as_str());
+    original.map(|t| PolicyText {
+        text: t.to_string(),
+        lang: (base != c.lang).then(|| base.to_string()),
+    })
 }
 
 /// Escapes text for HTML (text and attribute values).
@@ -97,7 +126,7 @@ fn sentence(s: &str) -> String {
 
 /// The site as people know it.
 fn site_words<'a>(c: &'a Catalogue, s: &Stopped<'a>) -> &'a str {
-    match s.title {
+    match c.title(s.site).or(s.title) {
         Some(t) => t,
         None if s.site == "unlisted" || s.site.is_empty() => c.get("this_website"),
         None => s.site,
@@ -180,6 +209,7 @@ fn denial_details(c: &Catalogue, s: &Stopped<'_>) -> Vec<(String, String)> {
 
 /// The block page (policy or DLP).
 pub fn blocked(look: &Look, c: &Catalogue, s: &Stopped<'_>, contact: &str) -> String {
+    let contact = c.contact(contact);
     let site = site_words(c, s);
     let org = organisation(look, c);
     let body = if s.detectors.is_empty() {
@@ -190,7 +220,8 @@ pub fn blocked(look: &Look, c: &Catalogue, s: &Stopped<'_>, contact: &str) -> St
                 &[("activity", &activity_words(c, s.activity, site))],
             )),
             lead: vec![c.fill("blocked_lead", &[("organisation", org)])],
-            why: s.description.map(str::to_string),
+            why: policy_text(look, c, c.description(s.rule), s.description),
+            message: None,
             what: vec![c.fill("blocked_what_to_do", &[("contact", contact)])],
             action_html: String::new(),
             details: denial_details(c, s),
@@ -203,7 +234,8 @@ pub fn blocked(look: &Look, c: &Catalogue, s: &Stopped<'_>, contact: &str) -> St
                 "dlp_lead",
                 &[("kinds", &kinds_words(c, s.detectors)), ("site", site)],
             )],
-            why: s.description.map(str::to_string),
+            why: policy_text(look, c, c.description(s.rule), s.description),
+            message: None,
             what: vec![
                 c.get("dlp_what_to_do").into(),
                 c.fill("dlp_mistake", &[("contact", contact)]),
@@ -240,11 +272,14 @@ pub fn warn(
         action,
         token,
     } = form;
+    let contact = c.contact(contact);
     let site = site_words(c, s);
     let org = organisation(look, c);
-    let mut lead = vec![message
-        .map(str::to_string)
-        .unwrap_or_else(|| c.fill("warn_lead", &[("site", site), ("organisation", org)]))];
+    let message = policy_text(look, c, c.message(s.rule), message);
+    let mut lead = Vec::new();
+    if message.is_none() {
+        lead.push(c.fill("warn_lead", &[("site", site), ("organisation", org)]));
+    }
     if let Some(d) = remember_for {
         lead.push(c.fill("warn_asked_again", &[("duration", &duration_words(c, d))]));
     }
@@ -258,7 +293,8 @@ pub fn warn(
         doc_title: c.get("warn_heading").into(),
         heading: c.get("warn_heading").into(),
         lead,
-        why: s.description.map(str::to_string),
+        why: policy_text(look, c, c.description(s.rule), s.description),
+        message,
         what: vec![c.fill("warn_questions", &[("contact", contact)])],
         action_html: form,
         details: denial_details(c, s),
@@ -275,6 +311,7 @@ pub fn notice(
     contact: &str,
     continue_to: &str,
 ) -> String {
+    let contact = c.contact(contact);
     let site = site_words(c, s);
     let org = organisation(look, c);
     let mut lead = vec![c.fill(
@@ -303,7 +340,8 @@ pub fn notice(
         doc_title: c.get("page_title_notice").into(),
         heading: c.get("notice_heading").into(),
         lead,
-        why: s.description.map(str::to_string),
+        why: policy_text(look, c, c.description(s.rule), s.description),
+        message: None,
         what,
         action_html: link,
         details: denial_details(c, s),
@@ -313,11 +351,13 @@ pub fn notice(
 
 /// A computer no identity source knows, where no sign-in is offered.
 pub fn unknown_computer(look: &Look, c: &Catalogue, contact: &str, reference: &str) -> String {
+    let contact = c.contact(contact);
     let body = Body {
         doc_title: c.get("unknown_heading").into(),
         heading: c.get("unknown_heading").into(),
         lead: vec![c.fill("unknown_lead", &[("contact", contact)])],
         why: None,
+        message: None,
         what: Vec::new(),
         action_html: String::new(),
         details: vec![(c.get("reference").into(), reference.into())],
@@ -328,11 +368,13 @@ pub fn unknown_computer(look: &Look, c: &Catalogue, contact: &str, reference: &s
 /// The destination guard's page; `what` ("port 8080 is not allowed") is for the
 /// service desk.
 pub fn guard(look: &Look, c: &Catalogue, what: &str, contact: &str, reference: &str) -> String {
+    let contact = c.contact(contact);
     let body = Body {
         doc_title: c.get("page_title_blocked").into(),
         heading: c.get("page_title_blocked").into(),
         lead: vec![c.get("guard_lead").into()],
         why: None,
+        message: None,
         what: vec![c.fill("blocked_what_to_do", &[("contact", contact)])],
         action_html: String::new(),
         details: vec![
@@ -358,6 +400,7 @@ pub fn upstream(
         heading: c.get("upstream_heading").into(),
         lead: vec![c.get(kind_key).into()],
         why: None,
+        message: None,
         what: vec![c.get("upstream_not_policy").into()],
         action_html: String::new(),
         details: vec![
@@ -398,6 +441,21 @@ fn paragraphs(text: &str, class: &str) -> String {
         .collect()
 }
 
+/// A policy text's paragraphs, in a `div lang` when it is in another language
+/// than the page.
+fn policy_paragraphs(t: &PolicyText, class: &str) -> String {
+    let class = if class.is_empty() {
+        String::new()
+    } else {
+        format!(" class=\"{class}\"")
+    };
+    let ps = paragraphs(&t.text, &class);
+    match &t.lang {
+        Some(lang) => format!("<div lang=\"{}\">{ps}</div>", escape(lang)),
+        None => ps,
+    }
+}
+
 fn shell(look: &Look, c: &Catalogue, b: &Body) -> String {
     let banner = match &look.organisation {
         Some(org) => c.fill("banner", &[("organisation", org)]),
@@ -416,12 +474,15 @@ fn shell(look: &Look, c: &Catalogue, b: &Body) -> String {
         banner = escape(&banner),
         heading = escape(&b.heading),
     ));
+    if let Some(m) = &b.message {
+        html.push_str(&policy_paragraphs(m, "lead"));
+    }
     for l in &b.lead {
         html.push_str(&paragraphs(l, " class=\"lead\""));
     }
     if let Some(why) = &b.why {
         html.push_str(&format!("<h2>{}</h2>", escape(c.get("why_heading"))));
-        html.push_str(&paragraphs(why, ""));
+        html.push_str(&policy_paragraphs(why, ""));
     }
     if !b.what.is_empty() || !b.action_html.is_empty() {
         html.push_str(&format!("<h2>{}</h2>", escape(c.get("what_to_do_heading"))));
@@ -531,5 +592,50 @@ mod tests {
         assert_eq!(duration_words(c, Duration::from_secs(8 * 3600)), "8 hours");
         assert_eq!(duration_words(c, Duration::from_secs(90)), "2 minutes");
         assert_eq!(activity_words(c, "query", "X"), "using X this way");
+    }
+
+    #[test]
+    fn policy_texts_are_translated_or_marked_with_their_language() {
+        let cy = Catalogue::parse(
+            "cy.yaml",
+            "lang: cy\nsupport_contact: y ddesg\ntitles: { tw: Trydar }\ndescriptions: { other: Arall }\nmessages: { careful: \"Byddwch yn ofalus.\" }\n",
+        )
+        .unwrap();
+        let look = Look {
+            catalogues: vec![Catalogue::english(), cy],
+            ..Look::default()
+        };
+        let c = &look.catalogues[1];
+        let html = blocked(&look, c, &stopped(&[]), "the desk");
+        assert!(html.contains("Posting on Trydar is not allowed"), "{html}");
+        assert!(html.contains("<div lang=\"en\"><p>Ask the"), "{html}");
+        assert!(
+            html.contains("y ddesg") && !html.contains("the desk"),
+            "{html}"
+        );
+        let mut s = stopped(&[]);
+        s.rule = "other";
+        let html = blocked(&look, c, &s, "the desk");
+        assert!(
+            html.contains("<p>Arall</p>") && !html.contains("lang=\"en\"><p>"),
+            "{html}"
+        );
+        s.rule = "careful";
+        let form = WarnForm {
+            message: Some("Be careful."),
+            remember_for: None,
+            action: "/.socialgate/continue",
+            token: "t",
+        };
+        let html = warn(&look, c, &s, form, "the desk");
+        assert!(
+            html.contains("<p class=\"lead\">Byddwch yn ofalus.</p>")
+                && !html.contains("Be careful."),
+            "{html}"
+        );
+        // In English the policy's own texts are not marked.
+        let en = &look.catalogues[0];
+        let html = warn(&look, en, &s, form, "the desk");
+        assert!(html.contains("<p class=\"lead\">Be careful.</p>"), "{html}");
     }
 }

@@ -3,9 +3,11 @@
 //! the parser of a strings file.
 //!
 //! A strings file is YAML: `lang:` (a language tag such as `cy`, required),
-//! then any of the keys of [`KEYS`] with its text, and two maps for names the
-//! policy defines: `activities:` (an activity name to its phrase, which may use
-//! `{site}`) and `detectors:` (a DLP detector to the kind of data in words).
+//! then any of the keys of [`KEYS`] with its text, and maps for what the
+//! policy names: `activities:` (an activity name to its phrase, which may use
+//! `{site}`), `detectors:` (a DLP detector to the kind of data in words),
+//! `titles:` (a site to its title), `descriptions:` (a rule to its
+//! description) and `messages:` (a warn rule to its message).
 //! A key it does not give keeps the built-in English. Unknown keys, unknown
 //! placeholders and empty texts are errors at their `FILE:LINE:COL`.
 //!
@@ -39,6 +41,8 @@ pub const KEYS: &[(&str, &[&str], &str)] = &[
     ("your_organisation", &[], "your organisation"),
     ("this_website", &[], "this website"),
     ("and", &[], "and"),
+    // `support_contact` in this language (none built in: the setting's text).
+    ("support_contact", &[], ""),
     // Activities in plain words; `{site}` is the site's title.
     ("activity_read", &["site"], "reading {site}"),
     ("activity_connect", &["site"], "connecting to {site}"),
@@ -175,6 +179,15 @@ pub const KEYS: &[(&str, &[&str], &str)] = &[
     ("problem", &[], "Problem"),
 ];
 
+/// The maps of names the policy defines, to texts.
+const MAPS: &[&str] = &[
+    "activities",
+    "detectors",
+    "titles",
+    "descriptions",
+    "messages",
+];
+
 /// The longest text a strings file may give one key.
 const MAX_TEXT: usize = 1000;
 
@@ -188,6 +201,9 @@ pub struct Catalogue {
     texts: BTreeMap<&'static str, String>,
     activities: BTreeMap<String, String>,
     detectors: BTreeMap<String, String>,
+    titles: BTreeMap<String, String>,
+    descriptions: BTreeMap<String, String>,
+    messages: BTreeMap<String, String>,
 }
 
 impl Catalogue {
@@ -222,11 +238,33 @@ impl Catalogue {
         self.detectors.get(name).map(String::as_str)
     }
 
+    /// The title this file gives a site, if any.
+    pub fn title(&self, site: &str) -> Option<&str> {
+        self.titles.get(site).map(String::as_str)
+    }
+
+    /// The description this file gives a rule, if any.
+    pub fn description(&self, rule: &str) -> Option<&str> {
+        self.descriptions.get(rule).map(String::as_str)
+    }
+
+    /// The message this file gives a warn rule, if any.
+    pub fn message(&self, rule: &str) -> Option<&str> {
+        self.messages.get(rule).map(String::as_str)
+    }
+
+    /// The support contact in this language, else `setting` (`support_contact`).
+    pub fn contact<'a>(&'a self, setting: &'a str) -> &'a str {
+        self.texts
+            .get("support_contact")
+            .map_or(setting, String::as_str)
+    }
+
     /// The keys of [`KEYS`] this file does not give (they fall back to English).
     pub fn missing(&self) -> Vec<&'static str> {
         KEYS.iter()
             .map(|(k, _, _)| *k)
-            .filter(|k| !self.texts.contains_key(k))
+            .filter(|k| !self.texts.contains_key(k) && *k != "support_contact")
             .collect()
     }
 
@@ -247,7 +285,8 @@ impl Catalogue {
         let known: Vec<&str> = KEYS
             .iter()
             .map(|(k, _, _)| *k)
-            .chain(["lang", "activities", "detectors"])
+            .chain(MAPS.iter().copied())
+            .chain(["lang"])
             .collect();
         for (k, v) in map {
             let Some(key) = k.as_str() else {
@@ -262,7 +301,7 @@ impl Catalogue {
                         "`lang` must be a language tag such as `en`, `cy` or `cy-GB`",
                     )),
                 },
-                "activities" | "detectors" => {
+                _ if MAPS.contains(&key) => {
                     let Some(m) = v.as_mapping() else {
                         errors.push(
                             doc.error_at(key, format!("`{key}` is a mapping of names to texts")),
@@ -274,11 +313,15 @@ impl Catalogue {
                         let name = name.as_str().unwrap_or_default().to_string();
                         let path = child(key, &name);
                         match checked(&doc, &path, t, allowed) {
-                            Ok(t) if key == "activities" => {
-                                cat.activities.insert(name, t);
-                            }
                             Ok(t) => {
-                                cat.detectors.insert(name, t);
+                                let map = match key {
+                                    "activities" => &mut cat.activities,
+                                    "detectors" => &mut cat.detectors,
+                                    "titles" => &mut cat.titles,
+                                    "descriptions" => &mut cat.descriptions,
+                                    _ => &mut cat.messages,
+                                };
+                                map.insert(name, t);
                             }
                             Err(e) => errors.push(e),
                         }

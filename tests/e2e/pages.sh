@@ -172,6 +172,10 @@ class H(http.server.BaseHTTPRequestHandler):
             self.answer(APP)
         elif path == "/compose":
             self.answer(COMPOSE)
+        elif path == "/inaccessible":
+            # The checker's control: no lang, no title, an image without alt, faint text.
+            self.answer('<!doctype html><html><body><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=">'
+                        '<p style="color:#eee;background:#fff">faint text</p></body></html>')
         else:
             self.answer(f"<!doctype html><html lang=\"en\"><head><title>t</title></head><body><h1>Social test site: {path}</h1></body></html>")
 
@@ -235,7 +239,16 @@ rules:
     description: "Blocked Test is not used for council work."
   - { name: everyone-else, action: deny }
 YAML
+# The shipped Welsh, plus the policy's own texts in Welsh for two rules (the
+# others are shown as the policy says them, marked lang="en").
 cp deploy/pages/cy.yaml "$WORK/cy.yaml"
+cat >>"$WORK/cy.yaml" <<'YAML'
+support_contact: "desg gwasanaeth TG (est. 4000)"
+descriptions:
+  staff-no-blocked: "Ni ddefnyddir Blocked Test ar gyfer gwaith y cyngor."
+messages:
+  staff-careful: "Mae postiadau yma yn gyhoeddus ac yn cael eu cadw. Dilynwch ganllawiau cyfryngau cymdeithasol y cyngor."
+YAML
 cat >"$WORK/logo.svg" <<'SVG'
 <svg xmlns="http://www.w3.org/2000/svg" width="120" height="40" viewBox="0 0 120 40"><rect width="120" height="40" fill="#ffffff"/><circle cx="20" cy="20" r="14" fill="#00703c"/><text x="40" y="26" font-family="Arial" font-size="16" fill="#0b0c0c">Council</text></svg>
 SVG
@@ -405,7 +418,7 @@ class Session:
         self.width(1280)
         self.axe(name)
 
-    def axe(self, name):
+    def axe(self, name, control=False):
         self.js(AXE + "\nreturn true;")
         raw = call("POST", self.s + "/execute/async", {"script": """
 const done = arguments[arguments.length - 1];
@@ -420,6 +433,9 @@ axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a
             check(False, f"{name} ({self.lang}): axe-core ran ({res['error']})")
             return
         bad = [v for v in res["v"] if v["impact"] in ("serious", "critical")]
+        if control:
+            check(len(bad) > 0, f"control: axe-core finds serious or critical violations on a bad page ({', '.join(v['id'] for v in bad)})")
+            return
         other = [f"{v['id']} ({v['impact']})" for v in res["v"] if v not in bad]
         check(not bad, f"{name} ({self.lang}): axe-core: no serious or critical violation "
               f"({res['passes']} rules passed{'; minor/moderate: ' + ', '.join(other) if other else ''})"
@@ -436,11 +452,13 @@ WORDS = {
     "en": {"blocked": "Reading Blocked Test is not allowed", "warn": "Before you continue",
            "dlp": "It appears to contain a National Insurance number",
            "notice": "Something on this page was stopped", "continue": "Continue to the page",
-           "org": "Example Council web gateway", "why": "Blocked Test is not used for council work."},
+           "org": "Example Council web gateway", "why": "Blocked Test is not used for council work.",
+           "message": "Posts here are public and kept.", "contact": "the IT service desk (ext. 4000)"},
     "cy": {"blocked": "Ni chaniateir darllen Blocked Test", "warn": "Cyn i chi barhau",
            "dlp": "rhif Yswiriant Gwladol",
            "notice": "Cafodd rhywbeth ar y dudalen hon ei atal", "continue": "Ymlaen i'r dudalen",
-           "org": "Porth gwe Example Council", "why": "Blocked Test is not used for council work."},
+           "org": "Porth gwe Example Council", "why": "Ni ddefnyddir Blocked Test ar gyfer gwaith y cyngor.",
+           "message": "Mae postiadau yma yn gyhoeddus ac yn cael eu cadw.", "contact": "desg gwasanaeth TG (est. 4000)"},
 }
 
 for lang in ("en", "cy"):
@@ -448,17 +466,20 @@ for lang in ("en", "cy"):
     s = None
     try:
         s = Session(lang)
+        if lang == "en":
+            s.go(url("www.social.test", "/inaccessible"))
+            s.axe("control", control=True)
         # Block page.
         s.go(url("www.blocked.test", "/news"))
         t = s.text()
         check(w["blocked"] in t and w["org"] in t and w["why"] in t, f"block ({lang}): says {w['blocked']!r}, names the organisation and the rule's description")
-        check("(ext. 4000)" in t, f"block ({lang}): names whom to ask")
+        check(w["contact"] in t, f"block ({lang}): names whom to ask ({w['contact']!r})")
         s.page_checks("block")
         s.shot("block")
         # Warn interstitial.
         s.go(url("www.careful.test", "/feed"))
         t = s.text()
-        check(w["warn"] in t and "Posts here are public and kept." in t, f"warn ({lang}): the interstitial with the rule's message")
+        check(w["warn"] in t and w["message"] in t, f"warn ({lang}): the interstitial with the rule's message in {lang}")
         s.page_checks("warn")
         s.shot("warn")
         # DLP: a form posting a National Insurance number.
@@ -478,6 +499,9 @@ for lang in ("en", "cy"):
         check(w["notice"] in t, f"notice ({lang}): the reload shows the gateway's notice")
         check("posting on Social Test" in t or "postio ar Social Test" in t, f"notice ({lang}): it says what was stopped")
         check("Posts on Social Test are made by the press office only." in t, f"notice ({lang}): and why")
+        if lang != "en":
+            marked = s.js("var d = document.querySelector('main div[lang]'); return d ? d.lang : ''")
+            check(marked == "en", f"notice ({lang}): the untranslated description is marked lang=\"{marked}\"")
         href = s.js("var a = document.querySelector('a.button'); return a ? a.getAttribute('href') : ''")
         check(href == "/app", f"notice ({lang}): its link goes on to the same page only ({href!r})")
         s.page_checks("notice")
