@@ -106,6 +106,7 @@ fn background_post(c: &reqwest::Client, url: String) -> reqwest::RequestBuilder 
         .header("accept", "*/*")
         .header("sec-fetch-mode", "cors")
         .header("sec-fetch-dest", "empty")
+        .header("sec-fetch-site", "same-origin")
         .header("content-type", "application/json")
         .body(r#"{"text":"hello"}"#)
 }
@@ -393,5 +394,29 @@ async fn a_notice_is_never_shown_to_another_user() {
     assert!(
         page.contains(r#"href="/feed">Ymlaen i&#39;r dudalen</a>"#),
         "{page}"
+    );
+}
+
+#[tokio::test]
+async fn another_website_cannot_plant_a_notice() {
+    let e = env().await;
+    let bob = as_user(&e, "bob");
+    // Another site's page posts to this one: denied as before, never explained here.
+    let r = bob
+        .post(url(&e, "/api/posts"))
+        .header("accept", "*/*")
+        .header("sec-fetch-mode", "no-cors")
+        .header("sec-fetch-dest", "empty")
+        .header("sec-fetch-site", "cross-site")
+        .body("text=hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = navigate(&bob, url(&e, "/feed")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello from the social site");
+    assert_eq!(
+        metric(&e.gw, "socialgate_deferred_notices_total{site=\"social\"}"),
+        0.0
     );
 }

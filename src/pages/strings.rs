@@ -94,7 +94,7 @@ pub const KEYS: &[(&str, &[&str], &str)] = &[
     (
         "detector_protective-marking",
         &[],
-        "a protective marking such as OFFICIAL-SENSITIVE",
+        "a protective marking (a government security classification)",
     ),
     (
         "detector_secrets",

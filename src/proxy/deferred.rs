@@ -8,6 +8,9 @@
 //! so one computer's notice never shows on another. `unlisted` is never
 //! remembered (it is every other website, not one site).
 //!
+//! Only requests the site's own page made are remembered (`Sec-Fetch-Site`
+//! same-origin or same-site, or not sent): another website cannot plant one.
+//!
 //! Limits: at most [`MAX_NOTICES`] are held; when full the oldest is dropped.
 //! Per process: replicas do not share notices. Only policy names and the
 //! reference are kept, never request content. Called by `pipeline` (record on
@@ -80,6 +83,20 @@ pub fn is_navigation(headers: &http::HeaderMap) -> bool {
         (Some(mode), dest) => mode == "navigate" && dest.is_none_or(|d| d == "document"),
         (None, Some(dest)) => dest == "document",
         (None, None) => get("accept").is_some_and(|a| a.contains("text/html")),
+    }
+}
+
+/// Did the site's own page make this request? `Sec-Fetch-Site` absent (an
+/// older browser, or no browser), `same-origin` or `same-site`. A request
+/// another website's page made (`cross-site`) is never remembered: no other
+/// site can plant a notice on this one.
+pub fn from_the_site_itself(headers: &http::HeaderMap) -> bool {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(v) => {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("same-site")
+        }
     }
 }
 
@@ -206,6 +223,14 @@ mod tests {
         ]));
         assert!(!h(&[("accept", "application/json")]));
         assert!(!h(&[]));
+        let site = |v: &'static str| {
+            let mut m = http::HeaderMap::new();
+            m.insert("sec-fetch-site", http::HeaderValue::from_static(v));
+            from_the_site_itself(&m)
+        };
+        assert!(site("same-origin") && site("same-site"));
+        assert!(!site("cross-site") && !site("none"));
+        assert!(from_the_site_itself(&http::HeaderMap::new()));
     }
 
     #[test]

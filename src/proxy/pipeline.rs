@@ -242,7 +242,10 @@ fn remember_background_denial(ex: &Exchange<'_>, parts: &http::request::Parts, r
     let Refusal::Blocked(d) = refusal else {
         return;
     };
-    if keep.is_zero() || deferred::is_navigation(&parts.headers) {
+    if keep.is_zero()
+        || deferred::is_navigation(&parts.headers)
+        || !deferred::from_the_site_itself(&parts.headers)
+    {
         return;
     }
     let who = deferred::who(&ex.principal.user, ex.principal.source, ex.ctx.peer);
