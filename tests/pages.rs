@@ -56,6 +56,10 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with("10m").await
+}
+
+async fn env_with(deferred_notice: &str) -> Env {
     let fx = Fixture::new();
     htpasswd(&fx, &[("alice", "alice-pass"), ("bob", "bob-pass")]);
     let up = tls_upstream("www.social.test", CertKind::Good).await;
@@ -75,9 +79,10 @@ upstream:
 pages:
   organisation: "Example Council"
   strings: ["{{dir}}/cy.yaml"]
-  deferred_notice: 10m
+  deferred_notice: {}
 "#,
-        up.addr.port()
+        up.addr.port(),
+        deferred_notice
     );
     let gw = gateway(&fx, &settings, POLICY).await;
     Env { fx, gw, up }
@@ -409,6 +414,23 @@ async fn another_website_cannot_plant_a_notice() {
         .header("sec-fetch-dest", "empty")
         .header("sec-fetch-site", "cross-site")
         .body("text=hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = navigate(&bob, url(&e, "/feed")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hello from the social site");
+    assert_eq!(
+        metric(&e.gw, "socialgate_deferred_notices_total{site=\"social\"}"),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn deferred_notice_0_turns_the_notice_off() {
+    let e = env_with("0").await;
+    let bob = as_user(&e, "bob");
+    let r = background_post(&bob, url(&e, "/api/posts"))
         .send()
         .await
         .unwrap();

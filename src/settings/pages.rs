@@ -68,6 +68,27 @@ impl Default for PagesSettings {
     }
 }
 
+impl PagesSettings {
+    /// For each strings file of another language than English: the keys it
+    /// leaves to the built-in English (the start-up log names them).
+    pub fn untranslated(&self) -> Vec<(&str, &str, Vec<&'static str>)> {
+        self.look
+            .catalogues
+            .iter()
+            .filter(|c| !c.file.is_empty() && c.lang.split('-').next() != Some("en"))
+            .map(|c| (c.file.as_str(), c.lang.as_str(), c.missing()))
+            .filter(|(_, _, missing)| !missing.is_empty())
+            .collect()
+    }
+
+    /// Logs a warning for each strings file that leaves keys in English.
+    pub fn warn_untranslated(&self) {
+        for (file, lang, missing) in self.untranslated() {
+            tracing::warn!(file, lang, keys = %missing.join(", "), "this strings file leaves {} texts in English; pages in this language show them in English", missing.len());
+        }
+    }
+}
+
 /// Parses `pages:`, reading the logo and strings files; problems at their keys.
 pub(super) fn parse(raw: RawPages, problems: &mut Problems<'_>) -> PagesSettings {
     let mut s = PagesSettings::default();
@@ -213,6 +234,12 @@ mod tests {
             .unwrap()
             .starts_with("data:image/svg+xml;base64,"));
         assert_eq!(s.pages.look.catalogues.len(), 2);
+        let untranslated = s.pages.untranslated();
+        assert_eq!(untranslated.len(), 1);
+        assert!(
+            untranslated[0].2.contains(&"warn_heading")
+                && !untranslated[0].2.contains(&"warn_continue")
+        );
         assert_eq!(s.pages.deferred_notice, std::time::Duration::ZERO);
         assert_eq!(
             Settings::from_yaml("s.yaml", "")
