@@ -442,3 +442,47 @@ async fn deferred_notice_0_turns_the_notice_off() {
         0.0
     );
 }
+
+#[tokio::test]
+async fn a_computer_the_gateway_does_not_know_gets_a_page_in_its_language() {
+    let fx = Fixture::new();
+    fx.write("cy.yaml", include_str!("../deploy/pages/cy.yaml"));
+    let settings = r#"
+support_contact: "the IT service desk, ext. 4000"
+identity:
+  networks:
+    - { cidr: 192.0.2.0/24, user: kiosk, groups: [all-staff] }
+pages:
+  organisation: "Example Council"
+  strings: "{dir}/cy.yaml"
+"#;
+    let gw = gateway(&fx, settings, POLICY).await;
+    let c = client(&gw, None);
+    let r = c
+        .get("http://www.social.test/feed")
+        .header("accept", "text/html")
+        .header("accept-language", "cy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let reference = r.headers()["x-socialgate-reference"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<html lang=\"cy\">"), "{page}");
+    assert!(
+        page.contains("<h1>Nid yw&#39;r porth gwe yn adnabod y cyfrifiadur hwn</h1>"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("<td>{reference}</td>")), "{page}");
+    // A client that does not ask for HTML keeps the short text.
+    let r = c.get("http://www.social.test/feed").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .starts_with("The web gateway does not know this computer."));
+}
