@@ -1,7 +1,8 @@
 //! The pages people see, end to end through an intercepted TLS site on loopback:
 //! Welsh chosen by `Accept-Language`, the organisation's name, the site's title
 //! and the rule's description (escaped), DLP pages that name the kind of data in
-//! words and never the value, JSON for API clients as before, and the deferred
+//! words and never the value, the logo inlined under its own CSP, JSON for API
+//! clients as before, and the deferred
 //! notice: a denied background request is explained once, at the same user's
 //! next page load of that site, and never to another user.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -447,6 +448,10 @@ async fn deferred_notice_0_turns_the_notice_off() {
 async fn a_computer_the_gateway_does_not_know_gets_a_page_in_its_language() {
     let fx = Fixture::new();
     fx.write("cy.yaml", include_str!("../deploy/pages/cy.yaml"));
+    fx.write(
+        "logo.svg",
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>"#,
+    );
     let settings = r#"
 support_contact: "the IT service desk, ext. 4000"
 identity:
@@ -454,6 +459,7 @@ identity:
     - { cidr: 192.0.2.0/24, user: kiosk, groups: [all-staff] }
 pages:
   organisation: "Example Council"
+  logo: "{dir}/logo.svg"
   strings: "{dir}/cy.yaml"
 "#;
     let gw = gateway(&fx, settings, POLICY).await;
@@ -470,7 +476,16 @@ pages:
         .to_str()
         .unwrap()
         .to_string();
+    // The logo is inlined, and only pages that show it allow `data:` images.
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+    );
     let page = r.text().await.unwrap();
+    assert!(
+        page.contains(r#"<img src="data:image/svg+xml;base64,"#),
+        "{page}"
+    );
     assert!(page.contains("<html lang=\"cy\">"), "{page}");
     assert!(
         page.contains("<h1>Nid yw&#39;r porth gwe yn adnabod y cyfrifiadur hwn</h1>"),
@@ -480,6 +495,10 @@ pages:
     // A client that does not ask for HTML keeps the short text.
     let r = c.get("http://www.social.test/feed").send().await.unwrap();
     assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.headers()["content-security-policy"],
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    );
     assert!(r
         .text()
         .await
