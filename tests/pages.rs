@@ -2,9 +2,9 @@
 //! Welsh chosen by `Accept-Language`, the organisation's name, the site's title
 //! and the rule's description (escaped), DLP pages that name the kind of data in
 //! words and never the value, the logo inlined under its own CSP, JSON for API
-//! clients as before, and the deferred
-//! notice: a denied background request is explained once, at the same user's
-//! next page load of that site, and never to another user.
+//! clients as before, and the deferred notice: a denied background request is
+//! explained once, at the same user's next page load of that site, never to
+//! another user, never planted by another website.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
