@@ -6,7 +6,8 @@
 //!
 //! - leaves: `body` (bodies, bounded reads, the buffering budget), `headers`
 //!   (hygiene, HTML preference), `dns`, `relay`, `idle` (idle connections),
-//!   `parent` (the parent proxy's CONNECT and the upstream byte stream);
+//!   `parent` (the parent proxy's CONNECT and the upstream byte stream),
+//!   `deferred` (notices of denied background requests);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `original` (a transparent connection's original destination: the loop
 //!   check, the Host/SNI agreement, the pinned dial), used by the legs;
@@ -26,6 +27,7 @@
 pub(crate) mod body;
 pub(crate) mod connect;
 pub(crate) mod context;
+pub(crate) mod deferred;
 pub(crate) mod dns;
 pub(crate) mod forward;
 pub(crate) mod gateway;

@@ -76,6 +76,8 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct Site {
     pub name: String,
+    /// `title:`: the name people know ("X (Twitter)"); `None`: pages use the name.
+    pub title: Option<String>,
     pub domains: Vec<DomainPattern>,
     /// `networks:`: the address ranges the site publishes as its own.
     pub networks: Vec<IpNetwork>,
@@ -144,6 +146,8 @@ pub struct Rule {
     pub action: Action,
     pub warn_for: Duration,
     pub message: Option<String>,
+    /// `description:`: why the rule exists, shown on the block page.
+    pub description: Option<String>,
     pub dlp: Option<String>,
     pub enforce: bool,
 }
