@@ -19,7 +19,9 @@
 //! Addresses of more than one site are refused (`ambiguous-site`). Behind a
 //! parent proxy the tunnel is a CONNECT through it (`upstream::Dialer::open`),
 //! with the same checks before the 200. Called by
-//! `route`; [`ip_literal_site`] also by `forward`.
+//! `route`; [`ip_literal_site`] also by `forward`, and [`tunnel_destination`],
+//! [`read_first_flight`] and [`tunnel_slot`] by `transparent` (the SNI as the
+//! CONNECT host).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

@@ -8,7 +8,8 @@
 //! Squid refuses CONNECT to port 80); the parent's 407 becomes a 502 naming it.
 //! The body is buffered only where a matcher or a scan needs it; otherwise it
 //! streams. Nothing is retried once sent (a retried POST could post twice).
-//! Called by `route`.
+//! Called by `route`; its leg also by `transparent`, pinned to a redirected
+//! connection's original destination (`original::open_http`).
 
 use http::{header, HeaderValue, Request, Response};
 use hyper::body::Incoming;

@@ -20,7 +20,9 @@
 //! a `dlp` rule.
 //! Each inner request goes through the shared pipeline (this tunnel is its
 //! [`Leg`]): it is decided first, and only an allowed one resolves the name and
-//! dials, through the destination guard. Called by `connect`.
+//! dials, through the destination guard. Called by `connect`, and by
+//! `transparent` for redirected TLS ([`serve_to`]: the site is dialled at the
+//! connection's original destination only).
 
 use std::future::Future;
 use std::sync::Arc;

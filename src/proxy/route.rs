@@ -2,6 +2,7 @@
 //! `connect`, absolute-form to `forward`, origin-form (the PAC file, the CA) to
 //! `served`. Checks that hold for every form come first (the exact head size,
 //! TRACE). Called by `server`; calls the handlers, which never call back.
+//! [`check_head`] also by `transparent`.
 
 use std::sync::Arc;
 
