@@ -88,6 +88,16 @@ fn namespaces_possible() -> Result<(), String> {
     }
 }
 
+/// Says that `test` was skipped and why, on the process's stderr itself (not
+/// the test harness's captured output), so that a skip shows in every run.
+fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED tests/transparent.rs {test}: network namespaces cannot be made here: {why}"
+    );
+}
+
 fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| {
         panic!(
@@ -199,7 +209,7 @@ impl World {
     /// routing, no NAT) instead of `redirect`, and the gateway `tproxy: true`.
     async fn with(test: &str, tproxy: bool) -> Option<World> {
         if let Err(why) = namespaces_possible() {
-            println!("SKIPPED {test}: network namespaces cannot be made here: {why}");
+            skipped(test, &why);
             return None;
         }
         let n = WORLDS.fetch_add(1, Ordering::SeqCst);
@@ -229,10 +239,8 @@ impl World {
                 .unwrap();
             if !made.status.success() {
                 // Root without the right to make namespaces (a restricted container).
-                println!(
-                    "SKIPPED {test}: network namespaces cannot be made here: {}",
-                    String::from_utf8_lossy(&made.stderr).trim()
-                );
+                let why = String::from_utf8_lossy(&made.stderr);
+                skipped(test, why.trim());
                 return None;
             }
             world.names.push(ns.clone());
