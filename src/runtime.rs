@@ -306,11 +306,16 @@ impl RunningGateway {
     /// audit log.
     pub async fn stop_within(self, grace: Duration) {
         let _ = self.shutdown.send(true);
+        self.gateway.begin_stop();
         for t in self.tasks {
             let _ = t.await;
         }
         let deadline = tokio::time::Instant::now() + grace;
-        while self.gateway.metrics.connections_active.get() > 0
+        // Client connections, and intercepted tunnels (whose requests are in
+        // flight after their CONNECT's upgrade); plain tunnels carry bytes the
+        // gateway cannot see the end of and are cut at exit.
+        while (self.gateway.metrics.connections_active.get() > 0
+            || self.gateway.intercepted_open() > 0)
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(50)).await;

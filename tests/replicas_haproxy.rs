@@ -537,9 +537,12 @@ async fn two_replicas_behind_haproxy() {
         "replica stop under load: {total} requests, {failed} failed around the stop, {failed_after} of them after gw1 had exited ({WORKERS} in flight at a time)"
     );
     assert_eq!(failed_after, 0, "requests failed after gw1 had exited");
-    assert!(
-        failed <= WORKERS,
-        "{failed} requests failed around the stop, more than the {WORKERS} in flight"
+    // A stopping replica finishes what is in flight, inside intercepted tunnels
+    // too (HTTP/1.1 closes after the answer, HTTP/2 says GOAWAY), and HAProxy
+    // sends new connections to the other: nothing fails.
+    assert_eq!(
+        failed, 0,
+        "{failed} requests failed around the stop ({WORKERS} in flight at a time)"
     );
     // The requests after the stop were served by gw2 only, and gw1's audit log
     // was flushed on exit.

@@ -45,6 +45,22 @@ pub struct Gateway {
     /// `limits.max_tunnels`.
     pub tunnel_slots: Arc<tokio::sync::Semaphore>,
     references: References,
+    /// Turns true when the gateway is stopping (SIGTERM): intercepted tunnels
+    /// finish the request in flight and close (`intercept`).
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// Intercepted tunnels being served: a stop waits for them as for client
+    /// connections (their requests are in flight after the CONNECT upgrade).
+    intercepted_open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One intercepted tunnel counted in [`Gateway::intercepted_open`]; uncounted
+/// when dropped.
+pub struct InterceptedSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InterceptedSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// Why the policy files on disk are refused, and since when.
@@ -131,7 +147,36 @@ impl Gateway {
                 settings_limits.max_tunnels.max(1),
             )),
             references: References::new(),
+            stopping: tokio::sync::watch::channel(false).0,
+            intercepted_open: Arc::default(),
         })
+    }
+
+    /// Tells intercepted tunnels that the gateway is stopping.
+    pub fn begin_stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once the gateway is stopping (at once if it already is).
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            // An error means the gateway is gone: stopping too.
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
+    }
+
+    /// Counts an intercepted tunnel until the slot is dropped.
+    pub fn intercepted_slot(&self) -> InterceptedSlot {
+        self.intercepted_open
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InterceptedSlot(self.intercepted_open.clone())
+    }
+
+    /// Intercepted tunnels being served now.
+    pub fn intercepted_open(&self) -> usize {
+        self.intercepted_open
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The policy in force; a request keeps the one it started with.

@@ -24,7 +24,6 @@
 //! `transparent` for redirected TLS ([`serve_to`]: the site is dialled at the
 //! connection's original destination only).
 
-use std::future::Future;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Request, Response, StatusCode, Version};
@@ -144,6 +143,7 @@ where
             .map_err(|_| "the client's TLS handshake took too long".to_string())??;
     let max_streams = gw.settings.limits.max_h2_streams;
     let client_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let gw_for_stop = gw.clone();
     let tunnel = Arc::new(Tunnel {
         gw,
         principal,
@@ -164,7 +164,38 @@ where
     // client that negotiated h2 and sends anything but the HTTP/2 preface gets
     // SETTINGS and GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4), never an HTTP/1.1
     // answer. (h2 itself would close without a GOAWAY.)
-    let served: std::pin::Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> = if client_h2 {
+    // Counted until the connection ends, so that a stop waits for the request
+    // in flight here as for one on a client connection.
+    let _counted = gw_for_stop.intercepted_slot();
+    let stopped = gw_for_stop.stopped();
+    // No traffic either way for `limits.idle_timeout` (after the handshake,
+    // between requests, a stalled request body or response) closes the tunnel.
+    // On stop (SIGTERM) the connection finishes the request in flight and closes:
+    // HTTP/1.1 after the current answer, HTTP/2 with GOAWAY.
+    let idle = idle::watchdog(activity, idle_timeout);
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let conn = $conn;
+            tokio::pin!(conn);
+            tokio::pin!(idle);
+            tokio::pin!(stopped);
+            let mut draining = false;
+            loop {
+                tokio::select! {
+                    r = conn.as_mut() => break r.map_err(|e| e.to_string()),
+                    () = idle.as_mut() => {
+                        tracing::debug!(timeout_secs = idle_timeout.as_secs_f64(), "an intercepted tunnel had no traffic for limits.idle_timeout; closed");
+                        break Err("no traffic for limits.idle_timeout".to_string());
+                    }
+                    () = stopped.as_mut(), if !draining => {
+                        draining = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }};
+    }
+    if client_h2 {
         let mut tls = tls;
         let preface = tokio::time::timeout(header_read_timeout, read_h2_preface(&mut tls)).await;
         match preface {
@@ -184,26 +215,15 @@ where
         });
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder.max_concurrent_streams(max_streams);
-        Box::pin(builder.serve_connection(io, service))
+        drive!(builder.serve_connection(io, service))
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout);
-        Box::pin(
-            builder
-                .serve_connection(TokioIo::new(tls), service)
-                .with_upgrades(),
-        )
-    };
-    // No traffic either way for `limits.idle_timeout` (after the handshake,
-    // between requests, a stalled request body or response) closes the tunnel.
-    tokio::select! {
-        r = served => r.map_err(|e| e.to_string()),
-        () = idle::watchdog(activity, idle_timeout) => {
-            tracing::debug!(timeout_secs = idle_timeout.as_secs_f64(), "an intercepted tunnel had no traffic for limits.idle_timeout; closed");
-            Err("no traffic for limits.idle_timeout".to_string())
-        }
+        drive!(builder
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades())
     }
 }
 
