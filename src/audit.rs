@@ -31,6 +31,10 @@ pub struct AuditRecord {
     pub client_ip: String,
     pub user: Option<String>,
     pub roles: Vec<String>,
+    /// The groups the user had when the request was decided (what the policy
+    /// derived `roles` from), so `socialgate replay` can derive roles again
+    /// under another policy. Empty for a client never identified.
+    pub groups: Vec<String>,
     pub method: String,
     pub host: String,
     /// Without the query string.

@@ -230,10 +230,11 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
         l.record.status = status;
         l.record.bytes_down = bytes_down;
         l.record.duration_ms = l.start.elapsed().as_millis() as u64;
+        let groups = l.groups.take();
         if !l.decided {
-            let groups = l.groups.take();
             fill_undecided(gw, &mut l.record, groups.as_deref());
         }
+        l.record.groups = groups.unwrap_or_default();
         // Finished once: the record can be moved out rather than copied.
         Some((
             std::mem::take(&mut l.record),

@@ -112,6 +112,16 @@ impl Policy {
         } else {
             classify(site, req)
         };
+        self.decide_activity(facts, activity, word)
+    }
+
+    /// Decides `facts` as the activity `activity` (already named, e.g. taken
+    /// from an audit record by `replay`), without classifying the request
+    /// again. Everything else as [`Policy::decide`]. Pure.
+    pub fn decide_activity(&self, facts: &Facts<'_>, activity: ActivityId, word: bool) -> Decision {
+        let req = &facts.request;
+        let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
+        let site = site_index.and_then(|i| self.sites.get(i as usize));
         let mask = self.role_mask(facts.user, facts.groups);
         let roles = self.role_names(mask);
         let site_name = site

@@ -11,6 +11,7 @@ pub mod activity;
 pub mod compile;
 pub mod decide;
 pub mod raw;
+pub mod replay;
 pub mod selftest;
 pub mod sources;
 pub mod when;
