@@ -45,6 +45,10 @@ pub struct AuditRecord {
     pub rule: String,
     pub dry_run: Vec<DryRun>,
     pub dlp: Vec<DlpFinding>,
+    /// The social account the request was made as: `SET:ID` for an account in
+    /// one of the policy's `accounts:` sets, else `other` (signed in, in no
+    /// set: its id is never written) or `unknown`. Empty when not decided.
+    pub account: String,
     pub status: u16,
     pub bytes_up: u64,
     pub bytes_down: u64,

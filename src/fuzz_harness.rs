@@ -318,6 +318,7 @@ fn decide_proxy(
             groups: &groups,
             request: view.clone(),
             at: Some(at),
+            account: Default::default(),
         };
         let decision = policy.decide(&facts);
         // The proxy's unworded decision is the same decision, reason aside.
@@ -567,6 +568,7 @@ pub fn dlp_charset(data: &[u8]) {
         dlp: Some(CHARSET_PROFILE.into()),
         warn_for: None,
         message: None,
+        account: Default::default(),
     };
     let verdict = apply_dlp(policy, decision, Some(content), SCAN_LIMIT);
     let denied = verdict.decision.action == crate::policy::Action::Deny;

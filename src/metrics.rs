@@ -91,6 +91,9 @@ pub struct Metrics {
     pub directory_errors: IntCounterVec,
     /// Time spent asking the directory, by `operation` (`groups`, `password`).
     pub directory_duration: HistogramVec,
+    /// Decided requests to listed sites by the social account they were made
+    /// as: `site`, `account` (a set name, `other`, `unknown`), `activity`, `action`.
+    pub account_requests: IntCounterVec,
     minted_seen: AtomicU64,
     hits_seen: AtomicU64,
 }
@@ -226,6 +229,7 @@ impl Metrics {
                 r.register(Box::new(h.clone()))?;
                 h
             },
+            account_requests: counter_vec(&r, "socialgate_account_requests_total", "Decided requests to listed sites by the social account used: a set of the policy's accounts, other (signed in, in no set) or unknown.", &["site", "account", "activity", "action"])?,
             registry: r,
             minted_seen: AtomicU64::new(0),
             hits_seen: AtomicU64::new(0),

@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 use super::context;
 use crate::policy::replay::{Approximation, Recorded, Replayed};
-use crate::policy::Policy;
+use crate::policy::{AccountFact, Policy};
 use crate::settings::Settings;
 
 /// The exit code of `--fail-on-change` when something would change.
@@ -91,6 +91,9 @@ struct AuditLine {
     dlp: Vec<AuditFinding>,
     #[serde(default)]
     bytes_up: u64,
+    /// `SET:ID`, `other` or `unknown`; missing in older records (`unknown`).
+    #[serde(default)]
+    account: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,6 +244,19 @@ fn replay_line(
         at: Some(at),
         dlp_detectors: &detectors,
         had_body: line.bytes_up > 0,
+        account: match line.account.as_deref() {
+            Some("other") => AccountFact::Other,
+            None | Some("unknown") | Some("") => AccountFact::Unknown,
+            // `SET:ID`: the draft places the id in its own sets again.
+            Some(member) => match member.split_once(':') {
+                Some((_, id)) if !id.is_empty() => AccountFact::Id(id),
+                _ => {
+                    return Err(bad(format!(
+                        "`account` {member:?} is not SET:ID, other or unknown"
+                    )))
+                }
+            },
+        },
     };
     let not_replayable = |e: crate::policy::replay::NotReplayable| {
         bad(match e {

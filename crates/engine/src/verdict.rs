@@ -49,6 +49,7 @@ impl Verdict {
                 dlp: None,
                 warn_for: None,
                 message: None,
+                account: Default::default(),
             },
             findings: Vec::new(),
             refusal: None,
@@ -177,6 +178,11 @@ pub fn evaluate_test_request(
         groups,
         request: view,
         at,
+        account: match req.account.as_deref() {
+            None => crate::policy::AccountFact::FromRequest,
+            Some("unknown") => crate::policy::AccountFact::Unknown,
+            Some(id) => crate::policy::AccountFact::Id(id),
+        },
     };
     let header =
         |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
@@ -275,6 +281,7 @@ rules:
             dlp: Some(profile.into()),
             warn_for: None,
             message: None,
+            account: Default::default(),
         }
     }
 

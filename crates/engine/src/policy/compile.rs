@@ -22,7 +22,7 @@ use crate::yaml_source::{child, index, suggest, ConfigError, ConfigErrors, YamlD
 use crate::dlp::BUILTIN_DETECTORS;
 
 const TOP_KEYS: &[&str] = &[
-    "version", "timezone", "roles", "include", "sites", "dlp", "rules", "tests",
+    "version", "timezone", "roles", "include", "sites", "dlp", "rules", "tests", "accounts",
 ];
 
 /// A site definition with the document and path it came from.
@@ -271,7 +271,28 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
     let (roles, role_by_group, role_by_user) = c.compile_roles(&docs[0], &raw_roles, &mut errors);
     let (sites, hosts) = c.compile_sites(&docs, &site_entries, &mut errors);
     let dlp = c.compile_dlp(&docs[0], &raw_dlp, &mut errors);
-    let rules = c.compile_rules(&docs[0], &raw_rules, &roles, &sites, &dlp, &mut errors);
+    let account_sets = match get("accounts") {
+        Some(v) => {
+            let names: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+            super::accounts::compile_sets(&docs[0], v, &names, &mut errors)
+        }
+        None => Vec::new(),
+    };
+    let mut rules = c.compile_rules(&docs[0], &raw_rules, &roles, &sites, &dlp, &mut errors);
+    for (rule, (i, raw)) in rules.iter_mut().zip(&raw_rules) {
+        if let Some(list) = &raw.accounts {
+            let p = child(&index("rules", *i), "accounts");
+            let what = format!("rule `{}`", rule.name);
+            rule.accounts = Some(super::accounts::compile_selector(
+                &docs[0],
+                &p,
+                &what,
+                list,
+                &account_sets,
+                &mut errors,
+            ));
+        }
+    }
 
     let digest = hash.finish();
     let version: String = digest.as_ref()[..6]
@@ -289,6 +310,7 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         hosts,
         activity_names: c.activity_names.clone(),
         rules,
+        account_sets,
         dlp,
         tests: Vec::new(),
         files: docs.iter().map(|d| d.file.clone()).collect(),
@@ -655,6 +677,23 @@ impl Compiler {
                     }
                 }
             }
+            let account = match &entry.raw.account {
+                None => Vec::new(),
+                Some(super::raw::OneOrMany::One(a)) => {
+                    let ap = child(&entry.path, "account");
+                    super::accounts::compile_reader(doc, &ap, name, a, errors)
+                        .into_iter()
+                        .collect()
+                }
+                Some(super::raw::OneOrMany::Many(list)) => list
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| {
+                        let ap = index(&child(&entry.path, "account"), i);
+                        super::accounts::compile_reader(doc, &ap, name, a, errors)
+                    })
+                    .collect(),
+            };
             sites.push(Site {
                 name: name.clone(),
                 domains,
@@ -663,6 +702,7 @@ impl Compiler {
                 activities,
                 needs_body,
                 method_override_query,
+                account,
             });
         }
         (sites, hosts)
@@ -990,6 +1030,7 @@ impl Compiler {
                 message: r.message.clone(),
                 dlp: r.dlp.clone(),
                 enforce: r.enforce.unwrap_or(true),
+                accounts: None,
             });
         }
         rules

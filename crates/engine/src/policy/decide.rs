@@ -5,12 +5,16 @@
 //! on. A request that no rule matches is denied by the implicit rule
 //! `default-deny`. A rule with `dlp:` never allows what cannot be scanned: a
 //! `connect` tunnel. (A WebSocket upgrade under it may be allowed: the gateway
-//! scans each message the client sends.)
+//! scans each message the client sends.) A rule with `accounts:` matches only
+//! requests made as such a social account: [`Policy::account_of`] places the
+//! account the site's `account:` reads (or the caller gives) in the policy's
+//! sets (see `policy::accounts`).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::accounts::{AccountClass, AccountFact, AccountSeen};
 use super::activity::classify;
 use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ, ACTIVITY_WRITE};
 use crate::view::RequestView;
@@ -26,6 +30,9 @@ pub struct Facts<'a> {
     pub groups: &'a [String],
     pub request: RequestView<'a>,
     pub at: Option<DateTime<Utc>>,
+    /// The social account, when the caller knows it; by default it is read
+    /// from the request by the site's `account:`.
+    pub account: AccountFact<'a>,
 }
 
 /// A dry-run rule that matched: "would <action> by <rule>".
@@ -52,6 +59,8 @@ pub struct Decision {
     /// For `warn`: how long an acknowledgement lasts, and the rule's message.
     pub warn_for: Option<Duration>,
     pub message: Option<String>,
+    /// The social account the request is made as (set members only by id).
+    pub account: AccountSeen,
 }
 
 impl Decision {
@@ -89,12 +98,14 @@ impl Policy {
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d))?;
         let site = self.sites.get(site_index as usize)?;
         let mask = self.role_mask(facts.user, facts.groups);
+        let (account, _) = self.account_of(Some(site_index), facts.account, req.headers);
         let candidates = [ACTIVITY_READ, ACTIVITY_WRITE]
             .into_iter()
             .chain(site.activities.iter().map(|(id, _)| *id));
         for activity in candidates {
             let deciding = self.rules.iter().find(|rule| {
-                rule.enforce && self.rule_matches(rule, mask, Some(site_index), activity, facts.at)
+                rule.enforce
+                    && self.rule_matches(rule, mask, Some(site_index), activity, account, facts.at)
             });
             if deciding.is_some_and(|rule| rule.action != Action::Deny) {
                 return None;
@@ -123,6 +134,7 @@ impl Policy {
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
         let site = site_index.and_then(|i| self.sites.get(i as usize));
         let mask = self.role_mask(facts.user, facts.groups);
+        let (account, account_seen) = self.account_of(site_index, facts.account, req.headers);
         let roles = self.role_names(mask);
         let site_name = site
             .map(|s| s.name.clone())
@@ -131,7 +143,7 @@ impl Policy {
 
         let mut dry_run = Vec::new();
         for rule in &self.rules {
-            if !self.rule_matches(rule, mask, site_index, activity, facts.at) {
+            if !self.rule_matches(rule, mask, site_index, activity, account, facts.at) {
                 continue;
             }
             if !rule.enforce {
@@ -185,6 +197,7 @@ impl Policy {
                 dlp: rule.dlp.clone(),
                 warn_for: (action == Action::Warn).then_some(rule.warn_for),
                 message: rule.message.clone(),
+                account: account_seen,
             };
         }
         let reason = if word {
@@ -208,6 +221,7 @@ impl Policy {
             dlp: None,
             warn_for: None,
             message: None,
+            account: account_seen,
         }
     }
 
@@ -217,6 +231,7 @@ impl Policy {
         mask: u128,
         site: Option<u32>,
         activity: ActivityId,
+        account: AccountClass,
         at: Option<DateTime<Utc>>,
     ) -> bool {
         if let Some(roles) = rule.roles {
@@ -241,6 +256,11 @@ impl Policy {
         if !activity_ok {
             return false;
         }
+        if let Some(sel) = &rule.accounts {
+            if !sel.matches(account) {
+                return false;
+            }
+        }
         if let Some(w) = &rule.when {
             match at {
                 Some(at) if w.contains(at, self.timezone) => {}
@@ -248,6 +268,52 @@ impl Policy {
             }
         }
         true
+    }
+}
+
+impl Policy {
+    /// Where the account of a request to site `site` falls, and how the audit
+    /// names it. Pure.
+    pub fn account_of(
+        &self,
+        site: Option<u32>,
+        fact: AccountFact<'_>,
+        headers: &http::HeaderMap,
+    ) -> (AccountClass, AccountSeen) {
+        let Some(site_id) = site else {
+            return (AccountClass::Unknown, AccountSeen::Unknown);
+        };
+        let id = match fact {
+            AccountFact::Unknown => return (AccountClass::Unknown, AccountSeen::Unknown),
+            AccountFact::Other => return (AccountClass::Other, AccountSeen::Other),
+            AccountFact::Id(id) => id.to_string(),
+            AccountFact::FromRequest => {
+                let readers = self
+                    .sites
+                    .get(site_id as usize)
+                    .map_or(&[][..], |s| s.account.as_slice());
+                match readers.iter().find_map(|r| r.read(headers)) {
+                    Some(id) => id,
+                    None => return (AccountClass::Unknown, AccountSeen::Unknown),
+                }
+            }
+        };
+        let mut mask = 0u64;
+        let mut first = None;
+        for (i, set) in self.account_sets.iter().enumerate() {
+            if set
+                .by_site
+                .get(&site_id)
+                .is_some_and(|ids| ids.contains(&id))
+            {
+                mask |= 1 << i;
+                first.get_or_insert(set.name.clone());
+            }
+        }
+        match first {
+            Some(set) => (AccountClass::Member(mask), AccountSeen::Member { set, id }),
+            None => (AccountClass::Other, AccountSeen::Other),
+        }
     }
 }
 
@@ -287,6 +353,7 @@ rules:
             groups: &[],
             request: view,
             at: None,
+            account: AccountFact::FromRequest,
         })
     }
 
@@ -357,6 +424,7 @@ rules:
             groups,
             request: view,
             at: None,
+            account: AccountFact::FromRequest,
         })
     }
 
@@ -402,6 +470,7 @@ rules:
             groups: &[],
             request: view,
             at: None,
+            account: AccountFact::FromRequest,
         };
         assert!(
             policy.decide_before_body(&facts).is_none(),

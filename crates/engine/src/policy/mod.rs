@@ -7,6 +7,7 @@
 //! runs them). [`RequestView::build`] is defined here: the site of the host says
 //! which query parameters override the method.
 
+pub mod accounts;
 pub mod activity;
 pub mod compile;
 pub mod decide;
@@ -24,6 +25,7 @@ use regex::Regex;
 pub use crate::host;
 pub use crate::host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
 pub use crate::view::RequestView;
+pub use accounts::{AccountFact, AccountSeen};
 pub use compile::load_policy;
 pub use decide::{Decision, DryRun, Facts};
 pub use raw::{Action, OnFinding};
@@ -57,6 +59,8 @@ pub struct Policy {
     pub(crate) hosts: HostTable,
     pub activity_names: Vec<String>,
     pub rules: Vec<Rule>,
+    /// `accounts:`: the named sets of social accounts, in policy order.
+    pub account_sets: Vec<accounts::AccountSet>,
     pub dlp: DlpSettings,
     pub tests: Vec<selftest::PolicyTest>,
     /// Every file read to build this policy (the main file first), for the watcher.
@@ -83,6 +87,9 @@ pub struct Site {
     /// Query parameters that name the method the request counts as
     /// (`method_override: { query: [...] }`).
     pub method_override_query: Vec<String>,
+    /// `account:`: how the signed-in account is read, tried in order (none:
+    /// always `unknown`).
+    pub account: Vec<accounts::AccountReader>,
 }
 
 /// How a matcher tests the path.
@@ -141,6 +148,8 @@ pub struct Rule {
     pub message: Option<String>,
     pub dlp: Option<String>,
     pub enforce: bool,
+    /// `accounts:`: `None` matches every account.
+    pub accounts: Option<accounts::AccountSelector>,
 }
 
 /// The `dlp:` section, compiled.

@@ -33,8 +33,8 @@ use chrono::{DateTime, Utc};
 
 use super::activity::classify;
 use super::{
-    Action, ActivityId, Decision, Facts, Policy, Site, ACTIVITY_CONNECT, ACTIVITY_READ,
-    ACTIVITY_WRITE,
+    AccountFact, Action, ActivityId, Decision, Facts, Policy, Site, ACTIVITY_CONNECT,
+    ACTIVITY_READ, ACTIVITY_WRITE,
 };
 use crate::host::NormalHost;
 use crate::view::{RawRequest, RequestView};
@@ -58,6 +58,8 @@ pub struct Recorded<'a> {
     pub dlp_detectors: &'a [String],
     /// The request carried a body (`bytes_up` > 0).
     pub had_body: bool,
+    /// The account the record names (`SET:ID`: the id; `other`; `unknown`).
+    pub account: AccountFact<'a>,
 }
 
 /// Why a replayed decision may differ from what the live gateway would decide.
@@ -143,6 +145,7 @@ impl Policy {
             groups: r.groups,
             request: view,
             at: r.at,
+            account: r.account,
         };
         let mut decision = self.decide_activity(&facts, activity, true);
         if let Some(profile) = decision
@@ -288,6 +291,7 @@ rules:
             at: Some("2026-07-01T10:00:00Z".parse().unwrap()),
             dlp_detectors: &[],
             had_body: false,
+            account: AccountFact::Unknown,
         }
     }
 

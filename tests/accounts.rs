@@ -1,0 +1,300 @@
+//! Accounts: a real gateway reads which social account a request is made as
+//! (the site's `account:` cookie) and the policy's `accounts:` rules decide on
+//! it. The press office posts with the council account's session cookie and is
+//! allowed; the same post from a personal account, or from no readable account,
+//! is denied and never reaches the site; staff signed in as the council account
+//! are refused even reading. The audit records `SET:ID` for the council's
+//! account and `other`/`unknown` otherwise, never the personal id; the metric
+//! `socialgate_account_requests_total` counts by set name. `explain --account`
+//! and `replay` (which carries the recorded account) agree.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_socialgate");
+const COUNCIL: &str = "1450000000000000000";
+const PERSONAL: &str = "998877665544332211";
+
+fn policy(council_id: &str) -> String {
+    format!(
+        r#"
+version: 1
+roles:
+  press-office: {{ groups: [communications] }}
+  staff: {{ groups: [all-staff] }}
+accounts:
+  council-official: {{ social: ["{council_id}"] }}
+sites:
+  social:
+    domains: [www.social.test]
+    activities:
+      post: [{{ method: POST, path: /post }}]
+    account: {{ cookie: twid, pattern: 'u%3D([0-9]+)' }}
+rules:
+  - {{ name: press-posts-only-as-council, roles: [press-office], sites: [social], activities: [post],
+      accounts: [other, unknown], action: deny }}
+  - {{ name: press-office-posts, roles: [press-office], sites: [social], action: allow }}
+  - {{ name: council-accounts-press-office-only, sites: [social], accounts: [council-official], action: deny }}
+  - {{ name: staff-read, roles: [staff], sites: [social], activities: [read], action: allow }}
+  - {{ name: everyone-else, action: deny }}
+"#
+    )
+}
+
+fn settings(port: u16) -> String {
+    format!(
+        r#"
+admin_listen: 127.0.0.1:0
+identity:
+  basic: {{ realm: "Test", htpasswd: "{{dir}}/users.htpasswd" }}
+  group_members: {{ communications: [alice], all-staff: [alice, bob] }}
+upstream:
+  resolve: {{ www.social.test: 127.0.0.1 }}
+  allow_destinations: [127.0.0.1/32]
+  allowed_ports: [80, 443, {port}]
+"#
+    )
+}
+
+fn twid(id: &str) -> String {
+    format!("lang=en; twid=u%3D{id}; ct0=abc")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_press_office_posts_only_as_the_council_and_personal_ids_are_never_recorded() {
+    let fx = Fixture::new();
+    htpasswd(&fx, &[("alice", "a-pass"), ("bob", "b-pass")]);
+    let up = upstream_http("127.0.0.1").await;
+    let port = up.addr.port();
+    let gw = gateway(&fx, &settings(port), &policy(COUNCIL)).await;
+    let base = format!("http://www.social.test:{port}");
+    let alice = client(&gw, Some(("alice", "a-pass")));
+    let bob = client(&gw, Some(("bob", "b-pass")));
+
+    let post = |cookie: Option<String>| {
+        let mut r = alice
+            .post(format!("{base}/post"))
+            .body("Bin collections resume on Monday");
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    // As the council's account: allowed, and the site receives it.
+    let r = post(Some(twid(COUNCIL))).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(up.count(), 1);
+    // The same post from a personal account, and from no readable account: denied.
+    let r = post(Some(twid(PERSONAL))).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["rule"], "press-posts-only-as-council", "{body}");
+    let r = post(None).await.unwrap();
+    assert_eq!(r.status(), 403);
+    // Two twid cookies: ambiguous, so unknown, so denied.
+    let r = post(Some(format!("twid=u%3D{COUNCIL}; twid=u%3D{PERSONAL}")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(up.count(), 1, "no denied post reached the site");
+    // Staff signed in as the council's account: refused even reading; as
+    // themselves they read.
+    let read = |id: &str| {
+        bob.get(format!("{base}/feed"))
+            .header("cookie", twid(id))
+            .send()
+    };
+    let r = read(COUNCIL).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["rule"], "council-accounts-press-office-only", "{body}");
+    assert_eq!(read(PERSONAL).await.unwrap().status(), 200);
+    gw.gateway.audit.flush().await;
+
+    // The audit: the council's account by set and id, others only as a word.
+    let text = std::fs::read_to_string(fx.dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        !text.contains(PERSONAL),
+        "a personal account id in the audit:\n{text}"
+    );
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen: Vec<(&str, &str, &str, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["user"].as_str().unwrap(),
+                l["action"].as_str().unwrap(),
+                l["rule"].as_str().unwrap(),
+                l["account"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let council = format!("council-official:{COUNCIL}");
+    assert_eq!(
+        seen,
+        vec![
+            ("alice", "allow", "press-office-posts", council.as_str()),
+            ("alice", "deny", "press-posts-only-as-council", "other"),
+            ("alice", "deny", "press-posts-only-as-council", "unknown"),
+            ("alice", "deny", "press-posts-only-as-council", "unknown"),
+            (
+                "bob",
+                "deny",
+                "council-accounts-press-office-only",
+                council.as_str()
+            ),
+            ("bob", "allow", "staff-read", "other"),
+        ]
+    );
+
+    // The metric, by set name, `other` and `unknown`; never an id.
+    let metrics = admin_metrics(&gw).await;
+    assert!(
+        !metrics.contains(PERSONAL) && !metrics.contains(COUNCIL),
+        "{metrics}"
+    );
+    let values: HashMap<&str, f64> = metrics
+        .lines()
+        .filter(|l| l.starts_with("socialgate_account_requests_total{"))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k, v.parse().ok()?))
+        })
+        .collect();
+    let key = |account: &str, action: &str, activity: &str| {
+        format!(
+            r#"socialgate_account_requests_total{{account="{account}",action="{action}",activity="{activity}",site="social"}}"#
+        )
+    };
+    let expected = [
+        (key("council-official", "allow", "post"), 1.0),
+        (key("other", "deny", "post"), 1.0),
+        (key("unknown", "deny", "post"), 2.0),
+        (key("council-official", "deny", "read"), 1.0),
+        (key("other", "allow", "read"), 1.0),
+    ];
+    assert_eq!(values.len(), expected.len(), "{values:?}");
+    for (k, v) in &expected {
+        assert_eq!(values.get(k.as_str()), Some(v), "{k} in {values:?}");
+    }
+
+    // Replay carries the recorded account: under a draft whose council set holds
+    // another id, the council's records become `other` and change; nothing else.
+    let audit = fx.dir.path().join("audit.jsonl").display().to_string();
+    let draft = fx.write("draft.yaml", &policy("111")).display().to_string();
+    let (code, out, err) = run(&["replay", "--policy", &draft, "--json", &audit]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["records"], 6, "{out}");
+    assert_eq!(v["changed"], 2, "{out}");
+    let mut changes: Vec<(String, String)> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["from"]["rule"].to_string(), c["to"]["rule"].to_string()))
+        .collect();
+    changes.sort();
+    assert_eq!(
+        changes,
+        vec![
+            (
+                "\"council-accounts-press-office-only\"".to_string(),
+                "\"staff-read\"".to_string()
+            ),
+            (
+                "\"press-office-posts\"".to_string(),
+                "\"press-posts-only-as-council\"".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn explain_takes_the_account_or_reads_it_from_the_headers() {
+    let fx = Fixture::new();
+    let p = fx
+        .write("policy.yaml", &policy(COUNCIL))
+        .display()
+        .to_string();
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--policy",
+            &p,
+            "--user",
+            "alice",
+            "--group",
+            "communications",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["POST", "https://www.social.test/post"]);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        (
+            v["action"].as_str().unwrap().to_string(),
+            v["rule"].as_str().unwrap().to_string(),
+            v["account"].as_str().unwrap().to_string(),
+        )
+    };
+    let council = format!("council-official:{COUNCIL}");
+    assert_eq!(
+        explain(&["--account", COUNCIL]),
+        ("allow".into(), "press-office-posts".into(), council.clone())
+    );
+    assert_eq!(
+        explain(&["--account", PERSONAL]),
+        (
+            "deny".into(),
+            "press-posts-only-as-council".into(),
+            "other".into()
+        )
+    );
+    assert_eq!(
+        explain(&["--account", "unknown"]),
+        (
+            "deny".into(),
+            "press-posts-only-as-council".into(),
+            "unknown".into()
+        )
+    );
+    let cookie = format!("cookie: {}", twid(COUNCIL));
+    assert_eq!(
+        explain(&["--header", &cookie]),
+        ("allow".into(), "press-office-posts".into(), council)
+    );
+    // The text form names the account too.
+    let (_, out, _) = run(&[
+        "explain",
+        "--policy",
+        &p,
+        "--user",
+        "bob",
+        "--group",
+        "all-staff",
+        "--account",
+        PERSONAL,
+        "GET",
+        "https://www.social.test/feed",
+    ]);
+    assert!(out.contains("account:  other"), "{out}");
+    assert!(!out.contains(PERSONAL), "{out}");
+}
