@@ -298,3 +298,121 @@ fn explain_takes_the_account_or_reads_it_from_the_headers() {
     assert!(out.contains("account:  other"), "{out}");
     assert!(!out.contains(PERSONAL), "{out}");
 }
+
+/// The catalogue's `account:` readers, through the default policy and its
+/// example `council-official` ids: each site's real cookie or token names the
+/// account; a site that cannot tell is `unknown`; a personal account is `other`.
+#[test]
+fn the_catalogue_reads_each_sites_signed_in_account() {
+    use base64::Engine as _;
+    use socialgate::policy::selftest::TestRequest;
+    use socialgate::policy::{load_policy, sources::FsFiles};
+
+    let policy = load_policy("policies/default.yaml", &FsFiles).unwrap_or_else(|e| panic!("{e}"));
+    let jwt = |sub: &str| {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"scope":"com.atproto.access","sub":"{sub}"}}"#));
+        format!("Bearer eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.{payload}.c2lnbmF0dXJl")
+    };
+    let cases: Vec<(&str, (&str, String), &str)> = vec![
+        (
+            "https://x.com/home",
+            ("cookie", twid(COUNCIL)),
+            "council-official:1450000000000000000",
+        ),
+        (
+            "https://api.x.com/graphql/abc/UserByScreenName",
+            ("cookie", twid(COUNCIL)),
+            "council-official:1450000000000000000",
+        ),
+        ("https://x.com/home", ("cookie", twid(PERSONAL)), "other"),
+        (
+            "https://pro.x.com/",
+            ("cookie", twid(COUNCIL)),
+            "council-official:1450000000000000000",
+        ),
+        (
+            "https://www.facebook.com/",
+            ("cookie", "c_user=100064123456789; xs=1%3Aabc".into()),
+            "council-official:100064123456789",
+        ),
+        // Switched into the Page: `i_user` is the Page, read before the person's `c_user`.
+        (
+            "https://www.facebook.com/",
+            (
+                "cookie",
+                "c_user=100001234; i_user=100064123456789; xs=1%3Aabc".into(),
+            ),
+            "council-official:100064123456789",
+        ),
+        (
+            "https://www.facebook.com/",
+            ("cookie", "c_user=100001234; xs=1%3Aabc".into()),
+            "other",
+        ),
+        (
+            "https://business.facebook.com/latest/home",
+            ("cookie", "c_user=100064123456789".into()),
+            "council-official:100064123456789",
+        ),
+        (
+            "https://www.instagram.com/",
+            (
+                "cookie",
+                "csrftoken=x; sessionid=1234567890%3AAbCdEf%3A17%3AAYc; ds_user_id=1234567890"
+                    .into(),
+            ),
+            "council-official:1234567890",
+        ),
+        // Only the session's own prefix counts, not `ds_user_id`.
+        (
+            "https://www.instagram.com/",
+            (
+                "cookie",
+                "sessionid=555%3AAbCdEf%3A17; ds_user_id=1234567890".into(),
+            ),
+            "other",
+        ),
+        (
+            "https://bsky.social/xrpc/app.bsky.feed.getTimeline",
+            ("authorization", jwt("did:plc:council-example")),
+            "council-official:did:plc:council-example",
+        ),
+        (
+            "https://bsky.social/xrpc/app.bsky.feed.getTimeline",
+            ("authorization", jwt("did:plc:someone")),
+            "other",
+        ),
+        (
+            "https://bsky.social/xrpc/app.bsky.feed.getTimeline",
+            ("authorization", "Bearer opaque-oauth-token".into()),
+            "unknown",
+        ),
+        // Sites that cannot tell their account.
+        (
+            "https://www.linkedin.com/feed/",
+            ("cookie", "li_at=AQEDAR; JSESSIONID=\"ajax:1\"".into()),
+            "unknown",
+        ),
+        (
+            "https://www.reddit.com/",
+            ("cookie", "reddit_session=abc".into()),
+            "unknown",
+        ),
+    ];
+    let groups = vec!["communications".to_string()];
+    for (url, (name, value), want) in cases {
+        let req = TestRequest::parse(
+            &format!("GET {url}"),
+            &[(name.to_string(), value.clone())],
+            None,
+        )
+        .unwrap();
+        let v = socialgate::verdict::evaluate_test_request(&policy, "alice", &groups, &req, None);
+        assert_eq!(
+            v.decision.account.audit(),
+            want,
+            "{url} with {name}: {value}"
+        );
+    }
+}

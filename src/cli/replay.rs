@@ -273,6 +273,14 @@ fn replay_line(
     if line.groups.is_none() {
         approximate.push(Approximation::Groups);
     }
+    // A record written before `account` existed is `unknown`: exact only where
+    // no rule looks at accounts.
+    let looks_at_accounts = |p: &Policy| p.rules.iter().any(|r| r.accounts.is_some());
+    if line.account.is_none()
+        && (looks_at_accounts(draft) || current.is_some_and(looks_at_accounts))
+    {
+        approximate.push(Approximation::Account);
+    }
     let to = outcome(&after);
     let from = match current {
         Some(policy) => {
@@ -342,27 +350,46 @@ fn sorted(tally: &Tally) -> Vec<(&ChangeKey, &ChangeGroup)> {
     v
 }
 
+/// The `--json` output, fields in the documented order.
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    records: u64,
+    changed: u64,
+    changes: Vec<JsonChange<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonChange<'a> {
+    from: &'a Outcome,
+    to: &'a Outcome,
+    role: &'a str,
+    site: &'a str,
+    activity: &'a str,
+    count: u64,
+    references: &'a [String],
+}
+
 fn print_json(tally: &Tally) {
-    let changes: Vec<serde_json::Value> = sorted(tally)
-        .into_iter()
-        .map(|(k, g)| {
-            serde_json::json!({
-                "from": k.from,
-                "to": k.to,
-                "role": k.role,
-                "site": k.site,
-                "activity": k.activity,
-                "count": g.count,
-                "references": g.references,
+    let out = JsonOut {
+        records: tally.records,
+        changed: tally.changed,
+        changes: sorted(tally)
+            .into_iter()
+            .map(|(k, g)| JsonChange {
+                from: &k.from,
+                to: &k.to,
+                role: &k.role,
+                site: &k.site,
+                activity: &k.activity,
+                count: g.count,
+                references: &g.references,
             })
-        })
-        .collect();
-    let out = serde_json::json!({
-        "records": tally.records,
-        "changed": tally.changed,
-        "changes": changes,
-    });
-    println!("{out}");
+            .collect(),
+    };
+    match serde_json::to_string(&out) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("socialgate: cannot write JSON: {e}"),
+    }
 }
 
 /// `N skipped ..., M approximate (...)`.
@@ -409,6 +436,6 @@ fn print_text(tally: &Tally, draft: &Policy, current: Option<&Policy>, files: &[
     }
     if tally.approximate_records > 0 {
         println!();
-        println!("approximate: the audit holds no query, headers or body; `activity`: the activity was named from method and path only; `dlp`: the content was not scanned again (recorded findings judged by the draft's profile); `groups`: the record has no groups (roles from the user alone). See docs/replay.md.");
+        println!("approximate: the audit holds no query, headers or body; `activity`: the activity was named from method and path only; `dlp`: the content was not scanned again (recorded findings judged by the draft's profile); `groups`: the record has no groups (roles from the user alone); `account`: the record has no account (taken as unknown). See docs/replay.md.");
     }
 }

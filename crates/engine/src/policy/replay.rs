@@ -24,6 +24,10 @@
 //! - **Groups.** A record without `groups` (written before the field existed)
 //!   derives roles from the user alone: the caller marks it
 //!   [`Approximation::Groups`].
+//! - **Accounts.** A recorded `SET:ID` gives the id, placed in this policy's
+//!   sets again; `other` stays `other` (a personal id is never recorded, so a set
+//!   that gains it cannot be seen); a record without `account` is `unknown`
+//!   ([`Approximation::Account`] where rules look at accounts).
 //!
 //! Limits: pure (no I/O, no clock: the record's time is the time). Records the
 //! policy never decided (guard refusals, sign-in failures, acknowledgements)
@@ -71,6 +75,8 @@ pub enum Approximation {
     Dlp,
     /// The record holds no groups: roles from the user alone.
     Groups,
+    /// The record holds no `account` (written before the field existed).
+    Account,
 }
 
 impl Approximation {
@@ -80,6 +86,7 @@ impl Approximation {
             Approximation::Activity => "activity",
             Approximation::Dlp => "dlp",
             Approximation::Groups => "groups",
+            Approximation::Account => "account",
         }
     }
 }
