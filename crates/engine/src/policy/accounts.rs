@@ -531,6 +531,42 @@ rules:
     }
 
     #[test]
+    fn ids_and_rules_a_site_can_never_see_are_warned_about() {
+        let policy = crate::policy::test_support::test_policy(
+            r#"
+version: 1
+accounts:
+  council: { social: ["1"], forum: ["2"] }
+sites:
+  social:
+    domains: [social.test]
+    account: { cookie: uid }
+  forum:
+    domains: [forum.test]
+rules:
+  - { name: forum-as-council, sites: [forum], accounts: [council], action: allow }
+  - { name: social-as-council, sites: [social], accounts: [council], action: allow }
+  - { name: all, action: deny }
+"#,
+        );
+        let w: Vec<String> = policy.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("account set `council`: site `forum` has no `account:` reader"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].contains("rule `forum-as-council` names account sets"),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .all(|l| l.contains("can tell their account: social")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
     fn mistakes_are_errors_with_their_place() {
         let text = r#"
 version: 1
