@@ -309,11 +309,16 @@ fn the_catalogue_reads_each_sites_signed_in_account() {
     use socialgate::policy::{load_policy, sources::FsFiles};
 
     let policy = load_policy("policies/default.yaml", &FsFiles).unwrap_or_else(|e| panic!("{e}"));
-    let jwt = |sub: &str| {
-        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!(r#"{{"scope":"com.atproto.access","sub":"{sub}"}}"#));
+    let token = |claims: String| {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims);
         format!("Bearer eyJ0eXAiOiJhdCtqd3QiLCJhbGciOiJFUzI1NksifQ.{payload}.c2lnbmF0dXJl")
     };
+    let jwt = |sub: &str| token(format!(r#"{{"scope":"com.atproto.access","sub":"{sub}"}}"#));
+    // A service-auth token (video uploads): the account is its issuer.
+    let service = token(
+        r#"{"iss":"did:plc:council-example","aud":"did:web:video.bsky.app","lxm":"app.bsky.video.uploadVideo"}"#
+            .to_string(),
+    );
     let cases: Vec<(&str, (&str, String), &str)> = vec![
         (
             "https://x.com/home",
@@ -387,6 +392,11 @@ fn the_catalogue_reads_each_sites_signed_in_account() {
             "https://bsky.social/xrpc/app.bsky.feed.getTimeline",
             ("authorization", "Bearer opaque-oauth-token".into()),
             "unknown",
+        ),
+        (
+            "https://video.bsky.app/xrpc/app.bsky.video.uploadVideo",
+            ("authorization", service.clone()),
+            "council-official:did:plc:council-example",
         ),
         // Sites that cannot tell their account.
         (
