@@ -5,7 +5,7 @@
 //! Job: read audit JSON lines (plain files, gzip files told by their magic
 //! bytes, `-` for stdin), re-decide each record the policy decided with the
 //! engine's [`Policy::replay`] (user, `groups`, method, host, path, `ts`, the
-//! recorded site, activity and DLP findings), compare with the "before" (the
+//! recorded site, activity, `account` and DLP findings), compare with the "before" (the
 //! record's own action and rule, or `--current POLICY` re-decided the same
 //! way), and print the changes grouped by (before → after, role, site,
 //! activity) with up to five references each, as text or `--json`.

@@ -1,8 +1,9 @@
 //! The policy: who may do which activity on which site, and when.
 //!
 //! `raw` mirrors the YAML, `compile` builds matchers once (collecting every error
-//! with `file:line:col`), `activity` names a request's activity, `decide` picks the
-//! first matching rule. Deciding is pure: no I/O, no clock, no globals; the caller
+//! with `file:line:col`), `activity` names a request's activity, `accounts` reads
+//! and places the social account it is made as, `decide` picks the first matching
+//! rule, `replay` re-decides a request an audit record describes. Deciding is pure: no I/O, no clock, no globals; the caller
 //! supplies the time. `selftest` compiles the policy's own `tests:` (the verdict
 //! runs them). [`RequestView::build`] is defined here: the site of the host says
 //! which query parameters override the method.
