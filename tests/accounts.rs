@@ -6,7 +6,9 @@
 //! are refused even reading. The audit records `SET:ID` for the council's
 //! account and `other`/`unknown` otherwise, never the personal id; the metric
 //! `socialgate_account_requests_total` counts by set name. `explain --account`
-//! and `replay` (which carries the recorded account) agree.
+//! and `replay` (which carries the recorded account) agree. The same inside an
+//! intercepted TLS tunnel; and the catalogue's readers, through the default
+//! policy, read each site's real cookie or token.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -425,4 +427,71 @@ fn the_catalogue_reads_each_sites_signed_in_account() {
             "{url} with {name}: {value}"
         );
     }
+}
+
+/// Inside an intercepted TLS tunnel (the way browsers reach these sites), the
+/// account cookie decides the same way, and the site receives the cookie
+/// untouched.
+#[tokio::test]
+async fn inside_an_intercepted_tunnel_the_cookie_decides_too() {
+    let fx = Fixture::new();
+    htpasswd(&fx, &[("alice", "a-pass")]);
+    let up = tls_upstream("www.social.test", CertKind::Good).await;
+    fx.write("upstream-ca.pem", &up.ca_pem);
+    let port = up.addr.port();
+    let settings = format!(
+        r#"
+identity:
+  basic: {{ realm: "Test", htpasswd: "{{dir}}/users.htpasswd" }}
+  group_members: {{ communications: [alice] }}
+upstream:
+  extra_roots: ["{{dir}}/upstream-ca.pem"]
+  resolve: {{ www.social.test: 127.0.0.1 }}
+  allow_destinations: [127.0.0.1/32]
+  allowed_ports: [{port}]
+"#
+    );
+    let gw = gateway(&fx, &settings, &policy(COUNCIL)).await;
+    let alice = client_trusting_gateway(&gw, &fx, Some(("alice", "a-pass")));
+    let url = format!("https://www.social.test:{port}/post");
+    let r = alice
+        .post(&url)
+        .header("cookie", twid(COUNCIL))
+        .body("Road works on the A38")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = up.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers["cookie"], twid(COUNCIL).as_str());
+    let r = alice
+        .post(&url)
+        .header("cookie", twid(PERSONAL))
+        .body("Road works on the A38")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        up.count(),
+        1,
+        "the personal account's post never reached the site"
+    );
+    gw.gateway.audit.flush().await;
+    let text = std::fs::read_to_string(fx.dir.path().join("audit.jsonl")).unwrap();
+    assert!(!text.contains(PERSONAL), "{text}");
+    let accounts: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["account"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        [format!("council-official:{COUNCIL}"), "other".to_string()]
+    );
 }
