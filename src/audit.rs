@@ -41,6 +41,9 @@ pub struct AuditRecord {
     pub path: String,
     pub site: String,
     pub activity: String,
+    /// The catalogue matcher that named the activity, `site/activity#N`; empty
+    /// for the fallback `read`/`write` and for requests not classified on a site.
+    pub matched: String,
     pub action: String,
     pub rule: String,
     pub dry_run: Vec<DryRun>,

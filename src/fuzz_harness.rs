@@ -568,6 +568,7 @@ pub fn dlp_charset(data: &[u8]) {
         dlp: Some(CHARSET_PROFILE.into()),
         warn_for: None,
         message: None,
+        matched: Default::default(),
         account: Default::default(),
     };
     let verdict = apply_dlp(policy, decision, Some(content), SCAN_LIMIT);

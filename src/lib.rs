@@ -10,6 +10,7 @@ pub mod admin;
 pub mod audit;
 pub mod build_info;
 pub mod cli;
+pub mod drift;
 /// Fuzz entry points, only with the `fuzzing` feature: for the cargo-fuzz
 /// targets in `fuzz/` and `tests/fuzz_corpus.rs` (every test build has it).
 #[cfg(feature = "fuzzing")]

@@ -91,6 +91,11 @@ pub struct Metrics {
     pub directory_errors: IntCounterVec,
     /// Time spent asking the directory, by `operation` (`groups`, `password`).
     pub directory_duration: HistogramVec,
+    /// Requests each catalogue matcher named: `site`, `activity`, `matcher` (its
+    /// 0-based index in file order within the activity), resolved per policy by the drift module.
+    pub catalogue_matches: IntCounterVec,
+    /// Requests on a listed site that no matcher named: `site`, `kind` (`read`, `write`).
+    pub activity_fallback: IntCounterVec,
     /// Decided requests to listed sites by the social account they were made
     /// as: `site`, `account` (a set name, `other`, `unknown`), `activity`, `action`.
     pub account_requests: IntCounterVec,
@@ -229,6 +234,8 @@ impl Metrics {
                 r.register(Box::new(h.clone()))?;
                 h
             },
+            catalogue_matches: counter_vec(&r, "socialgate_catalogue_matches_total", "Requests each catalogue matcher named, by site, activity and matcher (its 0-based index in file order within the activity).", &["site", "activity", "matcher"])?,
+            activity_fallback: counter_vec(&r, "socialgate_activity_fallback_total", "Requests on a listed site that no catalogue matcher named (the fallback read or write), by site and kind.", &["site", "kind"])?,
             account_requests: counter_vec(&r, "socialgate_account_requests_total", "Decided requests to listed sites by the social account used: a set of the policy's accounts, other (signed in, in no set) or unknown.", &["site", "account", "activity", "action"])?,
             registry: r,
             minted_seen: AtomicU64::new(0),

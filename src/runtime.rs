@@ -72,7 +72,7 @@ pub fn load_checked_policy(source: &PolicySource) -> Result<Policy, Vec<String>>
 /// One start-up check: what it looked at and what it found.
 #[derive(Debug, Clone)]
 pub struct StartupCheck {
-    /// `policy`, `ca`, `audit`, `upstream`, `identity`.
+    /// `policy`, `ca`, `audit`, `upstream`, `identity`, `listen_tls`.
     pub what: &'static str,
     /// `Ok(note)` or `Err(problem)`; a problem may span lines.
     pub outcome: Result<String, String>,
@@ -159,6 +159,18 @@ pub fn startup_checks(settings: &Settings) -> StartupReport {
         )
         .map(|_| "the identity sources can be set up".to_string()),
     });
+    if let Some(t) = &settings.listen_tls {
+        checks.push(StartupCheck {
+            what: "listen_tls",
+            outcome: crate::proxy::server::tls_port_config(t.certified.clone()).map(|_| {
+                format!(
+                    "HTTPS proxy port {} presents {} (certificate and key match)",
+                    t.address,
+                    t.cert.display()
+                )
+            }),
+        });
+    }
     StartupReport {
         checks,
         policy,
@@ -275,6 +287,8 @@ fn check_audit_path(path: &str) -> Result<String, String> {
 /// A gateway running in this process.
 pub struct RunningGateway {
     pub proxy_addrs: Vec<SocketAddr>,
+    /// The HTTPS proxy port (`listen_tls`), when one is configured.
+    pub tls_addr: Option<SocketAddr>,
     pub admin_addr: Option<SocketAddr>,
     pub gateway: Arc<Gateway>,
     pub source: PolicySource,
@@ -343,7 +357,7 @@ pub fn load_ca(settings: &Settings) -> Result<crate::tls::CertificateAuthority, 
 
 /// Binds the listeners and starts serving with `policy` (loaded from `source`).
 pub async fn start_with_source(
-    settings: Settings,
+    mut settings: Settings,
     policy: Policy,
     source: PolicySource,
 ) -> Result<RunningGateway, String> {
@@ -353,6 +367,20 @@ pub async fn start_with_source(
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e} (is another proxy running there? change `listen` in socialgate.yaml)"))?;
         listeners.push(l);
+    }
+    // `listen_tls`: the HTTPS proxy port, served like the plain one after TLS.
+    let tls_port = match &settings.listen_tls {
+        Some(t) => Some((
+            TcpListener::bind(t.address).await.map_err(|e| {
+                format!("cannot listen on {} for the HTTPS proxy port: {e} (change `listen_tls.address`)", t.address)
+            })?,
+            crate::proxy::server::tls_port_config(t.certified.clone())?,
+        )),
+        None => None,
+    };
+    let tls_addr = tls_port.as_ref().and_then(|(l, _)| l.local_addr().ok());
+    if let (Some(t), Some(a)) = (settings.listen_tls.as_mut(), tls_addr) {
+        t.address = a; // the bound port, for the PAC file (port 0 in tests)
     }
     let admin = match settings.admin_listen {
         Some(a) => Some(TcpListener::bind(a).await.map_err(|e| {
@@ -367,6 +395,7 @@ pub async fn start_with_source(
     let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
     let mut own = proxy_addrs.clone();
     own.extend(admin_addr);
+    own.extend(tls_addr);
     let issuer = Arc::new(crate::tls::LeafIssuer::new(
         Arc::new(load_ca(&settings)?),
         crate::tls::issuer::DEFAULT_CAPACITY,
@@ -401,6 +430,14 @@ pub async fn start_with_source(
     for l in listeners {
         tasks.push(tokio::spawn(serve_proxy(gateway.clone(), l, rx.clone())));
     }
+    if let Some((l, config)) = tls_port {
+        tasks.push(tokio::spawn(crate::proxy::server::serve_proxy_tls(
+            gateway.clone(),
+            l,
+            config,
+            rx.clone(),
+        )));
+    }
     if let Some(l) = admin {
         tasks.push(tokio::spawn(crate::admin::serve_admin(
             gateway.clone(),
@@ -417,6 +454,7 @@ pub async fn start_with_source(
     }
     Ok(RunningGateway {
         proxy_addrs,
+        tls_addr,
         admin_addr,
         gateway,
         source,

@@ -2,7 +2,9 @@
 //! that the Grafana dashboard (`deploy/grafana/socialgate-dashboard.json`) or the
 //! Prometheus alerts (`deploy/prometheus/alerts.yml`) query is exported by a real
 //! gateway, with the label names and label values the queries use; the settings and
-//! the policy shipped in `deploy/` load (the policy's own tests included); no key
+//! the policy shipped in `deploy/` load (the policy's own tests included); the
+//! compose file runs two replicas sharing the CA and warn key behind HAProxy
+//! (whose configuration `haproxy -c` accepts); no key
 //! material sits in `deploy/`; and `docs/operations.md` names every metric the
 //! gateway exports and lists the same settings defaults as the code.
 //!
@@ -275,12 +277,42 @@ fn every_alert_says_how_long_how_bad_and_what_to_do() {
 #[test]
 fn deploy_files_parse_and_hold_no_key_material() {
     let compose = yaml("deploy/docker-compose.yml");
-    for service in ["gateway", "prometheus", "grafana"] {
+    for service in ["gw1", "gw2", "gateway", "prometheus", "grafana"] {
         assert!(
             compose["services"][service].is_mapping(),
             "compose service {service}"
         );
     }
+    // The two replicas share the CA and the warn key as secrets (from the
+    // `x-gateway` block both merge), and name themselves apart.
+    let shared = format!("{:?}", compose["x-gateway"]["secrets"]);
+    for secret in ["ca_crt", "ca_key", "warn_key"] {
+        assert!(
+            shared.contains(secret),
+            "the replicas share {secret}: {shared}"
+        );
+        assert!(
+            compose["secrets"][secret]["file"].is_string(),
+            "secret {secret}"
+        );
+    }
+    let compose_text = read("deploy/docker-compose.yml");
+    assert_eq!(compose_text.matches("<<: *gateway").count(), 2);
+    assert_eq!(compose["services"]["gw1"]["hostname"], "gw1");
+    assert_eq!(compose["services"]["gw2"]["hostname"], "gw2");
+    // HAProxy in front, checked by HAProxy itself when it is installed in CI
+    // (Debian `haproxy`, in the test packages).
+    let haproxy = socialgate_testkit::directory::require("haproxy", "haproxy");
+    let check = std::process::Command::new(haproxy)
+        .args(["-c", "-f"])
+        .arg(repo_file("deploy/haproxy/haproxy.cfg"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "haproxy -c deploy/haproxy/haproxy.cfg: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
     for rel in [
         "deploy/grafana/provisioning/datasources/prometheus.yml",
         "deploy/grafana/provisioning/dashboards/socialgate.yml",
@@ -331,11 +363,22 @@ fn the_shipped_settings_and_policy_load() {
     use socialgate::runtime::{load_checked_policy, PolicySource};
     use socialgate::settings::Settings;
 
-    let compose_settings =
-        Settings::from_yaml("deploy/socialgate.yaml", &read("deploy/socialgate.yaml"))
-            .unwrap_or_else(|e| panic!("{e}"));
+    // The compose replicas read the warn key from a secret; a stand-in here.
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::write(
+        secrets.path().join("warn.key"),
+        "0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let compose_text = read("deploy/socialgate.yaml")
+        .replace("/run/secrets/", &format!("{}/", secrets.path().display()));
+    let compose_settings = Settings::from_yaml("deploy/socialgate.yaml", &compose_text)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(compose_settings.listen[0].port(), 3128);
     assert_eq!(compose_settings.admin_listen.map(|a| a.port()), Some(9128));
+    // Two replicas share one CA and one warn key: neither may make its own.
+    assert!(!compose_settings.ca_create_if_missing);
+    assert!(compose_settings.warn_key.is_some());
 
     // The image's built-in settings serve a first `docker run`: a client on the
     // Docker bridge (or a private LAN) is the documented staff user.

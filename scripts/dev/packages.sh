@@ -17,9 +17,9 @@ set -euo pipefail
 build=(ca-certificates gcc libc6-dev pkg-config libkrb5-dev libclang-dev libgssapi-krb5-2)
 # curl is a real client in the tests; the Kerberos and LDAP tests start their own
 # MIT KDC and OpenLDAP server on loopback, the audit.syslog test its own
-# rsyslogd, the parent-proxy test a real Squid (its htpasswd made with openssl);
+# rsyslogd, the parent-proxy test a real Squid (its htpasswd made with openssl), the replicas test a real HAProxy;
 # python3 runs the module-cycle check.
-test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3 squid openssl)
+test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3 squid openssl haproxy)
 # Headless Chromium with its driver and NSS tools for the browser test (fonts for
 # faithful screenshots); promtool (Debian prometheus) checks deploy/prometheus.
 ci=("${test[@]}" chromium chromium-driver libnss3-tools fonts-liberation prometheus)

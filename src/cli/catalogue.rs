@@ -2,9 +2,11 @@
 //! a browser's developer tools save it) the way the gateway would, and prints one
 //! line per request (method, host, path, site, activity, decision), then the
 //! requests on a listed site that no catalogue matcher named: the fallback `write`
-//! (a non-GET nobody named) and the fallback `read` (a GET/HEAD/OPTIONS; the catalogue
-//! names only POSTs as `read`, so every such GET counts), grouped by endpoint
-//! template (numbers and long ids as `{id}`). `--json` prints the same as one object.
+//! (a non-GET nobody named, or one whose fields were ambiguous) and the fallback
+//! `read` (a GET/HEAD/OPTIONS no `read` matcher named), grouped by endpoint
+//! template (ids as `{id}`, by the rule of `cli::catalogue_report`). `--json`
+//! prints the same as one object. `catalogue report` (audit logs) is in
+//! `catalogue_report.rs`.
 //!
 //! Limits: each entry is rebuilt from the HAR's method, URL, headers (HTTP/2
 //! pseudo-headers dropped) and `postData` (its `text`, else its `params` as a form);
@@ -23,6 +25,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use super::catalogue_report::template;
 use super::context;
 use crate::policy::selftest::TestRequest;
 use crate::policy::Policy;
@@ -32,6 +35,9 @@ pub(super) enum CatalogueCommand {
     /// Decide every request of HAR files (saved from the browser's developer tools)
     /// and list those no catalogue matcher named.
     Check(CheckArgs),
+    /// From audit logs (plain or gzip): per site, the mix of activities, the
+    /// endpoints that fell to the fallback `write`, and the matchers that matched nothing.
+    Report(super::catalogue_report::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +62,7 @@ pub(super) struct CheckArgs {
 pub(super) fn run(command: CatalogueCommand) -> ExitCode {
     match command {
         CatalogueCommand::Check(a) => check(a),
+        CatalogueCommand::Report(a) => super::catalogue_report::run(a),
     }
 }
 
@@ -70,19 +77,16 @@ struct Row {
     activity: String,
     action: String,
     rule: String,
+    /// The matcher that named the activity (`site/activity#N`), or empty.
+    matched: String,
+    /// `read` / `write` when the request is on a listed site and no matcher named it.
+    fallback: Option<&'static str>,
 }
 
 impl Row {
     /// `Some("write" | "read")` when no catalogue matcher named the request.
     fn fallback(&self) -> Option<&'static str> {
-        if self.site == "unlisted" {
-            return None;
-        }
-        match self.activity.as_str() {
-            "write" => Some("write"),
-            "read" if matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS") => Some("read"),
-            _ => None,
-        }
+        self.fallback
     }
 }
 
@@ -105,10 +109,12 @@ fn check(a: CheckArgs) -> ExitCode {
         }
     }
     let templates = fallback_templates(&rows);
+    let api_hosts = api_path_hosts(&rows, &policy);
     if a.json {
-        print_json(&rows, &templates, &policy);
+        print_json(&rows, &templates, &api_hosts, &policy);
     } else {
         print_text(&rows, &templates, &policy);
+        print_api_hosts(&api_hosts);
     }
     ExitCode::SUCCESS
 }
@@ -154,7 +160,14 @@ fn decide_file(
             .map_err(|e| (ExitCode::from(2), format!("{name}: entry {}: {e}", i + 1)))?;
         let v = crate::verdict::evaluate_test_request(policy, &a.user, &a.groups, &test, None);
         let d = v.decision;
+        let fallback = match d.matched {
+            crate::policy::Matched::Fallback { .. } if d.activity == "read" => Some("read"),
+            crate::policy::Matched::Fallback { .. } => Some("write"),
+            _ => None,
+        };
         rows.push(Row {
+            matched: policy.matched_label(d.matched),
+            fallback,
             file: name.clone(),
             entry: i + 1,
             method: line.split(' ').next().unwrap_or_default().to_string(),
@@ -255,26 +268,29 @@ fn rebuild(req: &Value) -> Result<Rebuilt, String> {
     Ok((format!("{method} {url}"), headers, body, host, path))
 }
 
-/// A path with its ids as `{id}`: numbers of four digits or more (not API versions
-/// such as `/2/`), and segments of 16 or more letters and digits that hold a digit
-/// (hashes, base64 ids).
-fn template(path: &str) -> String {
-    path.split('/')
-        .map(|seg| {
-            let numeric = seg.len() >= 4 && seg.bytes().all(|b| b.is_ascii_digit());
-            let long_id = seg.len() >= 16
-                && seg.bytes().any(|b| b.is_ascii_digit())
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            if numeric || long_id {
-                "{id}"
-            } else {
-                seg
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+/// (host, site) -> count: requests to hosts of no site on a site's `api_paths`
+/// (a Mastodon instance or Bluesky PDS not in `domains`).
+type ApiHosts = BTreeMap<(String, String), usize>;
+
+fn api_path_hosts(rows: &[Row], policy: &Policy) -> ApiHosts {
+    let mut out = ApiHosts::new();
+    for r in rows.iter().filter(|r| r.site == "unlisted") {
+        if let Some(site) = policy.site_by_api_path(&r.path) {
+            *out.entry((r.host.clone(), site.name.clone())).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn print_api_hosts(hosts: &ApiHosts) {
+    if hosts.is_empty() {
+        return;
+    }
+    println!();
+    println!("hosts of no site that use a site's API paths (add them to that site's `domains` to govern them over HTTPS):");
+    for ((host, site), n) in hosts {
+        println!("  {host}  looks like {site}  ({n} request(s))");
+    }
 }
 
 /// (site, kind, method, host, template) -> count, for the fallback requests.
@@ -366,7 +382,7 @@ fn print_text(rows: &[Row], templates: &Templates, policy: &Policy) {
     );
 }
 
-fn print_json(rows: &[Row], templates: &Templates, policy: &Policy) {
+fn print_json(rows: &[Row], templates: &Templates, api_hosts: &ApiHosts, policy: &Policy) {
     let requests: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -380,6 +396,7 @@ fn print_json(rows: &[Row], templates: &Templates, policy: &Policy) {
                 "activity": r.activity,
                 "action": r.action,
                 "rule": r.rule,
+                "matched": r.matched,
                 "fallback": r.fallback(),
             })
         })
@@ -401,6 +418,9 @@ fn print_json(rows: &[Row], templates: &Templates, policy: &Policy) {
         "policy": { "source": policy.source, "version": policy.version },
         "requests": requests,
         "fallback": fallback,
+        "api_path_hosts": api_hosts.iter().map(|((host, site), n)| serde_json::json!({
+            "host": host, "looks_like": site, "count": n,
+        })).collect::<Vec<_>>(),
     });
     println!("{out}");
 }

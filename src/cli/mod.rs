@@ -1,5 +1,5 @@
 //! The command line: `run`, `check`, `explain`, `scan`, `ca init`,
-//! `hash-password`, `catalogue check`, `replay`, one file each.
+//! `hash-password`, `catalogue check`, `catalogue report`, `replay`, one file each.
 //! Exit codes: 0 all well; 1 a problem (printed as `FILE:LINE:COL: message` where
 //! it concerns a file); 2 bad usage (clap); `scan` 3 when it found something;
 //! `replay --fail-on-change` 4 when something would change.
@@ -10,6 +10,7 @@
 
 mod ca;
 mod catalogue;
+mod catalogue_report;
 mod check;
 mod context;
 mod explain;

@@ -26,6 +26,8 @@ pub struct Gateway {
     pub upstream_tls_h1: Arc<rustls::ClientConfig>,
     pub warn: warn::WarnGate,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The drift counters of the policy in force (`crate::drift`).
+    drift: RwLock<Arc<crate::drift::DriftSeries>>,
     pub audit: crate::audit::AuditLog,
     /// When the policy in force was loaded (for the status page).
     pub policy_loaded_at: RwLock<chrono::DateTime<chrono::Utc>>,
@@ -70,6 +72,9 @@ impl Gateway {
         let metrics =
             Arc::new(crate::metrics::Metrics::new().map_err(|e| format!("metrics: {e}"))?);
         metrics.set_policy_version(&policy.version);
+        let drift = RwLock::new(Arc::new(crate::drift::DriftSeries::build(
+            &metrics, &policy,
+        )));
         let settings_limits = settings.limits.clone();
         let warn = warn::WarnGate::with_key(settings.warn_key.as_ref().map(|k| k.bytes()));
         let upstream_config = crate::tls::client_tls_config(&settings.upstream.extra_roots)?;
@@ -109,6 +114,7 @@ impl Gateway {
             upstream_tls_h1,
             warn,
             metrics,
+            drift,
             audit,
             policy_loaded_at: RwLock::new(chrono::Utc::now()),
             reload_failure: RwLock::new(None),
@@ -139,10 +145,24 @@ impl Gateway {
         if let Ok(mut t) = self.policy_loaded_at.write() {
             *t = chrono::Utc::now();
         }
+        let drift = Arc::new(crate::drift::DriftSeries::build(&self.metrics, &policy));
+        self.drift().retire(&self.metrics, &drift);
+        match self.drift.write() {
+            Ok(mut d) => *d = drift,
+            Err(poisoned) => *poisoned.into_inner() = drift,
+        }
         let new = Arc::new(policy);
         match self.policy.write() {
             Ok(mut p) => *p = new,
             Err(poisoned) => *poisoned.into_inner() = new,
+        }
+    }
+
+    /// The drift counters of the policy in force.
+    pub fn drift(&self) -> Arc<crate::drift::DriftSeries> {
+        match self.drift.read() {
+            Ok(d) => d.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 

@@ -146,6 +146,15 @@ pub fn decided(gw: &Gateway, log: &SharedLog, verdict: &Verdict) {
     });
 }
 
+/// Counts which catalogue matcher named the activity of a request decided on
+/// `policy` (the drift metrics) and records it as the audit field `matched`.
+pub fn matched(gw: &Gateway, log: &SharedLog, policy: &crate::policy::Policy, verdict: &Verdict) {
+    let label = gw.drift().count(&gw.metrics, policy, &verdict.decision);
+    if !label.is_empty() {
+        with(log, |l| l.record.matched = label);
+    }
+}
+
 /// A WebSocket message was scanned: count its findings and add them to the
 /// upgrade's record (one entry per detector, the first masked sample kept).
 pub fn message_scanned(gw: &Gateway, log: &SharedLog, findings: &[crate::verdict::DlpFinding]) {

@@ -174,6 +174,7 @@ pub(crate) async fn run<L: Leg>(
     let judged = async {
         let decided = decide(ex, &parts, &mut held).await?;
         observe::decided(&ex.ctx.gw, &ex.ctx.log, &decided.verdict);
+        observe::matched(&ex.ctx.gw, &ex.ctx.log, &decided.policy, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
         let scanning = decided.verdict.decision.dlp.is_some();
         let scan = scanning.then_some(MessagePolicy {
@@ -251,7 +252,13 @@ async fn decide(
     let policy = gw.policy();
     let max = gw.settings.limits.max_scan_bytes;
     let has_body = held.is_open();
-    let site = policy.site_for(ex.policy_host());
+    // A host of no site on an opted-in site's API paths is classified by that
+    // site's matchers too (`policy::api_paths`), so they get the body as well.
+    let site = policy.site_for(ex.policy_host()).or_else(|| {
+        policy
+            .api_site_for(parts.uri.path())
+            .and_then(|i| policy.sites.get(i as usize))
+    });
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)

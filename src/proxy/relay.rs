@@ -82,6 +82,10 @@ where
             }
             Ok(Ok(n)) => {
                 w.write_all(&buf[..n]).await?;
+                // A TLS stream (the HTTPS proxy port, an https:// parent) may
+                // keep encrypted bytes back when its socket was full; flushed
+                // now, or the tail of a reply could wait for the next write.
+                w.flush().await?;
                 total += n as u64;
                 if n == buf.len() && buf.len() < LARGE {
                     buf.resize(LARGE, 0);

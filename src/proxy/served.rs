@@ -1,5 +1,6 @@
 //! What the proxy port serves itself, and the admin listener too: the PAC file
-//! (`/proxy.pac`, also as WPAD `/wpad.dat`) and the CA certificate (`/ca.crt`),
+//! (`/proxy.pac`, also as WPAD `/wpad.dat`; `HTTPS` lines for the HTTPS proxy
+//! port `listen_tls`, before the plain port's `PROXY`) and the CA certificate (`/ca.crt`),
 //! so staff can fetch them from the address they already know; any other
 //! origin-form request on the proxy port is a 400 that says what the port is
 //! for. Also the plain response builder the admin pages use. Reveals nothing
@@ -42,11 +43,19 @@ pub(crate) fn body(
 }
 
 /// A PAC file: the policy's site domains through `proxies` (tried in order by
-/// the browser, never DIRECT for a listed site), everything else DIRECT.
+/// the browser, never DIRECT for a listed site), everything else DIRECT. Each
+/// entry is `host:port` (a plain proxy port, `PROXY host:port`) or already
+/// names its kind (`HTTPS host:port`, `PROXY host:port`).
 pub fn pac(policy: &Policy, proxies: &[String]) -> String {
     let proxy = proxies
         .iter()
-        .map(|p| format!("PROXY {p}"))
+        .map(|p| {
+            if p.starts_with("HTTPS ") || p.starts_with("PROXY ") {
+                p.clone()
+            } else {
+                format!("PROXY {p}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let mut exact = Vec::new();
@@ -89,6 +98,12 @@ fn proxy_address(gw: &Gateway, proxy_addrs: &[SocketAddr], req_host: Option<&str
     let Some(first) = proxy_addrs.first().or(gw.settings.listen.first()) else {
         return "127.0.0.1:3128".into();
     };
+    listener_address(*first, req_host)
+}
+
+/// `addr` as a PAC `host:port`: its IP, or (when it listens on all addresses)
+/// the name the client used to fetch the file.
+fn listener_address(first: SocketAddr, req_host: Option<&str>) -> String {
     if first.ip().is_unspecified() {
         let host = req_host
             .and_then(|h| h.parse::<http::uri::Authority>().ok())
@@ -105,8 +120,19 @@ pub(crate) fn pac_response(gw: &Gateway, req: &Request<Incoming>) -> Response<Pr
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
+    // Without `pac.proxies`: the HTTPS proxy port first when there is one
+    // (credentials then never cross the network in clear), and the plain port
+    // after it, for browsers that do not know `HTTPS` in a PAC file or cannot
+    // reach that port. Never DIRECT for a listed site.
     let proxies = if gw.settings.pac_proxies.is_empty() {
-        vec![proxy_address(gw, &gw.proxy_addrs(), host)]
+        let mut p = Vec::new();
+        if let Some(t) = &gw.settings.listen_tls {
+            p.push(format!("HTTPS {}", listener_address(t.address, host)));
+        }
+        if !gw.settings.listen.is_empty() || p.is_empty() {
+            p.push(proxy_address(gw, &gw.proxy_addrs(), host));
+        }
+        p
     } else {
         gw.settings.pac_proxies.clone()
     };

@@ -1,5 +1,6 @@
 //! Listeners: the accept loop and the HTTP/1.1 connection setup for the proxy
-//! port. Each connection is capped (`limits.max_connections`), gets a header read
+//! ports, plain and HTTPS (`listen_tls`: TLS first, then the same HTTP/1.1 on
+//! the decrypted stream, so everything below is shared). Each connection is capped (`limits.max_connections`), gets a header read
 //! timeout, an idle timeout (`limits.idle_timeout`, by `idle`) and the
 //! `max_header_bytes` limit (hyper answers 431 beyond it), and
 //! keeps its own upstream connections, never shared with another client. Each
@@ -15,6 +16,7 @@ use std::time::Duration;
 use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -63,10 +65,40 @@ impl Drop for PerClientSlot {
     }
 }
 
-/// Serves the proxy port until `shutdown` turns true.
-pub async fn serve_proxy(
+/// Serves the plain proxy port until `shutdown` turns true.
+pub async fn serve_proxy(gw: Arc<Gateway>, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    accept_loop(gw, listener, None, shutdown).await;
+}
+
+/// Serves the HTTPS proxy port (`listen_tls`) until `shutdown` turns true:
+/// each connection first completes a TLS handshake (ALPN `http/1.1` only,
+/// within `limits.header_read_timeout`), then is served exactly as a plain one.
+pub async fn serve_proxy_tls(
     gw: Arc<Gateway>,
     listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    accept_loop(gw, listener, Some(acceptor), shutdown).await;
+}
+
+/// The TLS settings of the HTTPS proxy port: its certificate, ALPN `http/1.1`
+/// (the proxy port speaks HTTP/1.1 to clients; HTTP/2 is only offered inside
+/// intercepted tunnels).
+pub fn tls_port_config(
+    certified: Arc<rustls::sign::CertifiedKey>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    crate::tls::LeafIssuer::server_config(certified, &[b"http/1.1"])
+        .map_err(|e| format!("`listen_tls`: {e}"))
+}
+
+/// The accept loop both ports share: connection caps, per-client caps, and
+/// (with `tls`) the handshake before HTTP.
+async fn accept_loop(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(gw.settings.limits.max_connections.max(1)));
@@ -100,9 +132,30 @@ pub async fn serve_proxy(
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let stop = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             gw.metrics.connections_active.inc();
-            serve_connection(gw.clone(), stream, peer, stop).await;
+            match tls {
+                None => serve_connection(gw.clone(), stream, peer, stop).await,
+                Some(acceptor) => {
+                    // The handshake counts as the start of the request head: a
+                    // client that stalls in it is closed like one that stalls
+                    // in its headers. A client that speaks plain HTTP here
+                    // fails the handshake and gets nothing.
+                    let wait = gw.settings.limits.header_read_timeout;
+                    match tokio::time::timeout(wait, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            serve_connection(gw.clone(), tls_stream, peer, stop).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake on the HTTPS proxy port failed");
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "no TLS handshake on the HTTPS proxy port within limits.header_read_timeout; closed");
+                        }
+                    }
+                }
+            }
             gw.metrics.connections_active.dec();
             drop(per_client);
             drop(permit);
@@ -110,12 +163,17 @@ pub async fn serve_proxy(
     }
 }
 
-async fn serve_connection(
+/// Serves HTTP/1.1 on one client connection: a TCP socket (the plain port) or
+/// a TLS stream (the HTTPS port). Only a plain socket reaches `connect` as a
+/// `TcpStream` that tunnels can splice; anything else is copied.
+async fn serve_connection<S>(
     gw: Arc<Gateway>,
-    stream: tokio::net::TcpStream,
+    stream: S,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let conn = Arc::new(ClientConn::default());
     let service = {
         let gw = gw.clone();

@@ -7,6 +7,7 @@
 //! through `crate::yaml_source` (so a wrong type or an unknown key is reported
 //! at its `FILE:LINE:COL`, with "did you mean" for a misspelt key), then hands
 //! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
+//! `listen_tls.rs` (the HTTPS proxy port),
 //! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
 //! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`; `values.rs` holds the value syntaxes they share and
 //! `problems.rs` the list they report into.
@@ -24,6 +25,7 @@ mod identity;
 mod ldap;
 mod limits;
 mod listen;
+mod listen_tls;
 mod log;
 mod pac;
 mod problems;
@@ -47,6 +49,7 @@ pub use identity::{
 };
 pub use ldap::LdapSettings;
 pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
+pub use listen_tls::ListenTls;
 pub use log::LogFormat;
 pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 
@@ -55,6 +58,7 @@ pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 struct RawSettings {
     listen: Option<OneOrMany<String>>,
     admin_listen: Option<String>,
+    listen_tls: Option<listen_tls::RawListenTls>,
     policy: Option<String>,
     ca: Option<ca::RawCa>,
     log: Option<log::RawLog>,
@@ -73,6 +77,8 @@ struct RawSettings {
 pub struct Settings {
     pub listen: Vec<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    /// `listen_tls`: the HTTPS proxy port, its certificate and key loaded.
+    pub listen_tls: Option<ListenTls>,
     /// `None`: the built-in policy (or `policies/default.yaml` when present).
     pub policy: Option<PathBuf>,
     pub ca_cert: PathBuf,
@@ -107,6 +113,7 @@ impl Default for Settings {
         Settings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 3128))],
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9128))),
+            listen_tls: None,
             policy: None,
             ca_cert: PathBuf::from(DEFAULT_CA_CERT),
             ca_key: PathBuf::from(DEFAULT_CA_KEY),
@@ -171,6 +178,9 @@ impl Settings {
             if let Some(a) = listen::parse_admin(&a, &mut problems) {
                 s.admin_listen = Some(a);
             }
+        }
+        if let Some(t) = raw.listen_tls {
+            s.listen_tls = listen_tls::parse(t, &mut problems);
         }
         s.policy = raw.policy.map(PathBuf::from);
         (s.ca_cert, s.ca_key, s.ca_create_if_missing) = ca::parse(raw.ca);

@@ -49,6 +49,7 @@ impl Verdict {
                 dlp: None,
                 warn_for: None,
                 message: None,
+                matched: crate::policy::decide::Matched::Unclassified,
                 account: Default::default(),
             },
             findings: Vec::new(),
@@ -281,6 +282,7 @@ rules:
             dlp: Some(profile.into()),
             warn_for: None,
             message: None,
+            matched: Default::default(),
             account: Default::default(),
         }
     }

@@ -22,6 +22,12 @@
 //!   charset, too large once decoded) fails that matcher, and the request can no
 //!   longer be `read`.
 //!
+//! - [`classify_matched`] also says which matcher named the activity (its
+//!   activity's place in the site and its 0-based index in file order within
+//!   that activity), for the audit field `matched` and the drift metrics; the
+//!   fallbacks (and a request made `write` because a field is ambiguous or a
+//!   body undecodable) are named by no matcher.
+//!
 //! Limits: `query` matchers look only at the query string (the body is buffered
 //! only for `form` and `json` matchers); a `json` matcher looks in the query
 //! string only for a top-level key. Callers: `policy::decide`.
@@ -55,10 +61,34 @@ struct ParsedBody<'a> {
     query: OnceCell<(Fields, Option<Fields>)>,
 }
 
+/// The matcher that named an activity: `slot` is the activity's place in
+/// [`Site::activities`], `index` the matcher's 0-based place within it (file order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatcherRef {
+    pub slot: u16,
+    pub index: u16,
+}
+
+/// An activity and the matcher that named it (`None`: a fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    pub activity: ActivityId,
+    pub matcher: Option<MatcherRef>,
+}
+
 /// Names the activity of `req` on `site` (or the fallback when no site).
 pub fn classify(site: Option<&Site>, req: &RequestView<'_>) -> ActivityId {
+    classify_matched(site, req).activity
+}
+
+/// [`classify`], saying which matcher named the activity.
+pub fn classify_matched(site: Option<&Site>, req: &RequestView<'_>) -> Classified {
+    let unnamed = |activity| Classified {
+        activity,
+        matcher: None,
+    };
     let Some(site) = site else {
-        return fallback(&req.method);
+        return unnamed(fallback(&req.method));
     };
     let body = ParsedBody {
         req,
@@ -67,31 +97,46 @@ pub fn classify(site: Option<&Site>, req: &RequestView<'_>) -> ActivityId {
         json: OnceCell::new(),
         query: OnceCell::new(),
     };
-    let mut read = false;
+    // The first `read` matcher that matched, if any.
+    let mut read: Option<MatcherRef> = None;
     let mut undecodable = false;
-    for (id, matchers) in &site.activities {
-        for m in matchers {
+    for (slot, (id, matchers)) in site.activities.iter().enumerate() {
+        for (index, m) in matchers.iter().enumerate() {
+            let here = MatcherRef {
+                slot: slot as u16,
+                index: index as u16,
+            };
             match matcher_matches(m, req, &body) {
                 Ok(false) => {}
                 // A socket reads only where a matcher says so (`websocket: true`).
                 Ok(true) if *id == ACTIVITY_READ && req.websocket && m.websocket != Some(true) => {}
-                Ok(true) if *id == ACTIVITY_READ => read = true,
-                Ok(true) => return *id,
-                Err(Unclear::Ambiguous) => return ACTIVITY_WRITE,
+                Ok(true) if *id == ACTIVITY_READ => {
+                    read.get_or_insert(here);
+                }
+                Ok(true) => {
+                    return Classified {
+                        activity: *id,
+                        matcher: Some(here),
+                    }
+                }
+                Err(Unclear::Ambiguous) => return unnamed(ACTIVITY_WRITE),
                 Err(Unclear::Undecodable) => undecodable = true,
             }
         }
     }
     if undecodable {
-        return ACTIVITY_WRITE;
+        return unnamed(ACTIVITY_WRITE);
     }
-    if read {
-        return ACTIVITY_READ;
+    if let Some(here) = read {
+        return Classified {
+            activity: ACTIVITY_READ,
+            matcher: Some(here),
+        };
     }
     if req.websocket {
-        return ACTIVITY_WRITE;
+        return unnamed(ACTIVITY_WRITE);
     }
-    fallback(&req.method)
+    unnamed(fallback(&req.method))
 }
 
 /// `read` for safe methods, `write` for the rest.

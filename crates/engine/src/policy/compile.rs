@@ -22,7 +22,16 @@ use crate::yaml_source::{child, index, suggest, ConfigError, ConfigErrors, YamlD
 use crate::dlp::BUILTIN_DETECTORS;
 
 const TOP_KEYS: &[&str] = &[
-    "version", "timezone", "roles", "include", "sites", "dlp", "rules", "tests", "accounts",
+    "version",
+    "timezone",
+    "roles",
+    "include",
+    "sites",
+    "dlp",
+    "rules",
+    "tests",
+    super::api_paths::TOP_KEY,
+    "accounts",
 ];
 
 /// A site definition with the document and path it came from.
@@ -270,6 +279,9 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
     // Compile.
     let (roles, role_by_group, role_by_user) = c.compile_roles(&docs[0], &raw_roles, &mut errors);
     let (sites, hosts) = c.compile_sites(&docs, &site_entries, &mut errors);
+    let api_path_sites = get(super::api_paths::TOP_KEY)
+        .map(|v| super::api_paths::compile_opt_in(&docs[0], v, &sites, &mut errors))
+        .unwrap_or_default();
     let dlp = c.compile_dlp(&docs[0], &raw_dlp, &mut errors);
     let account_sets = match get("accounts") {
         Some(v) => {
@@ -322,6 +334,7 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
             .chain(account_warnings)
             .collect(),
         include_patterns,
+        api_path_sites,
     };
     let rule_names: Vec<&str> = policy.rules.iter().map(|r| r.name.as_str()).collect();
     let site_names: Vec<&str> = policy.sites.iter().map(|s| s.name.as_str()).collect();
@@ -742,6 +755,13 @@ impl Compiler {
                     }
                 }
             }
+            let api_paths = super::api_paths::compile_site_paths(
+                doc,
+                &entry.path,
+                name,
+                &entry.raw.api_paths,
+                errors,
+            );
             let account = match &entry.raw.account {
                 None => Vec::new(),
                 Some(super::raw::OneOrMany::One(a)) => {
@@ -760,6 +780,7 @@ impl Compiler {
                     .collect(),
             };
             sites.push(Site {
+                api_paths,
                 name: name.clone(),
                 domains,
                 networks,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::accounts::{AccountClass, AccountFact, AccountSeen};
-use super::activity::classify;
+use super::activity::{classify_matched, Classified, MatcherRef};
 use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ, ACTIVITY_WRITE};
 use crate::view::RequestView;
 
@@ -59,8 +59,25 @@ pub struct Decision {
     /// For `warn`: how long an acknowledgement lasts, and the rule's message.
     pub warn_for: Option<Duration>,
     pub message: Option<String>,
+    /// Which catalogue matcher named the activity (audit `matched`, drift metrics).
+    pub matched: Matched,
     /// The social account the request is made as (set members only by id).
     pub account: AccountSeen,
+}
+
+/// Which matcher of a listed site named a request's activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Matched {
+    /// Not classified on a listed site: an unlisted host, a tunnel, a request
+    /// refused before classification, or one decided before its body was read
+    /// (its activity could not be told). Counted by no drift metric.
+    #[default]
+    Unclassified,
+    /// Site `site` (its index in [`Policy::sites`]) named it by no matcher: the
+    /// fallback `read` or `write`.
+    Fallback { site: u32 },
+    /// Named by this matcher of site `site`.
+    Matcher { site: u32, by: MatcherRef },
 }
 
 impl Decision {
@@ -111,28 +128,78 @@ impl Policy {
                 return None;
             }
         }
-        Some(self.decide_unworded(facts))
-    }
-
-    fn decide_worded(&self, facts: &Facts<'_>, word: bool) -> Decision {
-        let req = &facts.request;
-        let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
-        let site = site_index.and_then(|i| self.sites.get(i as usize));
-        let activity = if req.connect {
-            ACTIVITY_CONNECT
-        } else {
-            classify(site, req)
-        };
-        self.decide_activity(facts, activity, word)
+        // Classified without the body: which matcher named it is not known.
+        let mut decision = self.decide_unworded(facts);
+        decision.matched = Matched::Unclassified;
+        Some(decision)
     }
 
     /// Decides `facts` as the activity `activity` (already named, e.g. taken
-    /// from an audit record by `replay`), without classifying the request
-    /// again. Everything else as [`Policy::decide`]. Pure.
+    /// from an audit record by `replay`), without classifying the request again
+    /// (`matched` is then unclassified). Everything else as [`Policy::decide`].
+    /// Pure.
     pub fn decide_activity(&self, facts: &Facts<'_>, activity: ActivityId, word: bool) -> Decision {
+        self.decide_as(facts, word, Some(activity))
+    }
+
+    fn decide_worded(&self, facts: &Facts<'_>, word: bool) -> Decision {
+        self.decide_as(facts, word, None)
+    }
+
+    /// [`Policy::decide`], classifying the request unless `activity` is given.
+    fn decide_as(&self, facts: &Facts<'_>, word: bool, activity: Option<ActivityId>) -> Decision {
         let req = &facts.request;
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
+        let decision = self.decide_on(facts, site_index, word, activity);
+        if site_index.is_some() || req.connect || decision.action == Action::Deny {
+            return decision;
+        }
+        // A host of no site, on the API paths of a site the policy opted in
+        // (`api_path_sites`): that site's denial applies too; nothing else of
+        // it does, so recognition never allows more (see `policy::api_paths`).
+        let Some(api_site) = self.api_site_for(&req.path) else {
+            return decision;
+        };
+        let mut as_site = self.decide_on(facts, Some(api_site), word, activity);
+        if as_site.action != Action::Deny {
+            return decision;
+        }
+        if word {
+            as_site.reason = format!(
+                "{} (recognised as site `{}` by its API path `{}` on {}, a host of no site: that site's denial applies)",
+                as_site.reason,
+                as_site.site,
+                req.path,
+                req.host.as_domain().unwrap_or("an address")
+            );
+        }
+        as_site
+    }
+
+    /// The decision of `facts` as a request to the site `site_index` (`None`:
+    /// a host of no site), as the activity `forced` when given.
+    fn decide_on(
+        &self,
+        facts: &Facts<'_>,
+        site_index: Option<u32>,
+        word: bool,
+        forced: Option<ActivityId>,
+    ) -> Decision {
+        let req = &facts.request;
         let site = site_index.and_then(|i| self.sites.get(i as usize));
+        let (activity, matched) = if req.connect {
+            (ACTIVITY_CONNECT, Matched::Unclassified)
+        } else if let Some(activity) = forced {
+            (activity, Matched::Unclassified)
+        } else {
+            let Classified { activity, matcher } = classify_matched(site, req);
+            let matched = match (site_index, matcher) {
+                (Some(site), Some(by)) => Matched::Matcher { site, by },
+                (Some(site), None) => Matched::Fallback { site },
+                (None, _) => Matched::Unclassified,
+            };
+            (activity, matched)
+        };
         let mask = self.role_mask(facts.user, facts.groups);
         let (account, account_seen) = self.account_of(site_index, facts.account, req.headers);
         let roles = self.role_names(mask);
@@ -197,6 +264,7 @@ impl Policy {
                 dlp: rule.dlp.clone(),
                 warn_for: (action == Action::Warn).then_some(rule.warn_for),
                 message: rule.message.clone(),
+                matched,
                 account: account_seen,
             };
         }
@@ -221,8 +289,29 @@ impl Policy {
             dlp: None,
             warn_for: None,
             message: None,
+            matched,
             account: account_seen,
         }
+    }
+
+    /// The audit field `matched`: `site/activity#N` (N the matcher's 0-based
+    /// index in file order within that activity of that site), empty otherwise.
+    pub fn matched_label(&self, matched: Matched) -> String {
+        let Matched::Matcher { site, by } = matched else {
+            return String::new();
+        };
+        let Some(site) = self.sites.get(site as usize) else {
+            return String::new();
+        };
+        let Some((activity, _)) = site.activities.get(by.slot as usize) else {
+            return String::new();
+        };
+        format!(
+            "{}/{}#{}",
+            site.name,
+            self.activity_name(*activity),
+            by.index
+        )
     }
 
     fn rule_matches(
@@ -476,5 +565,66 @@ rules:
             policy.decide_before_body(&facts).is_none(),
             "unlisted: no body matchers"
         );
+    }
+
+    const MATCHED_POLICY: &str = r#"
+version: 1
+sites:
+  social:
+    domains: [social.test]
+    activities:
+      read:
+        - { method: POST, path: /api/feed }
+      post:
+        - { method: POST, path: /api/v1/posts }
+        - { method: POST, path: /api/v2/posts }
+      comment:
+        - { method: POST, path_regex: '/api/v[12]/comments' }
+rules:
+  - { name: all, action: allow }
+"#;
+
+    fn matched(policy: &Policy, method: &str, host: &str, target: &str) -> (String, Matched) {
+        let host = normalize_host(host).unwrap();
+        let headers = http::HeaderMap::new();
+        let raw = RawRequest {
+            method,
+            host: &host,
+            target,
+            headers: &headers,
+            body: None,
+            connect: false,
+        };
+        let d = decide(policy, RequestView::build(policy, &raw).unwrap());
+        (policy.matched_label(d.matched), d.matched)
+    }
+
+    #[test]
+    fn the_decision_names_the_matcher_by_its_index_within_the_activity() {
+        let p = test_policy(MATCHED_POLICY);
+        assert_eq!(
+            matched(&p, "POST", "social.test", "/api/v2/posts").0,
+            "social/post#1"
+        );
+        assert_eq!(
+            matched(&p, "POST", "social.test", "/api/v1/posts").0,
+            "social/post#0"
+        );
+        assert_eq!(
+            matched(&p, "POST", "social.test", "/api/v2/comments").0,
+            "social/comment#0"
+        );
+        assert_eq!(
+            matched(&p, "POST", "social.test", "/api/feed").0,
+            "social/read#0"
+        );
+        // The fallbacks: named by no matcher.
+        let (label, m) = matched(&p, "POST", "social.test", "/api/v3/other");
+        assert_eq!((label.as_str(), m), ("", Matched::Fallback { site: 0 }));
+        let (label, m) = matched(&p, "GET", "social.test", "/feed");
+        assert_eq!((label.as_str(), m), ("", Matched::Fallback { site: 0 }));
+        // Unlisted hosts are not the catalogue's.
+        let (label, m) = matched(&p, "POST", "other.test", "/api/v1/posts");
+        assert_eq!((label.as_str(), m), ("", Matched::Unclassified));
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod accounts;
 pub mod activity;
+pub mod api_paths;
 pub mod compile;
 pub mod decide;
 pub mod raw;
@@ -28,7 +29,7 @@ pub use crate::host::{normalize_host, DomainPattern, HostTable, IpNetwork, Norma
 pub use crate::view::RequestView;
 pub use accounts::{AccountFact, AccountSeen};
 pub use compile::load_policy;
-pub use decide::{Decision, DryRun, Facts};
+pub use decide::{Decision, DryRun, Facts, Matched};
 pub use raw::{Action, OnFinding};
 
 /// Index of an activity name in [`Policy::activity_names`].
@@ -72,6 +73,9 @@ pub struct Policy {
     /// The `include` patterns as resolved against the policy file, so the
     /// watcher can notice a file that a pattern matches from now on.
     pub include_patterns: Vec<String>,
+    /// `api_path_sites:`: sites (indices) recognised by their `api_paths` on
+    /// hosts of no site, in the order given.
+    pub api_path_sites: Vec<u32>,
 }
 
 /// A site: its activities in file order.
@@ -88,6 +92,8 @@ pub struct Site {
     /// Query parameters that name the method the request counts as
     /// (`method_override: { query: [...] }`).
     pub method_override_query: Vec<String>,
+    /// `api_paths:`: the site's API paths, for hosts of no site (`api_paths`).
+    pub api_paths: Vec<PathMatch>,
     /// `account:`: how the signed-in account is read, tried in order (none:
     /// always `unknown`).
     pub account: Vec<accounts::AccountReader>,

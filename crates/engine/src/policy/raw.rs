@@ -49,6 +49,9 @@ pub struct RawSite {
     pub activities: IndexMap<String, Vec<RawMatcher>>,
     /// Request signals the site reads as "count as this method".
     pub method_override: Option<RawMethodOverride>,
+    /// Paths that are this site's API on any host (see `policy::api_paths`).
+    #[serde(default)]
+    pub api_paths: Vec<String>,
     /// How the signed-in account is read from a request.
     /// One reader, or a list tried in order (the first that reads an id wins).
     pub account: Option<OneOrMany<super::accounts::RawAccount>>,

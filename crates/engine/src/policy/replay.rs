@@ -113,9 +113,10 @@ impl Policy {
     pub fn replay(&self, r: &Recorded<'_>) -> Result<Replayed, NotReplayable> {
         let host = crate::host::normalize_host(r.host).ok_or(NotReplayable::Host)?;
         // A destination the gateway attributed to a site by its address (an IP
-        // literal) is decided as that site, as it was live.
+        // literal) is decided as that site, as it was live. (A host name of no
+        // site stays one: the API-path recognition decides it as live.)
         let host = match self.site_for(&host) {
-            None if r.site != "unlisted" => self
+            None if r.site != "unlisted" && matches!(host, NormalHost::Ip(_)) => self
                 .site_named(r.site)
                 .and_then(|s| self.host_of_site(s))
                 .unwrap_or(host),
