@@ -18,6 +18,7 @@ pub mod fuzz_harness;
 pub mod identity;
 pub mod metrics;
 pub mod net_guard;
+pub mod pages;
 pub mod proxy;
 pub mod runtime;
 pub mod settings;

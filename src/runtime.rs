@@ -503,6 +503,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         tracing::warn!("{w}");
     }
     warn_if_identified_by_network_only(&settings);
+    settings.pages.warn_untranslated();
     let running = start_with_source(settings, policy, source).await?;
     for a in &running.proxy_addrs {
         tracing::info!(address = %a, "proxy listening; point browsers at it, e.g. curl -x http://{a} http://example.com/");

@@ -129,7 +129,7 @@ async fn reading_passes_posting_is_decided_per_activity() {
     assert_eq!(r.status(), 403);
     let page = r.text().await.unwrap();
     assert!(
-        page.contains("everyone-else") && page.contains("post"),
+        page.contains("everyone-else") && page.contains("Posting on social is not allowed"),
         "{page}"
     );
     assert_eq!(e.up.count(), 1);

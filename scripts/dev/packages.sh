@@ -20,9 +20,13 @@ build=(ca-certificates gcc libc6-dev pkg-config libkrb5-dev libclang-dev libgssa
 # rsyslogd, the parent-proxy test a real Squid (its htpasswd made with openssl), the replicas test a real HAProxy;
 # python3 runs the module-cycle check.
 test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3 squid openssl haproxy)
-# Headless Chromium with its driver and NSS tools for the browser test (fonts for
-# faithful screenshots); promtool (Debian prometheus) checks deploy/prometheus.
+# Headless Chromium with its driver and NSS tools for the browser tests (fonts for
+# faithful screenshots); npm fetches axe-core for the pages' accessibility check
+# (Debian's npm only where no npm is on the machine: a Node.js from elsewhere
+# brings its own, and Debian's package would conflict with it);
+# promtool (Debian prometheus) checks deploy/prometheus.
 ci=("${test[@]}" chromium chromium-driver libnss3-tools fonts-liberation prometheus)
+command -v npm >/dev/null 2>&1 || ci+=(npm)
 
 case "${1:-}" in
   build) wanted=("${build[@]}") ;;

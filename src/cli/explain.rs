@@ -122,11 +122,13 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
     };
     let verdict = crate::verdict::evaluate_test_request(&policy, &a.user, &a.groups, &req, at);
     let d = &verdict.decision;
+    let title = policy.site_named(&d.site).and_then(|s| s.title.as_deref());
     if a.json {
         let out = serde_json::json!({
             "action": d.action.as_str(),
             "rule": d.rule,
             "site": d.site,
+            "title": title,
             "activity": d.activity,
             "reason": d.reason,
             "roles": d.roles,
@@ -140,6 +142,9 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
         println!("action:   {}", d.action.as_str());
         println!("rule:     {}", d.rule);
         println!("site:     {}", d.site);
+        if let Some(title) = title {
+            println!("title:    {title}");
+        }
         println!("activity: {}", d.activity);
         println!("roles:    {}", list_or_none(&d.roles));
         println!("account:  {}", d.account.audit());

@@ -40,6 +40,8 @@ pub(crate) struct RequestCtx {
     pub log: SharedLog,
     /// The client wants a page rather than JSON.
     pub html: bool,
+    /// The client's `Accept-Language` (the language of its pages).
+    pub accept_language: Option<String>,
 }
 
 impl RequestCtx {
@@ -59,6 +61,11 @@ impl RequestCtx {
             reference,
             log,
             html: wants_html(req.headers()),
+            accept_language: req
+                .headers()
+                .get(http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(1024).collect()),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use super::{dns, upstream, warn};
+use super::{deferred, dns, upstream, warn};
 use crate::identity::IdentityResolver;
 use crate::policy::Policy;
 use crate::settings::Settings;
@@ -25,6 +25,8 @@ pub struct Gateway {
     /// shares the session cache, so either resumes the other's sessions.
     pub upstream_tls_h1: Arc<rustls::ClientConfig>,
     pub warn: warn::WarnGate,
+    /// Denied background requests waiting to be explained (`pages.deferred_notice`).
+    pub deferred: deferred::DeferredNotices,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The drift counters of the policy in force (`crate::drift`).
     drift: RwLock<Arc<crate::drift::DriftSeries>>,
@@ -113,6 +115,7 @@ impl Gateway {
             upstream_tls,
             upstream_tls_h1,
             warn,
+            deferred: deferred::DeferredNotices::default(),
             metrics,
             drift,
             audit,

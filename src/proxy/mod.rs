@@ -6,7 +6,8 @@
 //!
 //! - leaves: `body` (bodies, bounded reads, the buffering budget), `headers`
 //!   (hygiene, HTML preference), `dns`, `relay`, `idle` (idle connections),
-//!   `parent` (the parent proxy's CONNECT and the upstream byte stream);
+//!   `parent` (the parent proxy's CONNECT and the upstream byte stream),
+//!   `deferred` (notices of denied background requests);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `gateway` (shared state), `observe` (audit and metrics of one request);
 //! - `context` (the request context, the client connection), `respond` (typed
@@ -22,6 +23,7 @@
 pub(crate) mod body;
 pub(crate) mod connect;
 pub(crate) mod context;
+pub(crate) mod deferred;
 pub(crate) mod dns;
 pub(crate) mod forward;
 pub(crate) mod gateway;

@@ -17,10 +17,11 @@ use hyper::upgrade::OnUpgrade;
 
 use super::body::{self, HeldBody, ProxyBody, ReadFailure};
 use super::context::{Exchange, RequestCtx};
+use super::deferred::{self, Notice};
 use super::gateway::Gateway;
 use super::headers::{clean_request_headers, clean_response_headers};
 use super::observe;
-use super::respond::{render, see_other, Denial, Refusal, Warning};
+use super::respond::{self, render, see_other, Denial, Refusal, Warning};
 use super::upstream::{DialError, UpstreamFailure};
 use super::warn;
 use crate::identity::{ConnIdentity, Principal};
@@ -177,15 +178,17 @@ pub(crate) async fn run<L: Leg>(
         observe::matched(&ex.ctx.gw, &ex.ctx.log, &decided.policy, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
         let scanning = decided.verdict.decision.dlp.is_some();
+        let site = decided.verdict.decision.site.clone();
         let scan = scanning.then_some(MessagePolicy {
             policy: decided.policy,
             decision: decided.verdict.decision,
         });
-        Ok::<_, Refusal>((decided.target, scan))
+        Ok::<_, Refusal>((decided.target, scan, site))
     };
-    let (target, scanning) = match judged.await {
+    let (target, scanning, site) = match judged.await {
         Ok(t) => t,
         Err(refusal) => {
+            remember_background_denial(ex, &parts, &refusal);
             let resp = render(ex.ctx, refusal);
             // HTTP/2: the answer must go out before the unread body is let go.
             return match parts.version {
@@ -194,6 +197,12 @@ pub(crate) async fn run<L: Leg>(
             };
         }
     };
+    if let Some(resp) = deferred_notice(ex, &parts, &site) {
+        return match parts.version {
+            Version::HTTP_2 => body::linger(resp, held),
+            _ => resp,
+        };
+    }
     let websocket = L::UPGRADES && crate::view::is_websocket_upgrade(&parts.headers);
     let mut headers = std::mem::take(&mut parts.headers);
     let upgrade = websocket
@@ -225,6 +234,64 @@ pub(crate) async fn run<L: Leg>(
     leg.send(ex, allowed, client_upgrade)
         .await
         .unwrap_or_else(|r| render(ex.ctx, r))
+}
+
+/// A denial the person did not see as a page (a background request: not a
+/// page navigation) is remembered for the deferred notice.
+fn remember_background_denial(ex: &Exchange<'_>, parts: &http::request::Parts, refusal: &Refusal) {
+    let keep = ex.ctx.gw.settings.pages.deferred_notice;
+    let Refusal::Blocked(d) = refusal else {
+        return;
+    };
+    if keep.is_zero()
+        || deferred::is_navigation(&parts.headers)
+        || !deferred::from_the_site_itself(&parts.headers)
+    {
+        return;
+    }
+    let who = deferred::who(&ex.principal.user, ex.principal.source, ex.ctx.peer);
+    let notice = Notice {
+        rule: d.rule.clone(),
+        site: d.site.clone(),
+        title: d.title.clone(),
+        activity: d.activity.clone(),
+        description: d.description.clone(),
+        detectors: d.detectors.clone(),
+        reference: ex.ctx.reference.clone(),
+    };
+    ex.ctx.gw.deferred.record(&who, notice, keep);
+}
+
+/// For an allowed page navigation (a GET the browser shows as the page) to a
+/// site where a background request of this person's was denied: the notice
+/// page, once, with a link on to the same address on this host.
+fn deferred_notice(
+    ex: &Exchange<'_>,
+    parts: &http::request::Parts,
+    site: &str,
+) -> Option<Response<ProxyBody>> {
+    let gw = &ex.ctx.gw;
+    if gw.settings.pages.deferred_notice.is_zero()
+        || parts.method != http::Method::GET
+        || gw.deferred.is_empty()
+        || !deferred::is_navigation(&parts.headers)
+    {
+        return None;
+    }
+    let who = deferred::who(&ex.principal.user, ex.principal.source, ex.ctx.peer);
+    let n = gw.deferred.take(&who, site)?;
+    gw.metrics.deferred_notices.with_label_values(&[site]).inc();
+    tracing::info!(user = %ex.principal.user, site, denied = %n.reference, "deferred notice shown");
+    let denial = Denial {
+        rule: n.rule,
+        site: n.site,
+        title: n.title,
+        activity: n.activity,
+        description: n.description,
+        detectors: n.detectors,
+    };
+    let continue_to = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(respond::notice(ex.ctx, &denial, &n.reference, continue_to))
 }
 
 /// A request decided: the verdict and the request target the site receives.
@@ -413,19 +480,27 @@ fn take(held: &mut HeldBody) -> HeldBody {
 
 /// The refusal for a denial: a sign-in for a client whose network identity asks
 /// for one (unless DLP found something), else the block page.
-fn denied(principal: &Principal, d: &Decision, detectors: Vec<String>) -> Refusal {
+fn denied(gw: &Gateway, principal: &Principal, d: &Decision, detectors: Vec<String>) -> Refusal {
     if principal.challenge_on_deny && detectors.is_empty() {
         return Refusal::Identity(None);
     }
-    Refusal::Blocked(Box::new(denial(d, detectors)))
+    Refusal::Blocked(Box::new(denial(gw, d, detectors)))
 }
 
-/// What a refusal of decision `d` names.
-fn denial(d: &Decision, detectors: Vec<String>) -> Denial {
+/// What a refusal of decision `d` names: with the site's title and the rule's
+/// description from the policy in force.
+fn denial(gw: &Gateway, d: &Decision, detectors: Vec<String>) -> Denial {
+    let policy = gw.policy();
     Denial {
         rule: d.rule.clone(),
         site: d.site.clone(),
+        title: policy.site_named(&d.site).and_then(|s| s.title.clone()),
         activity: d.activity.clone(),
+        description: policy
+            .rules
+            .iter()
+            .find(|r| r.name == d.rule)
+            .and_then(|r| r.description.clone()),
         detectors,
     }
 }
@@ -453,7 +528,7 @@ fn judge(
                     .filter(|f| f.on_finding == "block")
                     .map(|f| f.detector.clone())
                     .collect();
-                denied(&ex.principal, d, detectors)
+                denied(gw, &ex.principal, d, detectors)
             }
         }),
         Action::Warn => {
@@ -471,7 +546,7 @@ fn judge(
                 gw.warn.token(user, &d.site, &d.rule, path)
             });
             Err(Refusal::Warn(Box::new(Warning {
-                denial: denial(d, Vec::new()),
+                denial: denial(gw, d, Vec::new()),
                 message: d.message.clone(),
                 remember_for: d.warn_for,
                 token,
@@ -500,7 +575,7 @@ pub(crate) fn decide_tunnel(ex: &Exchange<'_>, headers: &http::HeaderMap) -> Res
         return Ok(());
     }
     tracing::info!(user = %ex.principal.user, site = %d.site, rule = %d.rule, "tunnel refused");
-    Err(denied(&ex.principal, d, Vec::new()))
+    Err(denied(gw, &ex.principal, d, Vec::new()))
 }
 
 /// `POST /.socialgate/continue` on a site's host: verify the signed token, record

@@ -8,7 +8,10 @@
 //! Every such response carries `X-Socialgate-Reference` (the audit record id), a
 //! strict `Content-Security-Policy` and `Cache-Control: no-store`. Pages never echo
 //! request headers, credentials or matched values: only names from the policy
-//! (rule, site, activity, detector ids) and the support contact.
+//! (site title, activity, rule and its description, kinds of data), the
+//! organisation and the support contact. Their wording and HTML are made by
+//! `crate::pages`, in the language `Accept-Language` chooses; JSON answers
+//! keep their fields.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use super::observe::{self, GatewayMade};
 use super::upstream::UpstreamFailure;
 use crate::identity::AuthFailure;
 use crate::net_guard::DestinationDenied;
+use crate::pages::{render as pages, Look, Stopped};
 
 /// Why the gateway refuses a request. Rendered by [`render`] only.
 #[derive(Debug)]
@@ -78,11 +82,15 @@ pub enum Refusal {
 }
 
 /// What a denial names: policy names only, never request content.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Denial {
     pub rule: String,
     pub site: String,
+    /// The site's `title:`.
+    pub title: Option<String>,
     pub activity: String,
+    /// The rule's `description:`.
+    pub description: Option<String>,
     /// DLP detectors that blocked the post (empty for a policy denial).
     pub detectors: Vec<String>,
 }
@@ -107,11 +115,30 @@ impl Denial {
             support_contact,
         }
     }
+
+    /// What its page names, with `reference`.
+    pub fn stopped<'a>(&'a self, reference: &'a str) -> Stopped<'a> {
+        Stopped {
+            site: &self.site,
+            title: self.title.as_deref(),
+            activity: &self.activity,
+            rule: &self.rule,
+            description: self.description.as_deref(),
+            detectors: &self.detectors,
+            reference,
+        }
+    }
+}
+
+/// The look and the catalogue for this request's page.
+fn look(ctx: &RequestCtx) -> (&Look, &crate::pages::Catalogue) {
+    let look = &ctx.gw.settings.pages.look;
+    (look, look.catalogue(ctx.accept_language.as_deref()))
 }
 
 /// The response for `refusal`, with its audit fields and metrics.
 pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> {
-    let (gw, reference, html) = (&ctx.gw, ctx.reference.as_str(), ctx.html);
+    let (gw, reference) = (&ctx.gw, ctx.reference.as_str());
     let text = |status: StatusCode, text: &str| plain(status, text, reference);
     match refusal {
         Refusal::Identity(failure) => {
@@ -144,22 +171,12 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
             }
             let negotiate = gw.identity.offers_negotiate();
             match gw.identity.basic_realm() {
-                None if !negotiate => unknown_client(reference),
+                None if !negotiate => unknown_client(ctx),
                 realm => auth_required(negotiate, realm, reference),
             }
         }
-        Refusal::Blocked(denial) => blocked(
-            &denial.info(&gw.settings.support_contact),
-            html,
-            reference,
-        ),
-        Refusal::Warn(w) => interstitial(
-            &w.denial.info(&gw.settings.support_contact),
-            w.message.as_deref(),
-            w.remember_for,
-            w.token.as_deref(),
-            reference,
-        ),
+        Refusal::Blocked(denial) => blocked(ctx, &denial),
+        Refusal::Warn(w) => interstitial(ctx, &w),
         Refusal::DestinationGuard { reason, what } => {
             tracing::info!(destination = %what, reason = reason.label(), peer = %ctx.peer, "the destination guard refused a destination");
             gw.metrics
@@ -167,12 +184,7 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
                 .with_label_values(&[reason.label()])
                 .inc();
             observe::refused(&ctx.log, "destination-guard");
-            destination_denied(
-                &format!("{what} is not allowed"),
-                html,
-                &gw.settings.support_contact,
-                reference,
-            )
+            destination_denied(ctx, &format!("{what} is not allowed"))
         }
         Refusal::BadRequest(why) => text(StatusCode::BAD_REQUEST, &why),
         Refusal::HeadTooLarge => text(
@@ -224,7 +236,7 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
                 .upstream_errors
                 .with_label_values(&[kind.label()])
                 .inc();
-            upstream_failed(kind, &detail, html, reference)
+            upstream_failed(ctx, kind, &detail)
         }
         Refusal::MalformedBody => text(
             StatusCode::BAD_REQUEST,
@@ -246,20 +258,13 @@ pub(crate) fn see_other(location: &str, reference: &str) -> Response<ProxyBody> 
 /// The CSP on every page the gateway makes.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'";
 
+/// The CSP of a page that shows `pages.logo` (inlined as a `data:` URI).
+pub const CSP_WITH_LOGO: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'";
+
 /// Escapes text for HTML.
 pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    pages::escape(s)
 }
 
 fn finish(
@@ -296,7 +301,7 @@ fn json(status: StatusCode, value: serde_json::Value, reference: &str) -> Respon
     finish(status, "application/json", value.to_string(), reference)
 }
 
-/// A page in the gateway's style.
+/// A page in the gateway's style (the admin listener's pages, in English).
 pub fn page(
     title: &str,
     lead: &str,
@@ -304,44 +309,39 @@ pub fn page(
     footer: &str,
     extra_html: &str,
 ) -> String {
-    let mut rows = String::new();
-    for (k, v) in details {
-        rows.push_str(&format!(
-            "<tr><th>{}</th><td>{}</td></tr>",
-            html_escape(k),
-            html_escape(v)
-        ));
+    pages::admin_page(title, lead, details, footer, extra_html)
+}
+
+/// An HTML page of the gateway's for this request: the logo's CSP when the
+/// page shows one.
+fn html_page(ctx: &RequestCtx, status: StatusCode, body: String) -> Response<ProxyBody> {
+    let mut resp = finish(status, "text/html; charset=utf-8", body, &ctx.reference);
+    if ctx.gw.settings.pages.look.logo.is_some() {
+        resp.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP_WITH_LOGO),
+        );
     }
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body{{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;background:#f3f2f1;color:#0b0c0c}}
-header{{background:#1d3557;color:#fff;padding:14px 24px;font-weight:600;letter-spacing:.02em}}
-main{{max-width:640px;margin:40px auto;background:#fff;border-top:6px solid #1d70b8;padding:28px 32px;box-shadow:0 1px 3px rgba(0,0,0,.12)}}
-h1{{font-size:1.6rem;margin:0 0 12px}}
-p{{line-height:1.5}}
-table{{border-collapse:collapse;margin:18px 0;width:100%}}
-th{{text-align:left;font-weight:600;padding:6px 24px 6px 0;width:1%;white-space:nowrap;vertical-align:top;color:#505a5f}}
-td{{padding:6px 0;font-family:ui-monospace,Consolas,monospace;overflow-wrap:anywhere}}
-.foot{{color:#505a5f;font-size:.9rem;border-top:1px solid #b1b4b6;padding-top:12px;margin-top:20px}}
-button{{font:inherit;font-weight:600;background:#00703c;color:#fff;border:0;padding:10px 18px;cursor:pointer;box-shadow:0 2px 0 #002d18}}
-button:hover{{background:#005a30}}
-button:focus-visible{{outline:3px solid #ffdd00;outline-offset:0}}
-@media (max-width:640px){{main{{margin:0 0 24px;padding:20px 16px}}}}
-</style></head>
-<body><header>Web gateway</header><main>
-<h1>{title}</h1>
-<p>{lead}</p>
-<table>{rows}</table>
-{extra_html}
-<p class="foot">{footer}</p>
-</main></body></html>
-"#,
-        title = html_escape(title),
-        lead = html_escape(lead),
-    )
+    resp
+}
+
+/// The deferred notice (200): what was stopped in the background (`denial`,
+/// with its own reference), and a link on to `continue_to` on this host.
+pub(crate) fn notice(
+    ctx: &RequestCtx,
+    denial: &Denial,
+    denied_reference: &str,
+    continue_to: &str,
+) -> Response<ProxyBody> {
+    let (look, c) = look(ctx);
+    let body = pages::notice(
+        look,
+        c,
+        &denial.stopped(denied_reference),
+        &ctx.gw.settings.support_contact,
+        super::warn::safe_path(continue_to),
+    );
+    html_page(ctx, StatusCode::OK, body)
 }
 
 /// What a denial names.
@@ -354,8 +354,10 @@ struct BlockInfo<'a> {
 }
 
 /// 403: denied by policy or DLP. HTML for page loads, JSON otherwise.
-fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<ProxyBody> {
-    if !html {
+fn blocked(ctx: &RequestCtx, denial: &Denial) -> Response<ProxyBody> {
+    let reference = ctx.reference.as_str();
+    let info = denial.info(&ctx.gw.settings.support_contact);
+    if !ctx.html {
         return json(
             StatusCode::FORBIDDEN,
             serde_json::json!({
@@ -369,54 +371,9 @@ fn blocked(info: &BlockInfo<'_>, html: bool, reference: &str) -> Response<ProxyB
             reference,
         );
     }
-    let lead = if info.detectors.is_empty() {
-        format!(
-            "{} is not allowed for you under the organisation's social media policy.",
-            activity_phrase(info.activity, info.site)
-        )
-    } else {
-        "Your post was stopped because it appears to contain sensitive information. Nothing was sent. Remove it and try again.".to_string()
-    };
-    let mut details = vec![
-        ("Rule", info.rule.to_string()),
-        ("Site", info.site.to_string()),
-        ("Activity", info.activity.to_string()),
-    ];
-    if !info.detectors.is_empty() {
-        details.push(("Found", info.detectors.join(", ")));
-    }
-    details.push(("Reference", reference.to_string()));
-    let footer = format!(
-        "If you need this for your work, contact {} and quote the reference.",
-        info.support_contact
-    );
-    finish(
-        StatusCode::FORBIDDEN,
-        "text/html; charset=utf-8",
-        page("Blocked by the web gateway", &lead, &details, &footer, ""),
-        reference,
-    )
-}
-
-/// "Reading linkedin", "Posting on x", "Connecting to this website".
-fn activity_phrase(activity: &str, site: &str) -> String {
-    let site = if site == "unlisted" {
-        "this website"
-    } else {
-        site
-    };
-    match activity {
-        "read" => format!("Reading {site}"),
-        "connect" => format!("Connecting to {site}"),
-        "post" => format!("Posting on {site}"),
-        "comment" => format!("Commenting on {site}"),
-        "message" => format!("Sending messages on {site}"),
-        "upload" => format!("Uploading to {site}"),
-        "react" => format!("Reacting to posts on {site}"),
-        "login" => format!("Signing in to {site}"),
-        "write" => format!("Making changes on {site}"),
-        other => format!("The activity \"{other}\" on {site}"),
-    }
+    let (look, c) = look(ctx);
+    let body = pages::blocked(look, c, &denial.stopped(reference), info.support_contact);
+    html_page(ctx, StatusCode::FORBIDDEN, body)
 }
 
 /// 407: credentials needed or wrong. Offers `Negotiate` (Kerberos single sign-on)
@@ -466,7 +423,13 @@ fn signin_throttled(wait: std::time::Duration, reference: &str) -> Response<Prox
     resp
 }
 
-fn unknown_client(reference: &str) -> Response<ProxyBody> {
+fn unknown_client(ctx: &RequestCtx) -> Response<ProxyBody> {
+    let reference = ctx.reference.as_str();
+    if ctx.html {
+        let (look, c) = look(ctx);
+        let body = pages::unknown_computer(look, c, &ctx.gw.settings.support_contact, reference);
+        return html_page(ctx, StatusCode::FORBIDDEN, body);
+    }
     finish(
         StatusCode::FORBIDDEN,
         "text/plain; charset=utf-8",
@@ -476,13 +439,9 @@ fn unknown_client(reference: &str) -> Response<ProxyBody> {
 }
 
 /// 403 by the destination guard (port, private address, the gateway itself).
-fn destination_denied(
-    reason: &str,
-    html: bool,
-    support_contact: &str,
-    reference: &str,
-) -> Response<ProxyBody> {
-    if !html {
+fn destination_denied(ctx: &RequestCtx, reason: &str) -> Response<ProxyBody> {
+    let reference = ctx.reference.as_str();
+    if !ctx.html {
         return json(
             StatusCode::FORBIDDEN,
             serde_json::json!({
@@ -494,66 +453,38 @@ fn destination_denied(
             reference,
         );
     }
-    let details = [
-        ("Rule", "destination-guard".to_string()),
-        ("Reason", reason.to_string()),
-        ("Reference", reference.to_string()),
-    ];
-    finish(
-        StatusCode::FORBIDDEN,
-        "text/html; charset=utf-8",
-        page(
-            "Blocked by the web gateway",
-            "The gateway does not connect to this address or port.",
-            &details,
-            &format!("If you need this for your work, contact {support_contact} and quote the reference."),
-            "",
-        ),
-        reference,
-    )
+    let (look, c) = look(ctx);
+    let body = pages::guard(look, c, reason, &ctx.gw.settings.support_contact, reference);
+    html_page(ctx, StatusCode::FORBIDDEN, body)
 }
 
 /// 502 / 504: the site could not be reached; distinct from a policy denial.
-fn upstream_failed(
-    kind: UpstreamFailure,
-    detail: &str,
-    html: bool,
-    reference: &str,
-) -> Response<ProxyBody> {
+fn upstream_failed(ctx: &RequestCtx, kind: UpstreamFailure, detail: &str) -> Response<ProxyBody> {
+    let reference = ctx.reference.as_str();
     let status = if kind == UpstreamFailure::Timeout {
         StatusCode::GATEWAY_TIMEOUT
     } else {
         StatusCode::BAD_GATEWAY
     };
-    let what = match kind {
-        UpstreamFailure::Dns => "The site's name could not be found.",
-        UpstreamFailure::Refused => "The site could not be reached.",
-        UpstreamFailure::Timeout => "The site took too long to answer.",
-        UpstreamFailure::Tls => "The site's security certificate is not valid, so the connection was stopped. There is no way to continue to this site.",
-        UpstreamFailure::Protocol => "The site sent an answer the gateway could not understand.",
-    };
-    if !html {
+    if !ctx.html {
         return json(
             status,
             serde_json::json!({"error": "upstream", "kind": kind.label(), "detail": detail, "reference": reference}),
             reference,
         );
     }
-    let details = [
-        ("Problem", detail.to_string()),
-        ("Reference", reference.to_string()),
-    ];
-    finish(
+    let key = match kind {
+        UpstreamFailure::Dns => "upstream_dns",
+        UpstreamFailure::Refused => "upstream_refused",
+        UpstreamFailure::Timeout => "upstream_timeout",
+        UpstreamFailure::Tls => "upstream_tls",
+        UpstreamFailure::Protocol => "upstream_protocol",
+    };
+    let (look, c) = look(ctx);
+    html_page(
+        ctx,
         status,
-        "text/html; charset=utf-8",
-        page(
-            "The site could not be reached",
-            what,
-            &details,
-            "This is not a policy decision. Try again later.",
-            "",
-        ),
-        reference,
+        pages::upstream(look, c, key, detail, reference),
     )
 }
 
@@ -569,14 +500,10 @@ fn plain(status: StatusCode, text: &str, reference: &str) -> Response<ProxyBody>
 
 /// The warn interstitial, with a Continue button that POSTs a signed token.
 /// JSON for anything but a page navigation (which has a token).
-fn interstitial(
-    info: &BlockInfo<'_>,
-    message: Option<&str>,
-    remember_for: Option<Duration>,
-    token: Option<&str>,
-    reference: &str,
-) -> Response<ProxyBody> {
-    let Some(token) = token else {
+fn interstitial(ctx: &RequestCtx, w: &Warning) -> Response<ProxyBody> {
+    let reference = ctx.reference.as_str();
+    let info = w.denial.info(&ctx.gw.settings.support_contact);
+    let Some(token) = w.token.as_deref() else {
         return json(
             StatusCode::FORBIDDEN,
             serde_json::json!({
@@ -584,39 +511,25 @@ fn interstitial(
                 "rule": info.rule,
                 "site": info.site,
                 "activity": info.activity,
-                "message": message,
+                "message": w.message,
                 "reference": reference,
             }),
             reference,
         );
     };
-    let form = format!(
-        r#"<form method="post" action="/.socialgate/continue"><input type="hidden" name="token" value="{}"><button type="submit">Continue</button></form>"#,
-        html_escape(token)
+    let (look, c) = look(ctx);
+    let form = pages::WarnForm {
+        message: w.message.as_deref(),
+        remember_for: w.remember_for,
+        action: super::warn::CONTINUE_PATH,
+        token,
+    };
+    let body = pages::warn(
+        look,
+        c,
+        &w.denial.stopped(reference),
+        form,
+        info.support_contact,
     );
-    let mut details = vec![
-        ("Rule", info.rule.to_string()),
-        ("Site", info.site.to_string()),
-    ];
-    if let Some(d) = remember_for {
-        details.push((
-            "Asked again after",
-            humantime::format_duration(d).to_string(),
-        ));
-    }
-    details.push(("Reference", reference.to_string()));
-    finish(
-        StatusCode::FORBIDDEN,
-        "text/html; charset=utf-8",
-        page(
-            "Before you continue",
-            message.unwrap_or(
-                "Use of this site is recorded. Follow the organisation's social media guidance.",
-            ),
-            &details,
-            &format!("Questions: {}.", info.support_contact),
-            &form,
-        ),
-        reference,
-    )
+    html_page(ctx, StatusCode::FORBIDDEN, body)
 }

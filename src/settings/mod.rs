@@ -9,7 +9,7 @@
 //! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
 //! `listen_tls.rs` (the HTTPS proxy port),
 //! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
-//! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`; `values.rs` holds the value syntaxes they share and
+//! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`, `pages.rs`; `values.rs` holds the value syntaxes they share and
 //! `problems.rs` the list they report into.
 //! Every section's problems are collected in file-section order before the
 //! load fails, each at its key.
@@ -28,6 +28,7 @@ mod listen;
 mod listen_tls;
 mod log;
 mod pac;
+mod pages;
 mod problems;
 mod upstream;
 mod values;
@@ -51,6 +52,7 @@ pub use ldap::LdapSettings;
 pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
 pub use listen_tls::ListenTls;
 pub use log::LogFormat;
+pub use pages::PagesSettings;
 pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 
 #[derive(Debug, Deserialize, Default)]
@@ -70,6 +72,7 @@ struct RawSettings {
     upstream: Option<upstream::RawUpstream>,
     limits: Option<limits::RawLimits>,
     audit: Option<audit::RawAudit>,
+    pages: Option<pages::RawPages>,
 }
 
 /// The gateway's settings.
@@ -105,6 +108,8 @@ pub struct Settings {
     pub audit_path: String,
     /// `audit.syslog.url`: a receiver that gets every record as RFC 5424.
     pub audit_syslog: Option<crate::syslog::SyslogTarget>,
+    /// `pages`: organisation, logo, wording and languages, the deferred notice.
+    pub pages: PagesSettings,
 }
 
 impl Default for Settings {
@@ -136,6 +141,7 @@ impl Default for Settings {
             limits: Limits::default(),
             audit_path: "audit.jsonl".into(),
             audit_syslog: None,
+            pages: PagesSettings::default(),
         }
     }
 }
@@ -221,6 +227,9 @@ impl Settings {
                 s.audit_path = p;
             }
             s.audit_syslog = syslog;
+        }
+        if let Some(p) = raw.pages {
+            s.pages = pages::parse(p, &mut problems);
         }
         problems.into_result(s)
     }

@@ -560,6 +560,29 @@ fn sequence_items(
     }
 }
 
+/// The longest site `title:` and rule `description:` a page shows.
+const TITLE_MAX: usize = 80;
+const DESCRIPTION_MAX: usize = 600;
+
+/// Text a page shows (a site's title, a rule's description), trimmed: not
+/// empty, at most `max` characters, no control characters (line breaks only
+/// where `lines`). The page escapes it; this keeps it readable.
+fn shown_text(text: &str, max: usize, lines: bool) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("is empty".into());
+    }
+    if t.chars().count() > max {
+        return Err(format!("is longer than {max} characters"));
+    }
+    if t.chars()
+        .any(|c| c.is_control() && !(lines && (c == '\n' || c == '\t')))
+    {
+        return Err("holds a control character".into());
+    }
+    Ok(t.to_string())
+}
+
 fn hint(name: &str, known: &[&str]) -> String {
     suggest(name, known.iter().copied())
         .map(|s| format!("; did you mean `{s}`?"))
@@ -762,6 +785,16 @@ impl Compiler {
                 &entry.raw.api_paths,
                 errors,
             );
+            let title = entry.raw.title.as_ref().and_then(|t| {
+                shown_text(t, TITLE_MAX, false)
+                    .map_err(|e| {
+                        errors.push(doc.error_at(
+                            &child(&entry.path, "title"),
+                            format!("site `{name}`: `title` {e}"),
+                        ))
+                    })
+                    .ok()
+            });
             let account = match &entry.raw.account {
                 None => Vec::new(),
                 Some(super::raw::OneOrMany::One(a)) => {
@@ -782,6 +815,7 @@ impl Compiler {
             sites.push(Site {
                 api_paths,
                 name: name.clone(),
+                title,
                 domains,
                 networks,
                 intercept: entry.raw.intercept.unwrap_or(true),
@@ -1105,8 +1139,19 @@ impl Compiler {
                     ));
                 }
             }
+            let description = r.description.as_ref().and_then(|d| {
+                shown_text(d, DESCRIPTION_MAX, true)
+                    .map_err(|e| {
+                        errors.push(doc.error_at(
+                            &child(&p, "description"),
+                            format!("{what}: `description` {e}"),
+                        ))
+                    })
+                    .ok()
+            });
             rules.push(Rule {
                 name,
+                description,
                 roles: roles_sel,
                 sites: site_sel,
                 activities: act_sel,
@@ -1263,5 +1308,30 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines[0].contains("single quotes"), "{lines:?}");
+    }
+
+    #[test]
+    fn titles_and_descriptions_are_kept_and_checked_with_their_position() {
+        let text = "version: 1\nsites:\n  tw:\n    title: \" X (Twitter) \"\n    domains: [x.test]\nrules:\n  - name: no-x\n    description: \"Posting from work accounts\\ngoes through the press office.\"\n    action: deny\n";
+        let policy = load_policy("p.yaml", &OneFile(text)).unwrap();
+        assert_eq!(policy.sites[0].title.as_deref(), Some("X (Twitter)"));
+        assert_eq!(
+            policy.rules[0].description.as_deref(),
+            Some("Posting from work accounts\ngoes through the press office.")
+        );
+        let bad = "version: 1\nsites:\n  tw:\n    title: \"\"\n    domains: [x.test]\nrules:\n  - name: no-x\n    action: deny\n    description: \"a\\u0007b\"\n";
+        let errors = load_policy("p.yaml", &OneFile(bad)).unwrap_err().0;
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "p.yaml:4:12: site `tw`: `title` is empty",
+                "p.yaml:9:18: rule `no-x`: `description` holds a control character"
+            ]
+        );
+        let unknown = "version: 1\nsites:\n  tw:\n    titel: X\n    domains: [x.test]\nrules:\n  - { name: all, action: allow }\n";
+        let errors = load_policy("p.yaml", &OneFile(unknown)).unwrap_err().0;
+        assert!(errors[0].to_string().starts_with("p.yaml:4:"), "{errors:?}");
+        assert!(errors[0].to_string().contains("titel"), "{errors:?}");
     }
 }

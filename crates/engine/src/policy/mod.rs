@@ -82,6 +82,8 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct Site {
     pub name: String,
+    /// `title:`: the name people know ("X (Twitter)"); `None`: pages use the name.
+    pub title: Option<String>,
     pub domains: Vec<DomainPattern>,
     /// `networks:`: the address ranges the site publishes as its own.
     pub networks: Vec<IpNetwork>,
@@ -153,6 +155,8 @@ pub struct Rule {
     pub action: Action,
     pub warn_for: Duration,
     pub message: Option<String>,
+    /// `description:`: why the rule exists, shown on the block page.
+    pub description: Option<String>,
     pub dlp: Option<String>,
     pub enforce: bool,
     /// `accounts:`: `None` matches every account.

@@ -39,6 +39,8 @@ pub struct RawRole {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawSite {
+    /// The name people know the site by ("X (Twitter)"), shown on pages.
+    pub title: Option<String>,
     pub domains: Vec<String>,
     /// Address ranges (CIDRs) the site publishes as its own: a tunnel to an
     /// address in them, by IP literal or by another name, is the site's.
@@ -168,6 +170,8 @@ pub struct RawRule {
     pub action: Action,
     pub warn_for: Option<String>,
     pub message: Option<String>,
+    /// Why the rule exists, in words for the people it stops (the block page).
+    pub description: Option<String>,
     pub dlp: Option<String>,
     pub enforce: Option<bool>,
     /// Account set names, `other`, `unknown`.
