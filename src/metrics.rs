@@ -16,10 +16,11 @@ pub const SIGNIN_THROTTLE_REASONS: [&str; 3] = ["client", "user", "busy"];
 
 /// The fixed `reason` labels of `socialgate_destination_denied_total`, started
 /// at zero: a refused port, one of the gateway's own listeners, each non-public
-/// address class, an IP literal, an address shared by several sites.
+/// address class, an IP literal, an address shared by several sites, and (in
+/// transparent mode) a Host or SNI that does not lead to the original destination.
 /// `net_guard::DestinationDenied::label` gives exactly these (a unit test there
 /// checks it), so the metrics need not know the guard's types.
-pub const DESTINATION_DENIED_REASONS: [&str; 11] = [
+pub const DESTINATION_DENIED_REASONS: [&str; 12] = [
     "port",
     "gateway",
     "loopback",
@@ -31,6 +32,7 @@ pub const DESTINATION_DENIED_REASONS: [&str; 11] = [
     "reserved",
     "ip-literal",
     "ambiguous-site",
+    "host-mismatch",
 ];
 
 /// The gateway's metrics and their registry.
@@ -50,7 +52,7 @@ pub struct Metrics {
     /// is full; see `identity::throttle`).
     pub signin_throttled: IntCounterVec,
     /// Refused destinations: `reason` ([`DESTINATION_DENIED_REASONS`]: `port`,
-    /// `gateway`, an address class, `ip-literal`, `ambiguous-site`).
+    /// `gateway`, an address class, `ip-literal`, `ambiguous-site`, `host-mismatch`).
     pub destination_denied: IntCounterVec,
     /// Upstream failures: `kind` (`dns`, `connect`, `timeout`, `tls`, `protocol`).
     pub upstream_errors: IntCounterVec,

@@ -156,6 +156,9 @@ pub enum DestinationDenied {
     /// The destination's addresses belong to more than one site: it cannot be
     /// decided as one of them.
     AmbiguousSite,
+    /// Transparent mode: the name the client gave (Host, SNI) does not lead to
+    /// the address it sent its packets to.
+    HostMismatch,
 }
 
 impl DestinationDenied {
@@ -166,6 +169,7 @@ impl DestinationDenied {
             DestinationDenied::Gateway => "gateway",
             DestinationDenied::IpLiteral => "ip-literal",
             DestinationDenied::AmbiguousSite => "ambiguous-site",
+            DestinationDenied::HostMismatch => "host-mismatch",
         }
     }
 }
@@ -263,10 +267,15 @@ mod tests {
         }
         let mut all = vec![D::Port, D::Gateway];
         all.extend(classes.map(D::Address));
-        all.extend([D::IpLiteral, D::AmbiguousSite]);
+        all.extend([D::IpLiteral, D::AmbiguousSite, D::HostMismatch]);
         for d in &all {
             match d {
-                D::Port | D::Gateway | D::Address(_) | D::IpLiteral | D::AmbiguousSite => {}
+                D::Port
+                | D::Gateway
+                | D::Address(_)
+                | D::IpLiteral
+                | D::AmbiguousSite
+                | D::HostMismatch => {}
             }
         }
         let labels: Vec<&str> = all.iter().map(|d| d.label()).collect();

@@ -396,6 +396,9 @@ pub async fn start_with_source(
     let mut own = proxy_addrs.clone();
     own.extend(admin_addr);
     own.extend(tls_addr);
+    // `listen_transparent`: redirected connections (`proxy::transparent`).
+    let transparent = crate::proxy::transparent::bind(&settings.listen_transparent)?;
+    own.extend(transparent.iter().filter_map(|(l, _)| l.local_addr().ok()));
     let issuer = Arc::new(crate::tls::LeafIssuer::new(
         Arc::new(load_ca(&settings)?),
         crate::tls::issuer::DEFAULT_CAPACITY,
@@ -435,6 +438,17 @@ pub async fn start_with_source(
             gateway.clone(),
             l,
             config,
+            rx.clone(),
+        )));
+    }
+    for (l, kind) in transparent {
+        if let Ok(a) = l.local_addr() {
+            tracing::info!(address = %a, kind = ?kind, "transparent listener: takes connections redirected here (docs/transparent.md)");
+        }
+        tasks.push(tokio::spawn(crate::proxy::transparent::serve(
+            gateway.clone(),
+            l,
+            kind,
             rx.clone(),
         )));
     }

@@ -565,7 +565,7 @@ async fn graceful_stop_lets_a_slow_request_finish() {
 }
 
 /// Every `reason` of `socialgate_destination_denied_total`, by its contract name.
-const DESTINATION_REASONS: [&str; 11] = [
+const DESTINATION_REASONS: [&str; 12] = [
     "port",
     "gateway",
     "loopback",
@@ -577,6 +577,7 @@ const DESTINATION_REASONS: [&str; 11] = [
     "reserved",
     "ip-literal",
     "ambiguous-site",
+    "host-mismatch",
 ];
 
 #[tokio::test]

@@ -18,8 +18,9 @@ build=(ca-certificates gcc libc6-dev pkg-config libkrb5-dev libclang-dev libgssa
 # curl is a real client in the tests; the Kerberos and LDAP tests start their own
 # MIT KDC and OpenLDAP server on loopback, the audit.syslog test its own
 # rsyslogd, the parent-proxy test a real Squid (its htpasswd made with openssl), the replicas test a real HAProxy;
-# python3 runs the module-cycle check.
-test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3 squid openssl haproxy)
+# python3 runs the module-cycle check; iproute2 and nftables make the network
+# namespaces and redirect rules of the transparent-mode test.
+test=("${build[@]}" curl krb5-kdc krb5-admin-server krb5-user slapd ldap-utils rsyslog python3 squid openssl haproxy iproute2 nftables)
 # Headless Chromium with its driver and NSS tools for the browser tests (fonts for
 # faithful screenshots); npm fetches axe-core for the pages' accessibility check
 # (Debian's npm only where no npm is on the machine: a Node.js from elsewhere

@@ -19,7 +19,9 @@
 //! Addresses of more than one site are refused (`ambiguous-site`). Behind a
 //! parent proxy the tunnel is a CONNECT through it (`upstream::Dialer::open`),
 //! with the same checks before the 200. Called by
-//! `route`; [`ip_literal_site`] also by `forward`.
+//! `route`; [`ip_literal_site`] also by `forward`, and [`tunnel_destination`],
+//! [`read_first_flight`] and [`tunnel_slot`] by `transparent` (the SNI as the
+//! CONNECT host).
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -71,38 +73,12 @@ pub(crate) async fn handle(
     let gw = ctx.gw.clone();
     pipeline::check_port(&gw, port)?;
     let policy = gw.policy();
-    let listed = policy.site_for(&host);
-    let learn_as = listed.map(|s| s.name.clone());
-    // Which site the destination is decided as, whether it is intercepted, and
-    // (for an unlisted name) the addresses judged, which are the ones dialled.
-    let mut resolved = None;
-    let (decide_as, intercept) = match (&host, listed) {
-        (NormalHost::Ip(ip), _) => match ip_literal_site(&gw, *ip)? {
-            // No leaf for an address would be accepted for the site's name, and a
-            // leaf for the name would teach clients to click through: refused.
-            Some(site) if site.intercept => {
-                return Err(Refusal::DestinationGuard {
-                    reason: DestinationDenied::IpLiteral,
-                    what: format!(
-                    "Naming the inspected site `{}` by its address ({host}) rather than its name",
-                    site.name
-                ),
-                })
-            }
-            Some(site) => (Some(site.host), false),
-            None => (None, false),
-        },
-        (NormalHost::Domain(_), Some(site)) => (None, site.intercept),
-        (NormalHost::Domain(_), None) => {
-            // An unlisted name: its addresses say whether it is a site's.
-            let (attributed, addrs) = unlisted_name_site(&gw, &policy, &host, port).await?;
-            resolved = Some(addrs);
-            match attributed {
-                Some(site) => (Some(site.host), site.intercept),
-                None => (None, false),
-            }
-        }
-    };
+    let learn_as = policy.site_for(&host).map(|s| s.name.clone());
+    let TunnelDestination {
+        decide_as,
+        intercept,
+        resolved,
+    } = tunnel_destination(&gw, &policy, &host, port).await?;
     if intercept && host.as_domain().is_some() {
         // Accepted once identity and port pass, without looking the name up: each
         // inner request is decided (and audited) on its own, and only an allowed
@@ -196,6 +172,61 @@ pub(crate) async fn handle(
     };
     open_tunnel(&gw, slot, req, serve, move || {
         observe::finish(&gw3, &failed_log, 200, 0)
+    })
+}
+
+/// Where a tunnel to `host:port` goes, as the gateway decides it.
+pub(crate) struct TunnelDestination {
+    /// The site's host it is decided as (see [`Exchange::decide_as`]).
+    pub decide_as: Option<NormalHost>,
+    /// Is it an intercepted site?
+    pub intercept: bool,
+    /// For an unlisted name: the addresses judged, which are the ones dialled.
+    pub resolved: Option<Result<Vec<SocketAddr>, DialError>>,
+}
+
+/// Which site a tunnel to `host:port` is decided as, and whether it is
+/// intercepted: an IP literal by [`ip_literal_site`] (an inspected site's
+/// address is refused), a listed name as itself, an unlisted name by its
+/// addresses. Also used by `transparent` for the ClientHello's name.
+pub(crate) async fn tunnel_destination(
+    gw: &Gateway,
+    policy: &Policy,
+    host: &NormalHost,
+    port: u16,
+) -> Result<TunnelDestination, Refusal> {
+    let mut resolved = None;
+    let (decide_as, intercept) = match (host, policy.site_for(host)) {
+        (NormalHost::Ip(ip), _) => match ip_literal_site(gw, *ip)? {
+            // No leaf for an address would be accepted for the site's name, and a
+            // leaf for the name would teach clients to click through: refused.
+            Some(site) if site.intercept => {
+                return Err(Refusal::DestinationGuard {
+                    reason: DestinationDenied::IpLiteral,
+                    what: format!(
+                    "Naming the inspected site `{}` by its address ({host}) rather than its name",
+                    site.name
+                ),
+                })
+            }
+            Some(site) => (Some(site.host), false),
+            None => (None, false),
+        },
+        (NormalHost::Domain(_), Some(site)) => (None, site.intercept),
+        (NormalHost::Domain(_), None) => {
+            // An unlisted name: its addresses say whether it is a site's.
+            let (attributed, addrs) = unlisted_name_site(gw, policy, host, port).await?;
+            resolved = Some(addrs);
+            match attributed {
+                Some(site) => (Some(site.host), site.intercept),
+                None => (None, false),
+            }
+        }
+    };
+    Ok(TunnelDestination {
+        decide_as,
+        intercept,
+        resolved,
     })
 }
 
@@ -296,7 +327,7 @@ pub(crate) fn ip_literal_site(gw: &Gateway, ip: IpAddr) -> Result<Option<SiteAt>
 }
 
 /// A `limits.max_tunnels` slot, held while the tunnel is open.
-fn tunnel_slot(gw: &Gateway) -> Result<OwnedSemaphorePermit, Refusal> {
+pub(crate) fn tunnel_slot(gw: &Gateway) -> Result<OwnedSemaphorePermit, Refusal> {
     gw.tunnel_slots
         .clone()
         .try_acquire_owned()

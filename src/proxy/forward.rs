@@ -8,7 +8,8 @@
 //! Squid refuses CONNECT to port 80); the parent's 407 becomes a 502 naming it.
 //! The body is buffered only where a matcher or a scan needs it; otherwise it
 //! streams. Nothing is retried once sent (a retried POST could post twice).
-//! Called by `route`.
+//! Called by `route`; its leg also by `transparent`, pinned to a redirected
+//! connection's original destination (`original::open_http`).
 
 use http::{header, HeaderValue, Request, Response};
 use hyper::body::Incoming;
@@ -61,12 +62,15 @@ pub(crate) async fn handle(
         port,
         decide_as,
     };
-    Ok(pipeline::run(&ex, req, &PlainLeg { conn }).await)
+    Ok(pipeline::run(&ex, req, &PlainLeg { conn, pinned: None }).await)
 }
 
 /// Plain HTTP to the site over the client's own pooled connection.
-struct PlainLeg<'a> {
-    conn: &'a ClientConn,
+pub(crate) struct PlainLeg<'a> {
+    pub conn: &'a ClientConn,
+    /// A transparent connection's original destination: the only address
+    /// dialled, once the Host is seen to lead there (`original::open_http`).
+    pub pinned: Option<std::net::SocketAddr>,
 }
 
 impl Leg for PlainLeg<'_> {
@@ -117,11 +121,18 @@ impl Leg for PlainLeg<'_> {
             None => {
                 let policy = gw.policy();
                 let site = policy.site_for(&ex.host).map(|s| s.name.as_str());
-                let (stream, _) = gw
-                    .dialer
-                    .open_http(&ex.host, ex.port, site)
-                    .await
-                    .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?;
+                let stream = match self.pinned {
+                    Some(orig) => {
+                        super::original::open_http(gw, &ex.host, ex.port, site, orig).await?
+                    }
+                    None => {
+                        gw.dialer
+                            .open_http(&ex.host, ex.port, site)
+                            .await
+                            .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?
+                            .0
+                    }
+                };
                 let (sender, connection) =
                     hyper::client::conn::http1::handshake(TokioIo::new(stream))
                         .await

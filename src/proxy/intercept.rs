@@ -20,7 +20,9 @@
 //! a `dlp` rule.
 //! Each inner request goes through the shared pipeline (this tunnel is its
 //! [`Leg`]): it is decided first, and only an allowed one resolves the name and
-//! dials, through the destination guard. Called by `connect`.
+//! dials, through the destination guard. Called by `connect`, and by
+//! `transparent` for redirected TLS ([`serve_to`]: the site is dialled at the
+//! connection's original destination only).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +56,9 @@ pub struct Tunnel {
     /// The site's host the inner requests are decided as, when `connect`
     /// attributed this name to a site by its address.
     decide_as: Option<NormalHost>,
+    /// A transparent connection's original destination: the only address
+    /// dialled (`original::agreeing`).
+    pinned: Option<std::net::SocketAddr>,
     /// Did the ClientHello name the CONNECT host?
     sni_matches: bool,
     /// Did the client negotiate HTTP/2? Then the site is offered it too.
@@ -80,6 +85,26 @@ pub async fn serve<I>(
     host: NormalHost,
     port: u16,
     decide_as: Option<NormalHost>,
+    io: I,
+) -> Result<(), String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    serve_to(gw, principal, peer_ip, host, port, decide_as, None, io).await
+}
+
+/// [`serve`], for a transparent connection when `pinned` is its original
+/// destination: the site is dialled there, once the name is seen to lead
+/// there (`original::agreeing`), never at a fresh answer.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn serve_to<I>(
+    gw: Arc<Gateway>,
+    principal: Arc<Principal>,
+    peer_ip: std::net::IpAddr,
+    host: NormalHost,
+    port: u16,
+    decide_as: Option<NormalHost>,
+    pinned: Option<std::net::SocketAddr>,
     io: I,
 ) -> Result<(), String>
 where
@@ -126,6 +151,7 @@ where
         host,
         port,
         decide_as,
+        pinned,
         sni_matches,
         client_h2,
         upstream: Mutex::new(UpstreamPool::default()),
@@ -213,9 +239,9 @@ async fn read_h2_preface<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> std::io:
 }
 
 /// An IO whose first reads return `prefix` (bytes already read from `inner`).
-struct Prefixed<I> {
-    prefix: bytes::Bytes,
-    inner: I,
+pub(crate) struct Prefixed<I> {
+    pub prefix: bytes::Bytes,
+    pub inner: I,
 }
 
 impl<I: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<I> {
@@ -405,10 +431,17 @@ impl Tunnel {
     async fn connect(&self, websocket: bool) -> Result<Sender, Refusal> {
         let policy = self.gw.policy();
         let site = policy.site_for(&self.host).map(|s| s.name.as_str());
+        let resolved = match self.pinned {
+            Some(orig) => Some(Ok(super::original::agreeing(
+                &self.gw, &self.host, orig, site,
+            )
+            .await?)),
+            None => None,
+        };
         let tcp = self
             .gw
             .dialer
-            .open(&self.host, self.port, site, None)
+            .open(&self.host, self.port, site, resolved)
             .await
             .map_err(|e| pipeline::dial_refusal(e, &self.host, self.port))?;
         let config = if websocket || !self.client_h2 {

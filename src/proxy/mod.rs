@@ -9,6 +9,8 @@
 //!   `parent` (the parent proxy's CONNECT and the upstream byte stream),
 //!   `deferred` (notices of denied background requests);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
+//! - `original` (a transparent connection's original destination: the loop
+//!   check, the Host/SNI agreement, the pinned dial), used by the legs;
 //! - `gateway` (shared state), `observe` (audit and metrics of one request);
 //! - `context` (the request context, the client connection), `respond` (typed
 //!   refusals and their one renderer), `served` (the PAC file and the CA that
@@ -18,7 +20,9 @@
 //! - `websocket` (the relays after a 101: bytes, or messages scanned under `dlp`);
 //! - handlers: `forward` (plain HTTP), `intercept` (inside a tunnel), `connect`
 //!   (CONNECT: plain relay or `intercept`);
-//! - `route` (by method and form), `server` (the listener).
+//! - `route` (by method and form), `server` (the listener);
+//! - `transparent` (the `listen_transparent` listeners: redirected HTTP and
+//!   TLS, handed to the same pipeline, `forward`'s leg and `intercept`).
 
 pub(crate) mod body;
 pub(crate) mod connect;
@@ -31,6 +35,7 @@ pub(crate) mod headers;
 pub(crate) mod idle;
 pub(crate) mod intercept;
 pub(crate) mod observe;
+pub(crate) mod original;
 pub(crate) mod parent;
 pub(crate) mod pipeline;
 pub(crate) mod relay;
@@ -38,6 +43,7 @@ pub(crate) mod respond;
 pub(crate) mod route;
 pub(crate) mod served;
 pub(crate) mod server;
+pub(crate) mod transparent;
 pub(crate) mod upstream;
 pub(crate) mod warn;
 pub(crate) mod websocket;

@@ -36,6 +36,10 @@ pub enum Refusal {
     /// whose network identity asks for a sign-in instead (`None`): 407, or 403
     /// where no sign-in is offered.
     Identity(Option<AuthFailure>),
+    /// A client no identity source knows, where no sign-in can be offered (a
+    /// transparent connection: the client does not know it talks to a proxy):
+    /// always the 403 "not known" answer, never a 407. Counted and audited.
+    NotKnown,
     /// Denied by policy or DLP: 403 `blocked`.
     Blocked(Box<Denial>),
     /// A `warn` rule not yet acknowledged: 403 `acknowledgement_required`.
@@ -174,6 +178,14 @@ pub(crate) fn render(ctx: &RequestCtx, refusal: Refusal) -> Response<ProxyBody> 
                 None if !negotiate => unknown_client(ctx),
                 realm => auth_required(negotiate, realm, reference),
             }
+        }
+        Refusal::NotKnown => {
+            gw.metrics
+                .auth_failures
+                .with_label_values(&[AuthFailure::Missing.label()])
+                .inc();
+            observe::refused(&ctx.log, "authentication");
+            unknown_client(ctx)
         }
         Refusal::Blocked(denial) => blocked(ctx, &denial),
         Refusal::Warn(w) => interstitial(ctx, &w),

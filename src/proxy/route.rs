@@ -2,6 +2,7 @@
 //! `connect`, absolute-form to `forward`, origin-form (the PAC file, the CA) to
 //! `served`. Checks that hold for every form come first (the exact head size,
 //! TRACE). Called by `server`; calls the handlers, which never call back.
+//! [`check_head`] also by `transparent`.
 
 use std::sync::Arc;
 
@@ -29,16 +30,7 @@ async fn dispatch(
     conn: Arc<ClientConn>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Refusal> {
-    // hyper's read buffer bounds the head only roughly; this is the exact limit.
-    let head_bytes: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + uri_len(req.uri());
-    if head_bytes > ctx.gw.settings.limits.max_header_bytes {
-        return Err(Refusal::HeadTooLarge);
-    }
+    check_head(ctx, &req)?;
     pipeline::check_method(req.method())?;
     if req.method() == Method::CONNECT {
         return connect::handle(ctx, conn, req).await;
@@ -48,6 +40,21 @@ async fn dispatch(
         return served::origin_form(&ctx.gw, &req);
     }
     forward::handle(ctx, &conn, req).await
+}
+
+/// `limits.max_header_bytes`, exactly (hyper's read buffer bounds the head
+/// only roughly). Also for `transparent`'s plain HTTP port.
+pub(crate) fn check_head<B>(ctx: &RequestCtx, req: &Request<B>) -> Result<(), Refusal> {
+    let head_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + uri_len(req.uri());
+    if head_bytes > ctx.gw.settings.limits.max_header_bytes {
+        return Err(Refusal::HeadTooLarge);
+    }
+    Ok(())
 }
 
 /// The length of the request target as the client sent it, without formatting it.

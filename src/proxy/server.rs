@@ -26,19 +26,20 @@ use super::gateway::Gateway;
 use super::{observe, route};
 
 /// Open connections per client address, for `limits.max_connections_per_client`.
+/// (Also used by `transparent`'s listeners.)
 #[derive(Default, Clone)]
-struct PerClient {
+pub(super) struct PerClient {
     counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
 }
 
 /// One counted connection; uncounted when dropped.
-struct PerClientSlot {
+pub(super) struct PerClientSlot {
     counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
     ip: std::net::IpAddr,
 }
 
 impl PerClient {
-    fn admit(&self, ip: std::net::IpAddr, max: usize) -> Option<PerClientSlot> {
+    pub(super) fn admit(&self, ip: std::net::IpAddr, max: usize) -> Option<PerClientSlot> {
         let mut counts = self.counts.lock().ok()?;
         let n = counts.entry(ip).or_insert(0);
         if *n >= max {

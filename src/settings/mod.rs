@@ -7,7 +7,7 @@
 //! through `crate::yaml_source` (so a wrong type or an unknown key is reported
 //! at its `FILE:LINE:COL`, with "did you mean" for a misspelt key), then hands
 //! each section to its own parser: `listen.rs` (`listen`, `admin_listen`),
-//! `listen_tls.rs` (the HTTPS proxy port),
+//! `listen_tls.rs` (the HTTPS proxy port), `transparent.rs` (`listen_transparent`),
 //! `identity.rs` (with `ldap.rs` for `identity.ldap`), `upstream.rs`,
 //! `limits.rs`, `audit.rs`, `ca.rs`, `log.rs`, `pages.rs`; `values.rs` holds the value syntaxes they share and
 //! `problems.rs` the list they report into.
@@ -30,6 +30,7 @@ mod log;
 mod pac;
 mod pages;
 mod problems;
+mod transparent;
 mod upstream;
 mod values;
 mod warn;
@@ -53,6 +54,7 @@ pub use limits::{Limits, DEFAULT_MAX_SCAN_BYTES};
 pub use listen_tls::ListenTls;
 pub use log::LogFormat;
 pub use pages::PagesSettings;
+pub use transparent::TransparentSettings;
 pub use upstream::{NoProxy, ParentCredentials, ParentProxy, UpstreamSettings};
 
 #[derive(Debug, Deserialize, Default)]
@@ -67,6 +69,7 @@ struct RawSettings {
     support_contact: Option<String>,
     instance: Option<String>,
     pac: Option<pac::RawPac>,
+    listen_transparent: Option<transparent::RawTransparent>,
     warn: Option<warn::RawWarn>,
     identity: Option<identity::RawIdentity>,
     upstream: Option<upstream::RawUpstream>,
@@ -82,6 +85,8 @@ pub struct Settings {
     pub admin_listen: Option<SocketAddr>,
     /// `listen_tls`: the HTTPS proxy port, its certificate and key loaded.
     pub listen_tls: Option<ListenTls>,
+    /// `listen_transparent`: ports for redirected connections (none by default).
+    pub listen_transparent: TransparentSettings,
     /// `None`: the built-in policy (or `policies/default.yaml` when present).
     pub policy: Option<PathBuf>,
     pub ca_cert: PathBuf,
@@ -119,6 +124,7 @@ impl Default for Settings {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 3128))],
             admin_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9128))),
             listen_tls: None,
+            listen_transparent: TransparentSettings::default(),
             policy: None,
             ca_cert: PathBuf::from(DEFAULT_CA_CERT),
             ca_key: PathBuf::from(DEFAULT_CA_KEY),
@@ -201,6 +207,9 @@ impl Settings {
         }
         if let Some(p) = raw.pac {
             s.pac_proxies = pac::parse(p, &mut problems);
+        }
+        if let Some(t) = raw.listen_transparent {
+            s.listen_transparent = transparent::parse(t, &mut problems);
         }
         if let Some(i) = raw.instance {
             if valid_instance(&i) {

@@ -7,7 +7,8 @@
 //! WebSocket byte echo on `/ws` and a WebSocket message echo on `/ws-messages`
 //! that records every data message it receives (`TlsUpstream::ws_messages`).
 //!
-//! Limits: each binds port 0 on the address given (TLS ones on 127.0.0.1) and
+//! Limits: each binds port 0 on the address given (TLS ones on 127.0.0.1,
+//! unless `tls_upstream_at` names another, e.g. inside a network namespace) and
 //! serves until the runtime stops; requests are kept in memory, bodies whole.
 //! Only for tests: nothing here is hardened.
 //!
@@ -118,15 +119,15 @@ pub async fn upstream_http(ip: &str) -> Upstream {
     }
 }
 
-/// A TLS listener on 127.0.0.1:0 presenting `leaf` (alone) with `alpn`: its
+/// A TLS listener on `ip:0` presenting `leaf` (alone) with `alpn`: its
 /// address, and the handshaken streams through `serve`.
-async fn tls_listener<F, Fut>(leaf: &Leaf, alpn: &[&[u8]], serve: F) -> SocketAddr
+async fn tls_listener<F, Fut>(ip: &str, leaf: &Leaf, alpn: &[&[u8]], serve: F) -> SocketAddr
 where
     F: Fn(tokio_rustls::server::TlsStream<TcpStream>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let acceptor = ca::acceptor(vec![leaf.der()], leaf, alpn);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind(format!("{ip}:0")).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serve = Arc::new(serve);
     spawn_accept_loop(listener, move |stream| {
@@ -152,7 +153,7 @@ pub async fn upstream_tls(host: &str) -> (SocketAddr, String, Arc<AtomicUsize>) 
     let leaf = ca.leaf(&[host.to_string()]);
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    let addr = tls_listener(&leaf, ca::ALPN_HTTP1, move |tls| {
+    let addr = tls_listener("127.0.0.1", &leaf, ca::ALPN_HTTP1, move |tls| {
         let h = h.clone();
         async move {
             let svc = hyper::service::service_fn(move |_req: Request<Incoming>| {
@@ -319,13 +320,18 @@ fn websocket_echo_response(req: &Request<Incoming>) -> Response<Full<Bytes>> {
 /// certificate of `kind`; answers `hello from the social site` (with an
 /// `Alt-Svc` offer on `/alt-svc`).
 pub async fn tls_upstream(host: &str, kind: CertKind) -> TlsUpstream {
+    tls_upstream_at("127.0.0.1", host, kind).await
+}
+
+/// [`tls_upstream`] listening on `ip` (port 0).
+pub async fn tls_upstream_at(ip: &str, host: &str, kind: CertKind) -> TlsUpstream {
     let ca = TestCa::new(UPSTREAM_CA);
     let leaf = upstream_leaf(&ca, host, kind);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let ws_received = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let w2 = ws_received.clone();
-    let addr = tls_listener(&leaf, ca::ALPN_H2_HTTP1, move |tls| {
+    let addr = tls_listener(ip, &leaf, ca::ALPN_H2_HTTP1, move |tls| {
         let seen = s2.clone();
         let ws = w2.clone();
         async move {
