@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap(),
         at: Some(at),
+        account: Default::default(),
     };
     let d = policy.decide(&facts);
     assert_eq!(

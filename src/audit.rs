@@ -31,6 +31,10 @@ pub struct AuditRecord {
     pub client_ip: String,
     pub user: Option<String>,
     pub roles: Vec<String>,
+    /// The groups the user had when the request was decided (what the policy
+    /// derived `roles` from), so `socialgate replay` can derive roles again
+    /// under another policy. Empty for a client never identified.
+    pub groups: Vec<String>,
     pub method: String,
     pub host: String,
     /// Without the query string.
@@ -44,6 +48,10 @@ pub struct AuditRecord {
     pub rule: String,
     pub dry_run: Vec<DryRun>,
     pub dlp: Vec<DlpFinding>,
+    /// The social account the request was made as: `SET:ID` for an account in
+    /// one of the policy's `accounts:` sets, else `other` (signed in, in no
+    /// set: its id is never written) or `unknown`. Empty when not decided.
+    pub account: String,
     pub status: u16,
     pub bytes_up: u64,
     pub bytes_down: u64,

@@ -318,6 +318,7 @@ fn decide_proxy(
             groups: &groups,
             request: view.clone(),
             at: Some(at),
+            account: Default::default(),
         };
         let decision = policy.decide(&facts);
         // The proxy's unworded decision is the same decision, reason aside.
@@ -568,6 +569,7 @@ pub fn dlp_charset(data: &[u8]) {
         warn_for: None,
         message: None,
         matched: Default::default(),
+        account: Default::default(),
     };
     let verdict = apply_dlp(policy, decision, Some(content), SCAN_LIMIT);
     let denied = verdict.decision.action == crate::policy::Action::Deny;

@@ -100,6 +100,9 @@ pub struct Metrics {
     pub activity_fallback: IntCounterVec,
     /// Deferred notice pages shown, by `site`.
     pub deferred_notices: IntCounterVec,
+    /// Decided requests to listed sites by the social account they were made
+    /// as: `site`, `account` (a set name, `other`, `unknown`), `activity`, `action`.
+    pub account_requests: IntCounterVec,
     minted_seen: AtomicU64,
     hits_seen: AtomicU64,
 }
@@ -238,6 +241,7 @@ impl Metrics {
             catalogue_matches: counter_vec(&r, "socialgate_catalogue_matches_total", "Requests each catalogue matcher named, by site, activity and matcher (its 0-based index in file order within the activity).", &["site", "activity", "matcher"])?,
             activity_fallback: counter_vec(&r, "socialgate_activity_fallback_total", "Requests on a listed site that no catalogue matcher named (the fallback read or write), by site and kind.", &["site", "kind"])?,
             deferred_notices: counter_vec(&r, "socialgate_deferred_notices_total", "Notice pages shown at a page load, explaining a background request that was denied, by site.", &["site"])?,
+            account_requests: counter_vec(&r, "socialgate_account_requests_total", "Decided requests to listed sites by the social account used: a set of the policy's accounts, other (signed in, in no set) or unknown.", &["site", "account", "activity", "action"])?,
             registry: r,
             minted_seen: AtomicU64::new(0),
             hits_seen: AtomicU64::new(0),

@@ -339,6 +339,7 @@ async fn one_audit_line_per_request_with_the_contract_fields() {
             "client_ip",
             "user",
             "roles",
+            "groups",
             "method",
             "host",
             "path",

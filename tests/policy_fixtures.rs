@@ -27,7 +27,7 @@ fn broken_policies_report_every_error_with_its_position() {
             &[
                 "unknown_keys.yaml:3:33: unknown key `user` in role `staff`; did you mean `users`? (known keys: groups, users)",
                 "unknown_keys.yaml:8:16: unknown key `methd` in site `social`; did you mean `method`? (known keys: method, host, path, path_regex, query, form, json, header, websocket)",
-                "unknown_keys.yaml:12:5: unknown key `sitez` in rule #1; did you mean `sites`? (known keys: name, roles, sites, activities, when, action, warn_for, message, description, dlp, enforce)",
+                "unknown_keys.yaml:12:5: unknown key `sitez` in rule #1; did you mean `sites`? (known keys: name, roles, sites, activities, when, action, warn_for, message, description, dlp, enforce, accounts)",
                 "unknown_keys.yaml:15:13: `action`: unknown value `denied`, expected one of allow, deny, warn; did you mean `deny`?",
                 "unknown_keys.yaml:16:1: unknown top-level key `polcy`",
             ],

@@ -1,5 +1,5 @@
 //! `socialgate explain`: shows how one request would be decided, and why
-//! (rule, site, activity, roles, dry runs, DLP findings), as text or JSON.
+//! (rule, site, activity, roles, account, dry runs, DLP findings), as text or JSON.
 //!
 //! Limits: the request is built from the command line (`METHOD URL`,
 //! `--header`, `--body`/`--body-file`) and decided by the same verdict code as
@@ -42,6 +42,10 @@ pub(super) struct ExplainArgs {
     body: Option<String>,
     #[arg(long, value_name = "F")]
     body_file: Option<PathBuf>,
+    /// The signed-in social account's id (as the site's session shows it), or
+    /// `unknown`; default: read from the --header lines by the site's `account:`.
+    #[arg(long, value_name = "ID")]
+    account: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -107,7 +111,10 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
     };
     let line = format!("{} {}", a.method, a.url);
     let req = match TestRequest::parse(&line, &headers, body) {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.account = a.account.clone();
+            r
+        }
         Err(e) => {
             eprintln!("socialgate: {e}");
             return ExitCode::from(2);
@@ -125,6 +132,7 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
             "activity": d.activity,
             "reason": d.reason,
             "roles": d.roles,
+            "account": d.account.audit(),
             "dry_run": d.dry_run,
             "dlp": verdict.findings,
             "failing_tests": failing_tests,
@@ -139,6 +147,7 @@ pub(super) fn run(mut a: ExplainArgs) -> ExitCode {
         }
         println!("activity: {}", d.activity);
         println!("roles:    {}", list_or_none(&d.roles));
+        println!("account:  {}", d.account.audit());
         for dr in &d.dry_run {
             println!("dry run:  would {} by {}", dr.action, dr.rule);
         }

@@ -1,7 +1,8 @@
 //! The command line: `run`, `check`, `explain`, `scan`, `ca init`,
-//! `hash-password`, `catalogue check`, `catalogue report`, one file each.
+//! `hash-password`, `catalogue check`, `catalogue report`, `replay`, one file each.
 //! Exit codes: 0 all well; 1 a problem (printed as `FILE:LINE:COL: message` where
-//! it concerns a file); 2 bad usage (clap); `scan` 3 when it found something.
+//! it concerns a file); 2 bad usage (clap); `scan` 3 when it found something;
+//! `replay --fail-on-change` 4 when something would change.
 //!
 //! Job: parse the arguments (clap) and dispatch to the command's file; what
 //! several commands look up (settings, policy, a user's groups) is
@@ -14,6 +15,7 @@ mod check;
 mod context;
 mod explain;
 mod hash_password;
+mod replay;
 mod run;
 mod scan;
 
@@ -56,6 +58,10 @@ enum Command {
         #[command(subcommand)]
         command: catalogue::CatalogueCommand,
     },
+    /// Re-decide the requests of audit logs (plain, gzip or `-`) under a draft
+    /// policy and show what would change. Exit 4 with --fail-on-change when
+    /// something would; 1 on an unreadable file or a line that is not an audit record.
+    Replay(replay::ReplayArgs),
 }
 
 /// The exit status of a command whose reader went away (`socialgate scan |
@@ -95,5 +101,6 @@ pub fn main() -> ExitCode {
         Command::Ca { command } => ca::run(command),
         Command::HashPassword(a) => hash_password::run(a),
         Command::Catalogue { command } => catalogue::run(command),
+        Command::Replay(a) => replay::run(a),
     }
 }

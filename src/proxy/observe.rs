@@ -33,6 +33,8 @@ pub struct RequestLog {
     record: AuditRecord,
     /// First role, for the metric label.
     role: String,
+    /// The account's metric label (set name, `other`, `unknown`).
+    account: String,
     /// The identified client's groups (for the roles of a record refused
     /// before any decision); `None` until the client is identified.
     groups: Option<Vec<String>>,
@@ -71,6 +73,7 @@ impl RequestLog {
                 ..Default::default()
             },
             role: "none".into(),
+            account: "unknown".into(),
             groups: None,
             decided: false,
             done: false,
@@ -138,6 +141,8 @@ pub fn decided(gw: &Gateway, log: &SharedLog, verdict: &Verdict) {
         l.record.rule = d.rule.clone();
         l.record.dry_run = d.dry_run.clone();
         l.record.dlp = verdict.findings.clone();
+        l.record.account = d.account.audit();
+        l.account = d.account.label().to_string();
     });
 }
 
@@ -239,20 +244,22 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
         l.record.status = status;
         l.record.bytes_down = bytes_down;
         l.record.duration_ms = l.start.elapsed().as_millis() as u64;
+        let groups = l.groups.take();
         if !l.decided {
-            let groups = l.groups.take();
             fill_undecided(gw, &mut l.record, groups.as_deref());
         }
+        l.record.groups = groups.unwrap_or_default();
         // Finished once: the record can be moved out rather than copied.
         Some((
             std::mem::take(&mut l.record),
             std::mem::take(&mut l.role),
+            std::mem::take(&mut l.account),
             l.decided,
             l.start.elapsed(),
             l.skip_audit,
         ))
     });
-    let Some((record, role, decided, elapsed, skip_audit)) = record else {
+    let Some((record, role, account, decided, elapsed, skip_audit)) = record else {
         return;
     };
     let m = &gw.metrics;
@@ -266,6 +273,16 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
             ])
             .inc();
         m.duration_for(&record.site).observe(elapsed.as_secs_f64());
+        if record.site != "unlisted" {
+            m.account_requests
+                .with_label_values(&[
+                    record.site.as_str(),
+                    account.as_str(),
+                    record.activity.as_str(),
+                    record.action.as_str(),
+                ])
+                .inc();
+        }
     }
     m.bytes.with_label_values(&["up"]).inc_by(record.bytes_up);
     m.bytes.with_label_values(&["down"]).inc_by(bytes_down);

@@ -337,6 +337,7 @@ async fn decide(
         groups: &ex.principal.groups,
         request: view,
         at: Some(Utc::now()),
+        account: Default::default(),
     };
     if has_body && site.is_some_and(|s| s.needs_body) {
         let view = view_of(ex, &policy, parts, target, None)?;
@@ -563,6 +564,7 @@ pub(crate) fn decide_tunnel(ex: &Exchange<'_>, headers: &http::HeaderMap) -> Res
             groups: &ex.principal.groups,
             request: RequestView::tunnel(ex.policy_host(), headers),
             at: Some(Utc::now()),
+            account: Default::default(),
         }),
         findings: Vec::new(),
         refusal: None,

@@ -50,6 +50,7 @@ impl Verdict {
                 warn_for: None,
                 message: None,
                 matched: crate::policy::decide::Matched::Unclassified,
+                account: Default::default(),
             },
             findings: Vec::new(),
             refusal: None,
@@ -178,6 +179,11 @@ pub fn evaluate_test_request(
         groups,
         request: view,
         at,
+        account: match req.account.as_deref() {
+            None => crate::policy::AccountFact::FromRequest,
+            Some("unknown") => crate::policy::AccountFact::Unknown,
+            Some(id) => crate::policy::AccountFact::Id(id),
+        },
     };
     let header =
         |name: http::header::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
@@ -277,6 +283,7 @@ rules:
             warn_for: None,
             message: None,
             matched: Default::default(),
+            account: Default::default(),
         }
     }
 

@@ -171,6 +171,7 @@ rules:
             groups: &groups,
             request,
             at: None,
+            account: Default::default(),
         })
     }
 

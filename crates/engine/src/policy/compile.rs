@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "rules",
     "tests",
     super::api_paths::TOP_KEY,
+    "accounts",
 ];
 
 /// A site definition with the document and path it came from.
@@ -282,7 +283,30 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         .map(|v| super::api_paths::compile_opt_in(&docs[0], v, &sites, &mut errors))
         .unwrap_or_default();
     let dlp = c.compile_dlp(&docs[0], &raw_dlp, &mut errors);
-    let rules = c.compile_rules(&docs[0], &raw_rules, &roles, &sites, &dlp, &mut errors);
+    let account_sets = match get("accounts") {
+        Some(v) => {
+            let names: Vec<&str> = sites.iter().map(|s| s.name.as_str()).collect();
+            super::accounts::compile_sets(&docs[0], v, &names, &mut errors)
+        }
+        None => Vec::new(),
+    };
+    let mut rules = c.compile_rules(&docs[0], &raw_rules, &roles, &sites, &dlp, &mut errors);
+    for (rule, (i, raw)) in rules.iter_mut().zip(&raw_rules) {
+        if let Some(list) = &raw.accounts {
+            let p = child(&index("rules", *i), "accounts");
+            let what = format!("rule `{}`", rule.name);
+            rule.accounts = Some(super::accounts::compile_selector(
+                &docs[0],
+                &p,
+                &what,
+                list,
+                &account_sets,
+                &mut errors,
+            ));
+        }
+    }
+    let account_warnings =
+        unseen_account_warnings(&docs[0], &account_sets, &rules, &raw_rules, &sites);
 
     let digest = hash.finish();
     let version: String = digest.as_ref()[..6]
@@ -300,10 +324,15 @@ pub fn load_policy(path: &str, files: &dyn PolicyFiles) -> Result<Policy, Config
         hosts,
         activity_names: c.activity_names.clone(),
         rules,
+        account_sets,
         dlp,
         tests: Vec::new(),
         files: docs.iter().map(|d| d.file.clone()).collect(),
-        warnings: docs.iter().flat_map(control_character_warnings).collect(),
+        warnings: docs
+            .iter()
+            .flat_map(control_character_warnings)
+            .chain(account_warnings)
+            .collect(),
         include_patterns,
         api_path_sites,
     };
@@ -371,6 +400,65 @@ const REGEX_MAP_KEYS: &[&str] = &["query", "form", "json", "header"];
 /// Warnings for regexes holding a control character: in a double-quoted YAML
 /// string `"\bword\b"` turns `\b` into a backspace, so the regex silently never
 /// matches. Each names the key and suggests single quotes.
+/// Account ids and rules that can never take effect because their sites cannot
+/// tell the signed-in account (no `account:`): likely mistakes, so warnings.
+fn unseen_account_warnings(
+    doc: &YamlDoc,
+    sets: &[super::accounts::AccountSet],
+    rules: &[Rule],
+    raw_rules: &[(usize, RawRule)],
+    sites: &[Site],
+) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    let readable: Vec<&str> = sites
+        .iter()
+        .filter(|s| !s.account.is_empty())
+        .map(|s| s.name.as_str())
+        .collect();
+    let readable = if readable.is_empty() {
+        "none".to_string()
+    } else {
+        readable.join(", ")
+    };
+    for set in sets {
+        let mut ids: Vec<&u32> = set.by_site.keys().collect();
+        ids.sort();
+        for id in ids {
+            if let Some(site) = sites.get(*id as usize).filter(|s| s.account.is_empty()) {
+                out.push(doc.error_at_key(
+                    &child(&child("accounts", &set.name), &site.name),
+                    format!(
+                        "warning: account set `{}`: site `{}` has no `account:` reader, so the gateway never sees these ids (only tests and `explain --account` use them); sites that can tell their account: {readable}",
+                        set.name, site.name
+                    ),
+                ));
+            }
+        }
+    }
+    for (rule, (i, _)) in rules.iter().zip(raw_rules) {
+        let Some(sel) = &rule.accounts else { continue };
+        let s = &rule.sites;
+        if sel.sets == 0 || s.any || s.listed || s.unlisted || s.ids.is_empty() {
+            continue;
+        }
+        let unreadable = s.ids.iter().all(|id| {
+            sites
+                .get(*id as usize)
+                .is_none_or(|site| site.account.is_empty())
+        });
+        if unreadable {
+            out.push(doc.error_at(
+                &child(&index("rules", *i), "accounts"),
+                format!(
+                    "warning: rule `{}` names account sets, but none of its sites has an `account:` reader: on the gateway it never matches a set's account; sites that can tell their account: {readable}",
+                    rule.name
+                ),
+            ));
+        }
+    }
+    out
+}
+
 fn control_character_warnings(doc: &YamlDoc) -> Vec<ConfigError> {
     fn check(doc: &YamlDoc, path: &str, key: &str, text: &str, out: &mut Vec<ConfigError>) {
         let Some(c) = text.chars().find(|c| c.is_control()) else {
@@ -707,6 +795,23 @@ impl Compiler {
                     })
                     .ok()
             });
+            let account = match &entry.raw.account {
+                None => Vec::new(),
+                Some(super::raw::OneOrMany::One(a)) => {
+                    let ap = child(&entry.path, "account");
+                    super::accounts::compile_reader(doc, &ap, name, a, errors)
+                        .into_iter()
+                        .collect()
+                }
+                Some(super::raw::OneOrMany::Many(list)) => list
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, a)| {
+                        let ap = index(&child(&entry.path, "account"), i);
+                        super::accounts::compile_reader(doc, &ap, name, a, errors)
+                    })
+                    .collect(),
+            };
             sites.push(Site {
                 api_paths,
                 name: name.clone(),
@@ -717,6 +822,7 @@ impl Compiler {
                 activities,
                 needs_body,
                 method_override_query,
+                account,
             });
         }
         (sites, hosts)
@@ -1055,6 +1161,7 @@ impl Compiler {
                 message: r.message.clone(),
                 dlp: r.dlp.clone(),
                 enforce: r.enforce.unwrap_or(true),
+                accounts: None,
             });
         }
         rules

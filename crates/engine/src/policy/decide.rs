@@ -5,12 +5,16 @@
 //! on. A request that no rule matches is denied by the implicit rule
 //! `default-deny`. A rule with `dlp:` never allows what cannot be scanned: a
 //! `connect` tunnel. (A WebSocket upgrade under it may be allowed: the gateway
-//! scans each message the client sends.)
+//! scans each message the client sends.) A rule with `accounts:` matches only
+//! requests made as such a social account: [`Policy::account_of`] places the
+//! account the site's `account:` reads (or the caller gives) in the policy's
+//! sets (see `policy::accounts`).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::accounts::{AccountClass, AccountFact, AccountSeen};
 use super::activity::{classify_matched, Classified, MatcherRef};
 use super::{Action, ActivityId, Policy, Rule, ACTIVITY_CONNECT, ACTIVITY_READ, ACTIVITY_WRITE};
 use crate::view::RequestView;
@@ -26,6 +30,9 @@ pub struct Facts<'a> {
     pub groups: &'a [String],
     pub request: RequestView<'a>,
     pub at: Option<DateTime<Utc>>,
+    /// The social account, when the caller knows it; by default it is read
+    /// from the request by the site's `account:`.
+    pub account: AccountFact<'a>,
 }
 
 /// A dry-run rule that matched: "would <action> by <rule>".
@@ -54,6 +61,8 @@ pub struct Decision {
     pub message: Option<String>,
     /// Which catalogue matcher named the activity (audit `matched`, drift metrics).
     pub matched: Matched,
+    /// The social account the request is made as (set members only by id).
+    pub account: AccountSeen,
 }
 
 /// Which matcher of a listed site named a request's activity.
@@ -106,12 +115,14 @@ impl Policy {
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d))?;
         let site = self.sites.get(site_index as usize)?;
         let mask = self.role_mask(facts.user, facts.groups);
+        let (account, _) = self.account_of(Some(site_index), facts.account, req.headers);
         let candidates = [ACTIVITY_READ, ACTIVITY_WRITE]
             .into_iter()
             .chain(site.activities.iter().map(|(id, _)| *id));
         for activity in candidates {
             let deciding = self.rules.iter().find(|rule| {
-                rule.enforce && self.rule_matches(rule, mask, Some(site_index), activity, facts.at)
+                rule.enforce
+                    && self.rule_matches(rule, mask, Some(site_index), activity, account, facts.at)
             });
             if deciding.is_some_and(|rule| rule.action != Action::Deny) {
                 return None;
@@ -123,10 +134,23 @@ impl Policy {
         Some(decision)
     }
 
+    /// Decides `facts` as the activity `activity` (already named, e.g. taken
+    /// from an audit record by `replay`), without classifying the request again
+    /// (`matched` is then unclassified). Everything else as [`Policy::decide`].
+    /// Pure.
+    pub fn decide_activity(&self, facts: &Facts<'_>, activity: ActivityId, word: bool) -> Decision {
+        self.decide_as(facts, word, Some(activity))
+    }
+
     fn decide_worded(&self, facts: &Facts<'_>, word: bool) -> Decision {
+        self.decide_as(facts, word, None)
+    }
+
+    /// [`Policy::decide`], classifying the request unless `activity` is given.
+    fn decide_as(&self, facts: &Facts<'_>, word: bool, activity: Option<ActivityId>) -> Decision {
         let req = &facts.request;
         let site_index = req.host.as_domain().and_then(|d| self.hosts.lookup(d));
-        let decision = self.decide_on(facts, site_index, word);
+        let decision = self.decide_on(facts, site_index, word, activity);
         if site_index.is_some() || req.connect || decision.action == Action::Deny {
             return decision;
         }
@@ -136,7 +160,7 @@ impl Policy {
         let Some(api_site) = self.api_site_for(&req.path) else {
             return decision;
         };
-        let mut as_site = self.decide_on(facts, Some(api_site), word);
+        let mut as_site = self.decide_on(facts, Some(api_site), word, activity);
         if as_site.action != Action::Deny {
             return decision;
         }
@@ -153,12 +177,20 @@ impl Policy {
     }
 
     /// The decision of `facts` as a request to the site `site_index` (`None`:
-    /// a host of no site).
-    fn decide_on(&self, facts: &Facts<'_>, site_index: Option<u32>, word: bool) -> Decision {
+    /// a host of no site), as the activity `forced` when given.
+    fn decide_on(
+        &self,
+        facts: &Facts<'_>,
+        site_index: Option<u32>,
+        word: bool,
+        forced: Option<ActivityId>,
+    ) -> Decision {
         let req = &facts.request;
         let site = site_index.and_then(|i| self.sites.get(i as usize));
         let (activity, matched) = if req.connect {
             (ACTIVITY_CONNECT, Matched::Unclassified)
+        } else if let Some(activity) = forced {
+            (activity, Matched::Unclassified)
         } else {
             let Classified { activity, matcher } = classify_matched(site, req);
             let matched = match (site_index, matcher) {
@@ -169,6 +201,7 @@ impl Policy {
             (activity, matched)
         };
         let mask = self.role_mask(facts.user, facts.groups);
+        let (account, account_seen) = self.account_of(site_index, facts.account, req.headers);
         let roles = self.role_names(mask);
         let site_name = site
             .map(|s| s.name.clone())
@@ -177,7 +210,7 @@ impl Policy {
 
         let mut dry_run = Vec::new();
         for rule in &self.rules {
-            if !self.rule_matches(rule, mask, site_index, activity, facts.at) {
+            if !self.rule_matches(rule, mask, site_index, activity, account, facts.at) {
                 continue;
             }
             if !rule.enforce {
@@ -232,6 +265,7 @@ impl Policy {
                 warn_for: (action == Action::Warn).then_some(rule.warn_for),
                 message: rule.message.clone(),
                 matched,
+                account: account_seen,
             };
         }
         let reason = if word {
@@ -256,6 +290,7 @@ impl Policy {
             warn_for: None,
             message: None,
             matched,
+            account: account_seen,
         }
     }
 
@@ -285,6 +320,7 @@ impl Policy {
         mask: u128,
         site: Option<u32>,
         activity: ActivityId,
+        account: AccountClass,
         at: Option<DateTime<Utc>>,
     ) -> bool {
         if let Some(roles) = rule.roles {
@@ -309,6 +345,11 @@ impl Policy {
         if !activity_ok {
             return false;
         }
+        if let Some(sel) = &rule.accounts {
+            if !sel.matches(account) {
+                return false;
+            }
+        }
         if let Some(w) = &rule.when {
             match at {
                 Some(at) if w.contains(at, self.timezone) => {}
@@ -316,6 +357,52 @@ impl Policy {
             }
         }
         true
+    }
+}
+
+impl Policy {
+    /// Where the account of a request to site `site` falls, and how the audit
+    /// names it. Pure.
+    pub fn account_of(
+        &self,
+        site: Option<u32>,
+        fact: AccountFact<'_>,
+        headers: &http::HeaderMap,
+    ) -> (AccountClass, AccountSeen) {
+        let Some(site_id) = site else {
+            return (AccountClass::Unknown, AccountSeen::Unknown);
+        };
+        let id = match fact {
+            AccountFact::Unknown => return (AccountClass::Unknown, AccountSeen::Unknown),
+            AccountFact::Other => return (AccountClass::Other, AccountSeen::Other),
+            AccountFact::Id(id) => id.to_string(),
+            AccountFact::FromRequest => {
+                let readers = self
+                    .sites
+                    .get(site_id as usize)
+                    .map_or(&[][..], |s| s.account.as_slice());
+                match readers.iter().find_map(|r| r.read(headers)) {
+                    Some(id) => id,
+                    None => return (AccountClass::Unknown, AccountSeen::Unknown),
+                }
+            }
+        };
+        let mut mask = 0u64;
+        let mut first = None;
+        for (i, set) in self.account_sets.iter().enumerate() {
+            if set
+                .by_site
+                .get(&site_id)
+                .is_some_and(|ids| ids.contains(&id))
+            {
+                mask |= 1 << i;
+                first.get_or_insert(set.name.clone());
+            }
+        }
+        match first {
+            Some(set) => (AccountClass::Member(mask), AccountSeen::Member { set, id }),
+            None => (AccountClass::Other, AccountSeen::Other),
+        }
     }
 }
 
@@ -355,6 +442,7 @@ rules:
             groups: &[],
             request: view,
             at: None,
+            account: AccountFact::FromRequest,
         })
     }
 
@@ -425,6 +513,7 @@ rules:
             groups,
             request: view,
             at: None,
+            account: AccountFact::FromRequest,
         })
     }
 
@@ -470,6 +559,7 @@ rules:
             groups: &[],
             request: view,
             at: None,
+            account: AccountFact::FromRequest,
         };
         assert!(
             policy.decide_before_body(&facts).is_none(),

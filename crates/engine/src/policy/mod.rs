@@ -1,17 +1,20 @@
 //! The policy: who may do which activity on which site, and when.
 //!
 //! `raw` mirrors the YAML, `compile` builds matchers once (collecting every error
-//! with `file:line:col`), `activity` names a request's activity, `decide` picks the
-//! first matching rule. Deciding is pure: no I/O, no clock, no globals; the caller
+//! with `file:line:col`), `activity` names a request's activity, `accounts` reads
+//! and places the social account it is made as, `decide` picks the first matching
+//! rule, `replay` re-decides a request an audit record describes. Deciding is pure: no I/O, no clock, no globals; the caller
 //! supplies the time. `selftest` compiles the policy's own `tests:` (the verdict
 //! runs them). [`RequestView::build`] is defined here: the site of the host says
 //! which query parameters override the method.
 
+pub mod accounts;
 pub mod activity;
 pub mod api_paths;
 pub mod compile;
 pub mod decide;
 pub mod raw;
+pub mod replay;
 pub mod selftest;
 pub mod sources;
 pub mod when;
@@ -24,6 +27,7 @@ use regex::Regex;
 pub use crate::host;
 pub use crate::host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
 pub use crate::view::RequestView;
+pub use accounts::{AccountFact, AccountSeen};
 pub use compile::load_policy;
 pub use decide::{Decision, DryRun, Facts, Matched};
 pub use raw::{Action, OnFinding};
@@ -57,6 +61,8 @@ pub struct Policy {
     pub(crate) hosts: HostTable,
     pub activity_names: Vec<String>,
     pub rules: Vec<Rule>,
+    /// `accounts:`: the named sets of social accounts, in policy order.
+    pub account_sets: Vec<accounts::AccountSet>,
     pub dlp: DlpSettings,
     pub tests: Vec<selftest::PolicyTest>,
     /// Every file read to build this policy (the main file first), for the watcher.
@@ -90,6 +96,9 @@ pub struct Site {
     pub method_override_query: Vec<String>,
     /// `api_paths:`: the site's API paths, for hosts of no site (`api_paths`).
     pub api_paths: Vec<PathMatch>,
+    /// `account:`: how the signed-in account is read, tried in order (none:
+    /// always `unknown`).
+    pub account: Vec<accounts::AccountReader>,
 }
 
 /// How a matcher tests the path.
@@ -150,6 +159,8 @@ pub struct Rule {
     pub description: Option<String>,
     pub dlp: Option<String>,
     pub enforce: bool,
+    /// `accounts:`: `None` matches every account.
+    pub accounts: Option<accounts::AccountSelector>,
 }
 
 /// The `dlp:` section, compiled.

@@ -54,6 +54,9 @@ pub struct RawSite {
     /// Paths that are this site's API on any host (see `policy::api_paths`).
     #[serde(default)]
     pub api_paths: Vec<String>,
+    /// How the signed-in account is read from a request.
+    /// One reader, or a list tried in order (the first that reads an id wins).
+    pub account: Option<OneOrMany<super::accounts::RawAccount>>,
 }
 
 /// `sites.<name>.method_override`: query parameters that, like the
@@ -171,6 +174,8 @@ pub struct RawRule {
     pub description: Option<String>,
     pub dlp: Option<String>,
     pub enforce: Option<bool>,
+    /// Account set names, `other`, `unknown`.
+    pub accounts: Option<Vec<String>>,
 }
 
 /// What a policy test expects: an action, or a map of fields.
@@ -204,5 +209,8 @@ pub struct RawTest {
     #[serde(default)]
     pub headers: IndexMap<String, String>,
     pub body: Option<String>,
+    /// The signed-in social account's id (`unknown`: none readable); without
+    /// it, read from the test's headers by the site's `account:`.
+    pub account: Option<String>,
     pub expect: RawExpect,
 }

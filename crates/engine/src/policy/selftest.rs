@@ -40,6 +40,9 @@ pub struct TestRequest {
     pub body: Option<Vec<u8>>,
     /// `CONNECT host:port`.
     pub connect: bool,
+    /// The social account's id as the test (or `explain --account`) gives it;
+    /// `unknown` for none readable; `None`: read from the headers.
+    pub account: Option<String>,
 }
 
 impl TestRequest {
@@ -82,6 +85,7 @@ impl TestRequest {
                 headers: header_map,
                 body: None,
                 connect: true,
+                account: None,
             });
         }
         let url = url::Url::parse(target).map_err(|e| format!("`{target}` is not a URL: {e}"))?;
@@ -101,6 +105,7 @@ impl TestRequest {
             headers: header_map,
             body,
             connect: false,
+            account: None,
         })
     }
 
@@ -146,7 +151,10 @@ pub(crate) fn compile_test(
     let headers: Vec<(String, String)> = raw.headers.into_iter().collect();
     let request = match TestRequest::parse(&raw.request, &headers, raw.body.map(String::into_bytes))
     {
-        Ok(r) => Some(r),
+        Ok(mut r) => {
+            r.account = raw.account.clone();
+            Some(r)
+        }
         Err(e) => {
             errors.push(doc.error_at(&child(path, "request"), format!("{what}: {e}")));
             None
