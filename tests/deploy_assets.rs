@@ -444,6 +444,32 @@ fn the_shipped_settings_and_policy_load() {
         .as_str()
         .expect("data.policy.yaml");
     assert!(policy_text.contains("/app/policies/sites/*.yaml"));
+    // It is the shipped default policy, from its "How a request is decided" on,
+    // with only the include line pointing into the image: a rule, an account set
+    // or a test added to one and not the other is a deployment that differs from
+    // what was checked.
+    let default = read("policies/default.yaml");
+    let from = |t: &str| {
+        let at = t
+            .find("# How a request is decided:")
+            .expect("the \"How a request is decided\" comment");
+        t[at..]
+            .lines()
+            .map(|l| {
+                if l.starts_with("include:") {
+                    "include: (the catalogue)"
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        from(policy_text) == from(&default),
+        "deploy/kubernetes/configmap-policy.yaml's policy.yaml differs from policies/default.yaml: \
+         copy the default from \"# How a request is decided:\" on, indented, keeping the include line"
+    );
     let catalogue = repo_file("policies/sites").display().to_string();
     let fx = Fixture::new();
     let path = fx.write(
