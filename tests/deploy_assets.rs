@@ -546,6 +546,21 @@ async fn exposition_after_traffic() -> String {
         status(bob.post(format!("{base}/post")).body("hi").send().await),
         403
     );
+    // That denial was a background request (no navigation headers, no text/html):
+    // bob's next page load of the site is the deferred notice.
+    let notice = bob
+        .get(format!("{base}/feed"))
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "document")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notice.status().as_u16(), 200);
+    assert!(
+        notice.text().await.unwrap().contains("href=\"/feed\""),
+        "the notice page links on to the page asked for"
+    );
     // Denied by DLP: a finding of uk-nino under a block profile.
     let post = alice
         .post(format!("{base}/post"))
