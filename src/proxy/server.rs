@@ -28,18 +28,18 @@ use super::{observe, route};
 /// Open connections per client address, for `limits.max_connections_per_client`.
 /// (Also used by `transparent`'s listeners.)
 #[derive(Default, Clone)]
-pub(super) struct PerClient {
+struct PerClient {
     counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
 }
 
 /// One counted connection; uncounted when dropped.
-pub(super) struct PerClientSlot {
+struct PerClientSlot {
     counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
     ip: std::net::IpAddr,
 }
 
 impl PerClient {
-    pub(super) fn admit(&self, ip: std::net::IpAddr, max: usize) -> Option<PerClientSlot> {
+    fn admit(&self, ip: std::net::IpAddr, max: usize) -> Option<PerClientSlot> {
         let mut counts = self.counts.lock().ok()?;
         let n = counts.entry(ip).or_insert(0);
         if *n >= max {
@@ -62,6 +62,81 @@ impl Drop for PerClientSlot {
                     counts.remove(&self.ip);
                 }
             }
+        }
+    }
+}
+
+/// A listener's admission: `limits.max_connections` slots and the per-client
+/// cap (`limits.max_connections_per_client`). Shared by the proxy ports and the
+/// transparent ones (`super::transparent`).
+pub(super) struct Admission {
+    gw: Arc<Gateway>,
+    slots: Arc<Semaphore>,
+    per_client: PerClient,
+}
+
+/// One admitted connection: counted in `socialgate_connections_active`, its
+/// slot and its client's count held until dropped.
+pub(super) struct Admitted {
+    gw: Arc<Gateway>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _per_client: PerClientSlot,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.gw.metrics.connections_active.dec();
+    }
+}
+
+impl Admission {
+    pub(super) fn new(gw: &Arc<Gateway>) -> Admission {
+        Admission {
+            gw: gw.clone(),
+            slots: Arc::new(Semaphore::new(gw.settings.limits.max_connections.max(1))),
+            per_client: PerClient::default(),
+        }
+    }
+
+    /// The next connection within the caps (those beyond them are closed, with
+    /// a log line naming the limit), with `TCP_NODELAY` set; `None` once
+    /// `shutdown` turns true.
+    pub(super) async fn accept(
+        &self,
+        listener: &TcpListener,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<(tokio::net::TcpStream, SocketAddr, Admitted)> {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return None,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; continuing");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "connection limit reached (limits.max_connections); closing the new connection");
+                continue;
+            };
+            let client = crate::net_guard::canonical(peer.ip());
+            let max = self.gw.settings.limits.max_connections_per_client;
+            let Some(per_client) = self.per_client.admit(client, max) else {
+                tracing::warn!(%peer, "this client has too many connections (limits.max_connections_per_client); closing the new one");
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            self.gw.metrics.connections_active.inc();
+            let admitted = Admitted {
+                gw: self.gw.clone(),
+                _permit: permit,
+                _per_client: per_client,
+            };
+            return Some((stream, peer, admitted));
         }
     }
 }
@@ -102,40 +177,13 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(gw.settings.limits.max_connections.max(1)));
-    let per_client = PerClient::default();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed; continuing");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached (limits.max_connections); closing the new connection");
-            drop(stream);
-            continue;
-        };
-        let client = crate::net_guard::canonical(peer.ip());
-        let Some(per_client) =
-            per_client.admit(client, gw.settings.limits.max_connections_per_client)
-        else {
-            tracing::warn!(%peer, "this client has too many connections (limits.max_connections_per_client); closing the new one");
-            drop(stream);
-            continue;
-        };
+    let admission = Admission::new(&gw);
+    while let Some((stream, peer, admitted)) = admission.accept(&listener, &mut shutdown).await {
         let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let stop = shutdown.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            gw.metrics.connections_active.inc();
             match tls {
                 None => serve_connection(gw.clone(), stream, peer, stop).await,
                 Some(acceptor) => {
@@ -157,9 +205,7 @@ async fn accept_loop(
                     }
                 }
             }
-            gw.metrics.connections_active.dec();
-            drop(per_client);
-            drop(permit);
+            drop(admitted);
         });
     }
 }

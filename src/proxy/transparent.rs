@@ -35,14 +35,13 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::{HeaderMap, Method, Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use super::body::ProxyBody;
 use super::connect::{self, FirstFlight, TunnelDestination};
@@ -113,32 +112,8 @@ pub async fn serve(
     kind: Kind,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(gw.settings.limits.max_connections.max(1)));
-    let per_client = super::server::PerClient::default();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "transparent accept failed; continuing");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached (limits.max_connections); closing the new connection");
-            continue;
-        };
-        let Some(per_client) = per_client.admit(
-            canonical(peer.ip()),
-            gw.settings.limits.max_connections_per_client,
-        ) else {
-            tracing::warn!(%peer, "this client has too many connections (limits.max_connections_per_client); closing the new one");
-            continue;
-        };
+    let admission = super::server::Admission::new(&gw);
+    while let Some((stream, peer, admitted)) = admission.accept(&listener, &mut shutdown).await {
         let orig = match original::destination(&stream, gw.settings.listen_transparent.tproxy) {
             Ok(o) => o,
             Err(e) => {
@@ -146,18 +121,14 @@ pub async fn serve(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         let gw = gw.clone();
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            gw.metrics.connections_active.inc();
             match kind {
                 Kind::Http => serve_http(gw.clone(), stream, peer, orig, stop).await,
                 Kind::Https => serve_tls(gw.clone(), stream, peer, orig).await,
             }
-            gw.metrics.connections_active.dec();
-            drop(per_client);
-            drop(permit);
+            drop(admitted);
         });
     }
 }
