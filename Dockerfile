@@ -17,6 +17,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /src/target/release/socialgate /usr/local/bin/socialgate
 COPY policies /app/policies
 COPY deploy/container/socialgate.yaml /app/socialgate.yaml
+COPY deploy/pages /app/pages
 WORKDIR /app
 USER socialgate
 VOLUME ["/app/certs"]
