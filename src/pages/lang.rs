@@ -5,7 +5,7 @@
 //!
 //! Limits: reads at most the first 1024 bytes and 32 entries of the header;
 //! a tag with `q=0` is never chosen; `*` means the first catalogue. Pure:
-//! called by [`super::render`] for every page.
+//! called by the page renderer for every page.
 
 use super::strings::Catalogue;
 

@@ -14,7 +14,7 @@
 //! Limits: texts are plain text (the renderer escapes them); a placeholder is
 //! `{name}`, and braces have no other use. No plural rules: counts are written
 //! the way both shipped languages allow ("8 hours" / "8 awr"). Called by
-//! `settings::pages` (loading) and [`super::render`] (lookup).
+//! `settings::pages` (loading) and the page renderer (lookup).
 
 use std::collections::BTreeMap;
 

@@ -26,7 +26,7 @@ use super::gateway::Gateway;
 use super::{observe, route};
 
 /// Open connections per client address, for `limits.max_connections_per_client`.
-/// (Also used by `transparent`'s listeners.)
+/// (Also used by the listeners of redirected connections.)
 #[derive(Default, Clone)]
 struct PerClient {
     counts: Arc<std::sync::Mutex<HashMap<std::net::IpAddr, usize>>>,
@@ -68,7 +68,7 @@ impl Drop for PerClientSlot {
 
 /// A listener's admission: `limits.max_connections` slots and the per-client
 /// cap (`limits.max_connections_per_client`). Shared by the proxy ports and the
-/// transparent ones (`super::transparent`).
+/// listeners of redirected connections.
 pub(super) struct Admission {
     gw: Arc<Gateway>,
     slots: Arc<Semaphore>,
