@@ -1415,6 +1415,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
     L.append(" ".join(["scripts/bench/run.sh"] + sys.argv[1:]))
     for c in b.commands:
         c = re.sub(r"/tmp/socialgate-bench-[^/ ]+", "$BENCH_DIR", c)
+        if not TARGET.startswith(ROOT + "/"):
+            c = c.replace(TARGET + "/", "$CARGO_TARGET_DIR/")
         c = c.replace(ROOT + "/", "")
         L.append(c)
     L.append("```\n")

@@ -2,7 +2,7 @@
 # Side-by-side benchmarks of socialgate against Squid, tinyproxy, mitmproxy and
 # g3proxy (the workloads of docs/benchmarks.md). One command:
 #
-#     G3_SRC=/path/to/g3 scripts/bench/run.sh   # everything, ~30 minutes on 2 cores
+#     G3_SRC=/path/to/g3 scripts/bench/run.sh   # everything, ~20-25 min on 2 cores
 #     scripts/bench/run.sh              # the same without g3proxy (skipped, said so)
 #     scripts/bench/run.sh --perf       # and profile socialgate with perf (linux-perf)
 #     scripts/bench/run.sh --help       # options (duration, rounds, workloads, peers)
