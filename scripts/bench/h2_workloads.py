@@ -470,7 +470,8 @@ audit: {{ path: {self.w8_audit} }}
         h2load(warm_argv, timeout=120)
         data = os.path.join(self.b.dir, f"perf-{name}.data")
         rec_argv = ["perf", "record", "-e", "cpu-clock", "-F", "999", "-g",
-                    "--call-graph", PERF_CALLGRAPH, "-o", data, "-p", str(proc.pid)]
+                    "--call-graph", PERF_CALLGRAPH, "-o", data]
+        rec_argv += (["-C", self.bm.PROXY_CPU] if PERF_TARGET == "cpu" else ["-p", str(proc.pid)])
         rec = subprocess.Popen(rec_argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         try:
@@ -478,7 +479,7 @@ audit: {{ path: {self.w8_audit} }}
         finally:
             rec.send_signal(signal.SIGINT)
             rec.wait(timeout=120)
-        rep = read_profile(data, os.path.join(self.b.dir, f"perf-{name}"))
+        rep = read_profile(data, os.path.join(self.b.dir, f"perf-{name}"), proc.pid)
         rep["record"] = self.clean(rec_argv)
         rep["load"] = self.clean(argv)
         rep["ok"] = res.get("s2xx", 0)
@@ -506,25 +507,42 @@ audit: {{ path: {self.w8_audit} }}
 # dwarf unwinding from .eh_frame works on the release binary (it has symbols but no
 # debug info and no frame pointers); 16 KiB of stack per sample is enough for tokio.
 PERF_CALLGRAPH = os.environ.get("BENCH_PERF_CALLGRAPH", "dwarf,16384")
+PERF_TARGET = os.environ.get("BENCH_PERF_TARGET", "pid")
 
 # Where a sample's own function belongs. First match wins; order matters
 # (socialgate_engine before socialgate, the DLP before the rest of the engine).
 CATEGORIES = [
     ("kernel/syscalls", [r"^\[kernel", r"\[k\]"]),
-    ("DLP (engine dlp)", [r"socialgate_engine::dlp", r"aho_corasick", r"memchr::",
-                          r"unicode_normalization"]),
+    ("DLP (engine dlp)", [r"socialgate_engine::dlp", r"socialgate_engine::verdict::apply_dlp",
+                          r"aho_corasick", r"memchr::", r"unicode_normalization"]),
     ("classification (engine policy/catalogue)", [r"socialgate_engine::", r"regex_automata",
                                                   r"regex::", r"glob::", r"idna::"]),
     ("TLS/crypto (rustls, ring)", [r"rustls::", r"ring::", r"ring_core_", r"aes_", r"gcm_",
-                                   r"chacha", r"ecp_nistz256", r"sha256_block", r"x25519"]),
+                                   r"chacha", r"ecp_nistz256", r"sha256_block", r"x25519",
+                                   r"^fe4?_", r"\bfe4?_"]),
     ("HTTP (hyper, h2, http)", [r"hyper::", r"hyper_util::", r"\bh2::", r"\bhttp::",
-                                r"httparse", r"hpack"]),
-    ("audit (serde_json, write)", [r"serde_json", r"serde::", r"::audit::", r"chrono"]),
+                                r"httparse", r"hpack", r"slab::", r"indexmap::",
+                                r"\bbytes::", r"tokio_util::codec"]),
+    ("audit (serde_json, write)", [r"serde_json", r"serde::", r"serde_core::",
+                                   r"socialgate::audit", r"chrono"]),
+    ("metrics (prometheus)", [r"prometheus::"]),
     ("allocation (mimalloc, malloc)", [r"\bmi_", r"_mi_", r"mimalloc", r"malloc", r"\bfree\b",
                                        r"realloc", r"cfree"]),
     ("memcpy/memmove (libc)", [r"__mem(cpy|move|set|cmp)", r"\bmem(cpy|move|set|cmp)"]),
     ("tokio runtime", [r"tokio::", r"mio::", r"parking_lot", r"futures_"]),
     ("socialgate proxy code", [r"socialgate::"]),
+]
+
+# Components a sample is charged to by its call chain (any frame of it), for the
+# inclusive view: the DLP scan with the copies and allocations it makes, and so on.
+OWNERS = [
+    ("DLP (under socialgate_engine::dlp, apply_dlp)",
+     r"socialgate_engine::(dlp|verdict::apply_dlp|dlp_bridge)"),
+    ("classification (the rest of socialgate_engine)", r"socialgate_engine::"),
+    ("audit (under socialgate::audit)", r"socialgate::audit"),
+    ("TLS (under rustls / tokio_rustls)", r"rustls::"),
+    ("HTTP (under hyper / h2)", r"hyper::|\bh2::"),
+    ("metrics (under prometheus)", r"prometheus::"),
 ]
 
 
@@ -536,10 +554,10 @@ def categorize(sym, dso):
     return "other"
 
 
-def read_profile(data, prefix):
+def read_profile(data, prefix, pid):
     """Flat self-time report (dso, symbol) and the shares by component; the caller
     view of the engine's entry points when call graphs were recorded."""
-    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+    rep = subprocess.run(["perf", "report", "-i", data, "--pid", str(pid), "--stdio", "--no-children",
                           "--sort", "dso,sym", "-g", "none", "--percent-limit", "0.05"],
                          capture_output=True, text=True, timeout=900)
     with open(prefix + "-flat.txt", "w") as f:
@@ -557,7 +575,7 @@ def read_profile(data, prefix):
     out = {"categories": {k: round(v, 1) for k, v in sorted(cats.items(), key=lambda x: -x[1])},
            "top": top}
     # Inclusive (children) view of the engine's work, where the call graph allows it.
-    ch = subprocess.run(["perf", "report", "-i", data, "--stdio", "--children", "--sort", "sym",
+    ch = subprocess.run(["perf", "report", "-i", data, "--pid", str(pid), "--stdio", "--children", "--sort", "sym",
                          "-g", "none", "--percent-limit", "0.3"],
                         capture_output=True, text=True, timeout=900)
     with open(prefix + "-children.txt", "w") as f:
@@ -570,7 +588,39 @@ def read_profile(data, prefix):
             incl.append(f"{float(m.group(1)):6.2f}% incl {float(m.group(2)):6.2f}% self  "
                         f"{m.group(4)[:110]}")
     out["inclusive"] = incl[:40]
+    if PERF_CALLGRAPH != "none":
+        out.update(chain_shares(data, pid, prefix))
     return out
+
+
+def chain_shares(data, pid, prefix):
+    """Shares of samples by what their call chain passes through (perf script)."""
+    r = subprocess.run(["perf", "script", "-i", data, "--pid", str(pid), "-F", "ip,sym,dso"],
+                       capture_output=True, text=True, timeout=1800)
+    n, hits, engine, by_owner = 0, {}, 0, {}
+    for block in r.stdout.split("\n\n"):
+        frames = [ln.strip() for ln in block.splitlines() if ln.strip()]
+        if not frames:
+            continue
+        n += 1
+        owners = [next((name for name, pat in OWNERS if re.search(pat, f)), None)
+                  for f in frames]
+        seen = {o for o in owners if o}
+        for name in seen:
+            hits[name] = hits.get(name, 0) + 1
+        if any(x.startswith(("DLP", "classification")) for x in seen):
+            engine += 1
+        # Charged to the innermost owner frame (the leaf's nearest component).
+        owner = next((o for o in owners if o),
+                     "none of these (runtime, proxy code, kernel outside them)")
+        by_owner[owner] = by_owner.get(owner, 0) + 1
+    if not n:
+        return {}
+    with open(prefix + "-chains.txt", "w") as f:
+        f.write(r.stdout)
+    pct = lambda d: {k: round(100.0 * v / n, 1) for k, v in sorted(d.items(), key=lambda x: -x[1])}
+    return {"chain_samples": n, "chain_any": pct(hits), "chain_innermost": pct(by_owner),
+            "engine_share": round(100.0 * engine / n, 1)}
 
 
 # ---------------------------------------------------------------- entry points
@@ -629,10 +679,14 @@ def goal_lines(results):
     perf = (results.get("h2perf") or {}).get("W8")
     if perf:
         c = perf["categories"]
-        share = sum(v for k, v in c.items() if k.startswith(("DLP", "classification")))
-        out.append(f"- W8 DLP + classification ≤ 20 % of socialgate's CPU: "
-                   + ("met" if share <= 20 else "**missed**") + f" — {share:.1f} % "
-                   "(self time of engine, aho-corasick, regex, memchr symbols in the profile)")
+        flat = sum(v for k, v in c.items() if k.startswith(("DLP", "classification")))
+        share = perf.get("engine_share", flat)
+        how = ("samples whose call chain passes through socialgate_engine, with the copies "
+               f"and allocations it makes; self time of its own symbols: {flat:.1f} %"
+               if "engine_share" in perf else
+               "self time of engine, aho-corasick, regex, memchr symbols")
+        out.append("- W8 DLP + classification ≤ 20 % of socialgate's CPU: "
+                   + ("met" if share <= 20 else "**missed**") + f" — {share:.1f} % ({how})")
     w9 = (results.get("W9") or {}).get("rows", {})
     sg = w9.get("socialgate")
     sq = [(k, v) for k, v in w9.items() if k.startswith("squid")]
@@ -721,10 +775,22 @@ def section(results):
                  "Reproduce with `scripts/bench/profile.sh`.\n")
         for wl, p in perf.items():
             L.append(f"**{wl}** ({p.get('ok', 0):,} requests in the profiled run)\n")
-            L.append("| component | share of CPU |\n|---|---:|")
+            L.append("| component (self time of its symbols) | share of CPU |\n|---|---:|")
             for k, v in p["categories"].items():
                 L.append(f"| {k} | {v:.1f} % |")
             L.append("")
+            if p.get("chain_samples"):
+                L.append(f"By call chain ({p['chain_samples']:,} samples; `perf script`): "
+                         "\"charged\" puts each sample on the innermost component its "
+                         "stack passes through (a memcpy in the DLP scan is DLP's, a "
+                         "writev under rustls is TLS's); \"anywhere\" counts every component "
+                         "on the stack, so those overlap (everything runs under hyper).\n")
+                L.append("| component | charged | anywhere on the stack |\n|---|---:|---:|")
+                anyw = p.get("chain_any", {})
+                for k, v in p["chain_innermost"].items():
+                    L.append(f"| {k} | {v:.1f} % | {fmt(anyw.get(k), 1)}"
+                             f"{' %' if k in anyw else ''} |")
+                L.append("")
             L.append("```\n" + "\n".join(p["top"][:20]) + "\n```\n")
     return "\n".join(L)
 
@@ -738,8 +804,16 @@ def main():
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out", default="/tmp/socialgate-h2-profile.md")
+    ap.add_argument("--nice", type=int, default=-10,
+                    help="nice for the gateway, the load and their sessions (as bench.py)")
     a = ap.parse_args()
-    args = argparse.Namespace(duration=a.seconds, warmup=a.warmup, nice=0, rounds=1,
+    if a.nice:
+        try:
+            os.nice(a.nice)
+            bm.set_autogroup_nice(os.getpid(), a.nice)
+        except OSError:
+            a.nice = 0
+    args = argparse.Namespace(duration=a.seconds, warmup=a.warmup, nice=a.nice, rounds=1,
                               oha=None, mitmdump=None, perf=True, conns=32)
     b = bm.Bench(args)
     h = H2(b, bm)
