@@ -762,6 +762,11 @@ def section(results):
         if r.get("audit_sample"):
             L.append("\n```json\n" + r["audit_sample"][0][:600] + "\n```\n")
         L.append("```\n" + "\n".join(w8["commands"]) + "\n```\n")
+        if w8.get("settings"):
+            L.append("socialgate's settings for W8:\n")
+            L.append("```yaml\n" + re.sub(r"/tmp/socialgate-bench-[^/]+", "$BENCH_DIR",
+                                           w8["settings"]).replace(ROOT + "/", "").strip()
+                     + "\n```\n")
     w9 = results.get("W9")
     L.append("## W9 — HTTP/2 multiplexing through interception\n")
     L.append(
