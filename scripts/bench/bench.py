@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+import h2_workloads  # W8, W9: HTTP/2 through interception, with h2load
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BENCH = os.path.join(ROOT, "target", "bench")
@@ -1083,6 +1085,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
         L.append("")
     else:
         L.append("_Not run._\n")
+    if R.get("W8") or R.get("W9") or R.get("h2perf"):
+        L.append(h2_workloads.section(R))
     L.append("## W5, W6, W7 — criterion benches\n")
     crit = R.get("criterion")
     if crit:
@@ -1180,7 +1184,7 @@ def main():
     ap.add_argument("--bulk-bytes", type=int, default=1 << 30)
     ap.add_argument("--bulk-runs", type=int, default=3)
     ap.add_argument("--idle", type=int, default=5000, help="M1 idle tunnels")
-    ap.add_argument("--workloads", default="W1,W2,W3,W4,M1")
+    ap.add_argument("--workloads", default="W1,W2,W3,W4,M1,W8,W9")
     ap.add_argument("--peers", default=",".join(CORE_PEERS))
     ap.add_argument("--no-criterion", action="store_true")
     ap.add_argument("--nice", type=int, default=-10,
@@ -1257,6 +1261,7 @@ def main():
             b.run_w3(peers, keepalive=False)
         if "M1" in wls:
             b.run_m1(peers)
+        h2_workloads.run(b, sys.modules[__name__], wls, peers)
         if args.perf:
             b.run_perf()
         b.stop_all()
