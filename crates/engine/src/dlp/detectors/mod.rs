@@ -43,6 +43,7 @@
 mod contact;
 mod custom;
 mod documents;
+mod keywords;
 mod markings;
 mod numbers;
 mod secrets;
