@@ -1,9 +1,12 @@
 //! Custom detectors: the policy's own keywords and patterns.
 //!
 //! Job: compile every custom detector of a profile once: keywords into one
-//! ASCII-case-insensitive Aho-Corasick automaton (whole words), patterns into
-//! regexes, each with optional context words (`near`) within a distance; then
-//! report each match as `(slot, value)`.
+//! ASCII-case-insensitive whole-word matcher (`keywords.rs`: at each word
+//! start the longest keyword that ends at a word edge), patterns into regexes,
+//! each with optional context words (`near`) within a distance; then report
+//! each match as `(slot, value)` (a keyword value equal to the one just
+//! reported to every owner is not reported again: the sink counts distinct
+//! values).
 //!
 //! Limits: non-ASCII keywords match their exact, lower- and upper-case forms;
 //! keywords match their own spacing only (the fold view makes look-alike letters
@@ -117,6 +120,9 @@ impl CustomDetectors {
 
     pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
         if let Some(keywords) = &self.keywords {
+            // The last value reported to every owner: the same again is skipped
+            // (the sink counts distinct values).
+            let mut last: Option<(usize, String)> = None;
             let mut lower = String::new();
             keywords.for_each_match(text, |s, e, pattern| {
                 let (Some(owners), Some(value)) = (self.owners.get(pattern), text.get(s..e)) else {
@@ -129,13 +135,30 @@ impl CustomDetectors {
                 } else {
                     lower.push_str(&value.to_lowercase());
                 }
+                if last
+                    .as_ref()
+                    .is_some_and(|(p, v)| *p == pattern && *v == lower)
+                {
+                    return;
+                }
+                let mut every = true;
                 for &owner in owners {
                     if let Some(d) = self.detectors.get(owner) {
                         if d.near_ok(text, s, e) {
                             sink(d.slot, &lower);
+                        } else {
+                            every = false;
                         }
                     }
                 }
+                last = match last.take() {
+                    Some((_, mut v)) if every => {
+                        v.clone_from(&lower);
+                        Some((pattern, v))
+                    }
+                    None if every => Some((pattern, lower.clone())),
+                    _ => None,
+                };
             });
         }
         for d in &self.detectors {

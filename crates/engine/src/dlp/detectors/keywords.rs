@@ -4,17 +4,19 @@
 //! matches as a whole word (ASCII case ignored): at each position where a word
 //! may start, the longest keyword that ends where the word ends. Only such
 //! positions are tried: eight bytes at a time (SWAR), the bytes that follow a
-//! byte that is not an ASCII letter or digit; then a two-byte gate (a bit per
-//! pair of folded first bytes of the keywords) drops almost all of them; the
-//! rest walk a trie of the folded keywords, keeping the longest match that
-//! ends at a word edge, so a shorter keyword inside a longer one cut short by
-//! the next letter (`ab` in `ab cdex` with keywords `ab`, `ab cde`) still counts.
+//! byte that is not an ASCII letter; then a two-byte gate (a bit per pair of
+//! first bytes of the keywords) drops almost all of them, a hashed
+//! three-byte gate and the character before (no letter or digit) most of the
+//! rest; the survivors walk a trie of the folded keywords, keeping the longest
+//! match that ends at a word edge, so a shorter keyword inside a longer one
+//! cut short by the next letter (`ab` in `ab cdex` with keywords `ab`,
+//! `ab cde`) still counts.
 //!
 //! Limits: ASCII letters are folded, other bytes must match exactly (the caller
 //! adds the lower- and upper-case forms of non-ASCII keywords). A word edge is
 //! a character that is not alphanumeric (Unicode), or either end of the text.
-//! Memory is a 256-entry root, 8 KiB of gate and about nine bytes per keyword
-//! byte. Callers: `custom.rs`.
+//! Memory is a 256-entry root, 24 KiB of gates and about nine bytes per
+//! keyword byte. Callers: `custom.rs`.
 
 use std::collections::BTreeMap;
 
@@ -27,10 +29,11 @@ pub(super) struct Keywords {
     /// Bit `(a << 8) | b` is set when some keyword starts with the bytes `a`,
     /// `b` in some ASCII case (for a one-byte keyword, with `a` and any byte).
     gate: Box<[u64; 1024]>,
-    /// Whether some keyword starts with a byte that is not an ASCII letter or
-    /// digit nor a UTF-8 lead byte (`#tag`): then every position after a
-    /// non-alphanumeric byte is tried.
-    any_start: bool,
+    /// Bit `(a << 8) | b` for the folded first bytes of a keyword of one or two
+    /// bytes (for one byte, with any `b`): no third byte to check.
+    short: Box<[u64; 1024]>,
+    /// Bit [`triple`] of the folded first three bytes of each longer keyword.
+    third: Box<[u64; 1024]>,
     /// The node after the first folded byte, `NONE` when no keyword starts so.
     root: [u32; 256],
     nodes: Vec<Node>,
@@ -55,14 +58,14 @@ impl Keywords {
         let mut children: Vec<BTreeMap<u8, u32>> = vec![BTreeMap::new()];
         let mut ends: Vec<u32> = vec![NONE];
         let mut gate = Box::new([0u64; 1024]);
-        let mut any_start = false;
+        let mut short = Box::new([0u64; 1024]);
+        let mut third = Box::new([0u64; 1024]);
         for (index, pattern) in patterns.iter().enumerate() {
             let bytes = pattern.as_bytes();
             let Some(&first) = bytes.first() else {
                 continue;
             };
             let a = fold(first);
-            any_start |= !(a.is_ascii_alphanumeric() || a >= 0xC0);
             let seconds: Vec<u8> = match bytes.get(1) {
                 Some(&b) => vec![b.to_ascii_lowercase(), b.to_ascii_uppercase()],
                 None => (0..=255).collect(),
@@ -71,6 +74,13 @@ impl Keywords {
                 for &b in &seconds {
                     set_bit(&mut gate[..], pair(a, b));
                 }
+            }
+            match bytes {
+                [_] | [_, _] => seconds
+                    .iter()
+                    .for_each(|&b| set_bit(&mut short[..], pair(a, fold(b)))),
+                [_, b, c, ..] => set_bit(&mut third[..], triple(a, fold(*b), fold(*c))),
+                [] => {}
             }
             let mut node = 0usize;
             for &byte in bytes {
@@ -110,7 +120,8 @@ impl Keywords {
         }
         Keywords {
             gate,
-            any_start,
+            short,
+            third,
             root,
             nodes,
             edge_bytes,
@@ -129,11 +140,7 @@ impl Keywords {
         let mut base = 0usize;
         for chunk in &mut chunks {
             let x = chunk.try_into().map_or(0, u64::from_le_bytes);
-            let starts = if self.any_start {
-                starts::<true>(x, &mut carry)
-            } else {
-                starts::<false>(x, &mut carry)
-            };
+            let starts = starts(x, &mut carry);
             if starts != 0 {
                 self.try_starts(text, base, starts, &mut resume, &mut found);
             }
@@ -144,11 +151,7 @@ impl Keywords {
             let mut chunk = [0u8; 8];
             chunk[..rest.len()].copy_from_slice(rest);
             let x = u64::from_le_bytes(chunk);
-            let mut starts = if self.any_start {
-                starts::<true>(x, &mut carry)
-            } else {
-                starts::<false>(x, &mut carry)
-            };
+            let mut starts = starts(x, &mut carry);
             // Only the bytes of the text (padding is not a start).
             starts &= HI >> (8 * (8 - rest.len()));
             self.try_starts(text, base, starts, &mut resume, &mut found);
@@ -176,7 +179,7 @@ impl Keywords {
             };
             let b = bytes.get(s + 1).copied().unwrap_or(0);
             let bit = (usize::from(a) << 8) | usize::from(b);
-            if self.gate[bit >> 6] & (1 << (bit & 63)) == 0 || !edge_before(text, s) {
+            if self.gate[bit >> 6] & (1 << (bit & 63)) == 0 || !self.may_start(text, s) {
                 continue;
             }
             if let Some((end, pattern)) = self.longest_at(text, s) {
@@ -184,6 +187,18 @@ impl Keywords {
                 *resume = end;
             }
         }
+    }
+
+    /// Past the two-byte gate: the third byte (or a short keyword), then the
+    /// character before `s`.
+    #[inline(never)]
+    fn may_start(&self, text: &str, s: usize) -> bool {
+        let bytes = text.as_bytes();
+        let byte = |i: usize| bytes.get(i).map_or(0, |&b| fold(b));
+        let (a, b) = (byte(s), byte(s + 1));
+        (has_bit(&self.short[..], pair(a, b))
+            || has_bit(&self.third[..], triple(a, b, byte(s + 2))))
+            && edge_before(text, s)
     }
 
     /// The longest keyword starting at `s` that ends at a word edge.
@@ -215,19 +230,15 @@ impl Keywords {
 }
 
 /// Bit 7 of each byte of chunk `x` where a keyword may start: after a byte
-/// that is not an ASCII letter or digit, at a letter, digit or UTF-8 lead
-/// byte (or any byte but a continuation byte, with `any_start`).
+/// that is not an ASCII letter (a superset: the gates check the first bytes,
+/// [`edge_before`] the character before).
 #[inline(always)]
-fn starts<const ANY_START: bool>(x: u64, carry: &mut u64) -> u64 {
-    let alnum = alnum_mask(x);
-    let after_other = !((alnum << 8) | *carry) & HI;
-    *carry = alnum >> 56;
-    let start = if ANY_START {
-        !continuation_mask(x) & HI
-    } else {
-        alnum | lead_mask(x)
-    };
-    after_other & start
+fn starts(x: u64, carry: &mut u64) -> u64 {
+    let folded = (x | (LO * 0x20)) & !HI;
+    let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1) & !x;
+    let after_other = !((letter << 8) | *carry) & HI;
+    *carry = letter >> 56;
+    after_other
 }
 
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -240,7 +251,7 @@ fn at_least(v: u64, lo: u8) -> u64 {
 }
 
 /// High bit of each byte of `x` that is an ASCII letter or digit.
-#[inline]
+#[cfg(test)]
 fn alnum_mask(x: u64) -> u64 {
     let ascii = !x & HI;
     let y = x & !HI;
@@ -248,18 +259,6 @@ fn alnum_mask(x: u64) -> u64 {
     let folded = y | (LO * 0x20);
     let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1);
     (digit | letter) & ascii
-}
-
-/// High bit of each byte of `x` that starts a multi-byte UTF-8 character.
-#[inline]
-fn lead_mask(x: u64) -> u64 {
-    x & (x << 1) & HI
-}
-
-/// High bit of each byte of `x` that continues a UTF-8 character.
-#[inline]
-fn continuation_mask(x: u64) -> u64 {
-    x & !(x << 1) & HI
 }
 
 #[inline]
@@ -270,6 +269,18 @@ fn fold(b: u8) -> u8 {
 #[inline]
 fn pair(a: u8, b: u8) -> usize {
     (usize::from(a) << 8) | usize::from(b)
+}
+
+/// A 16-bit hash of three folded bytes (the [`Keywords::third`] gate).
+#[inline]
+fn triple(a: u8, b: u8, c: u8) -> usize {
+    let word = (u32::from(a) << 16) | (u32::from(b) << 8) | u32::from(c);
+    (word.wrapping_mul(0x9E37_79B1) >> 16) as usize
+}
+
+#[inline]
+fn has_bit(bits: &[u64], i: usize) -> bool {
+    bits.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
 }
 
 fn set_bit(bits: &mut [u64], i: usize) {
@@ -316,12 +327,10 @@ mod tests {
             let x = u64::from(b) << 24 | 0x20;
             let bit = |m: u64| m & (0x80 << 24) != 0;
             assert_eq!(bit(alnum_mask(x)), b.is_ascii_alphanumeric(), "{b:#x}");
-            assert_eq!(bit(lead_mask(x)), b >= 0xC0, "{b:#x}");
-            assert_eq!(
-                bit(continuation_mask(x)),
-                (0x80..0xC0).contains(&b),
-                "{b:#x}"
-            );
+            // The byte after `b` (lane 4) may start a keyword unless `b` is a letter.
+            let mut carry = 0;
+            let after = starts(x << 8, &mut carry) & (0x80 << 40) != 0;
+            assert_eq!(after, !b.is_ascii_alphabetic(), "{b:#x}");
         }
     }
 
@@ -347,5 +356,9 @@ mod tests {
         );
         assert_eq!(matches(&["\u{e9}t\u{e9}"], "\u{e9}t\u{e9}!"), [(0, 5, 0)]);
         assert!(matches(&["t\u{e9}"], "\u{e9}t\u{e9}").is_empty());
+        // After a digit, not a whole word; one- and two-byte keywords pass the gates.
+        assert!(matches(&["pm"], "5pm").is_empty());
+        assert_eq!(matches(&["pm", "x"], "5 pm x"), [(2, 4, 0), (5, 6, 1)]);
+        assert_eq!(matches(&["the cat"], "then the cat"), [(5, 12, 0)]);
     }
 }
