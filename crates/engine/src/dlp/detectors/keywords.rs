@@ -23,6 +23,32 @@ use std::collections::BTreeMap;
 /// No node: the end of a walk.
 const NONE: u32 = u32::MAX;
 
+/// Bytes of text whose candidate positions are gathered at once.
+const BLOCK: usize = 256;
+
+/// Appends the position of each lane set in `starts` (chunk at `base`) to
+/// `out[n..]`; the first four are written unconditionally (most chunks have
+/// fewer, and a loop on their number would mispredict), and only the set ones
+/// counted. Returns the new length.
+#[inline(always)]
+fn push_lanes(out: &mut [usize; BLOCK + 8], n: usize, base: usize, mut starts: u64) -> usize {
+    let count = starts.count_ones() as usize;
+    if n + 8 > out.len() {
+        return n;
+    }
+    for k in 0..4 {
+        out[n + k] = base + (starts.trailing_zeros() >> 3) as usize;
+        starts &= starts.wrapping_sub(1);
+    }
+    let mut k = 4;
+    while starts != 0 && n + k < out.len() {
+        out[n + k] = base + (starts.trailing_zeros() >> 3) as usize;
+        starts &= starts.wrapping_sub(1);
+        k += 1;
+    }
+    n + count
+}
+
 /// The keywords of one profile, compiled.
 #[derive(Debug)]
 pub(super) struct Keywords {
@@ -34,6 +60,8 @@ pub(super) struct Keywords {
     short: Box<[u64; 1024]>,
     /// Bit [`triple`] of the folded first three bytes of each longer keyword.
     third: Box<[u64; 1024]>,
+    /// Every keyword starts with an ASCII letter: only letters are tried.
+    letters_only: bool,
     /// The node after the first folded byte, `NONE` when no keyword starts so.
     root: [u32; 256],
     nodes: Vec<Node>,
@@ -60,12 +88,14 @@ impl Keywords {
         let mut gate = Box::new([0u64; 1024]);
         let mut short = Box::new([0u64; 1024]);
         let mut third = Box::new([0u64; 1024]);
+        let mut letters_only = true;
         for (index, pattern) in patterns.iter().enumerate() {
             let bytes = pattern.as_bytes();
             let Some(&first) = bytes.first() else {
                 continue;
             };
             let a = fold(first);
+            letters_only &= a.is_ascii_alphabetic();
             let seconds: Vec<u8> = match bytes.get(1) {
                 Some(&b) => vec![b.to_ascii_lowercase(), b.to_ascii_uppercase()],
                 None => (0..=255).collect(),
@@ -122,6 +152,7 @@ impl Keywords {
             gate,
             short,
             third,
+            letters_only,
             root,
             nodes,
             edge_bytes,
@@ -134,57 +165,50 @@ impl Keywords {
     pub(super) fn for_each_match(&self, text: &str, mut found: impl FnMut(usize, usize, usize)) {
         let bytes = text.as_bytes();
         let mut resume = 0usize;
-        // Whether the byte before the chunk is an ASCII letter or digit (in bit 7).
+        // Whether the byte before the chunk is an ASCII letter (in bit 7).
         let mut carry = 0u64;
-        let mut chunks = bytes.chunks_exact(8);
-        let mut base = 0usize;
-        for chunk in &mut chunks {
-            let x = chunk.try_into().map_or(0, u64::from_le_bytes);
-            let starts = starts(x, &mut carry);
-            if starts != 0 {
-                self.try_starts(text, base, starts, &mut resume, &mut found);
+        // A block at a time, in three stages without a data-dependent branch
+        // in the first two: the candidate positions, those past the two-byte
+        // gate, then the rest of the checks and the walk.
+        let mut candidates = [0usize; BLOCK + 8];
+        for (index, block) in bytes.chunks(BLOCK).enumerate() {
+            let mut n = 0;
+            let mut base = index * BLOCK;
+            let mut chunks = block.chunks_exact(8);
+            for chunk in &mut chunks {
+                let x = chunk.try_into().map_or(0, u64::from_le_bytes);
+                let starts = starts(x, &mut carry, self.letters_only);
+                n = push_lanes(&mut candidates, n, base, starts);
+                base += 8;
             }
-            base += 8;
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut chunk = [0u8; 8];
-            chunk[..rest.len()].copy_from_slice(rest);
-            let x = u64::from_le_bytes(chunk);
-            let mut starts = starts(x, &mut carry);
-            // Only the bytes of the text (padding is not a start).
-            starts &= HI >> (8 * (8 - rest.len()));
-            self.try_starts(text, base, starts, &mut resume, &mut found);
-        }
-    }
-
-    #[inline(always)]
-    fn try_starts(
-        &self,
-        text: &str,
-        base: usize,
-        mut starts: u64,
-        resume: &mut usize,
-        found: &mut impl FnMut(usize, usize, usize),
-    ) {
-        let bytes = text.as_bytes();
-        while starts != 0 {
-            let s = base + (starts.trailing_zeros() >> 3) as usize;
-            starts &= starts - 1;
-            if s < *resume {
-                continue;
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut chunk = [0u8; 8];
+                chunk[..rest.len()].copy_from_slice(rest);
+                let x = u64::from_le_bytes(chunk);
+                // Only the bytes of the text (padding is not a start).
+                let starts =
+                    starts(x, &mut carry, self.letters_only) & (HI >> (8 * (8 - rest.len())));
+                n = push_lanes(&mut candidates, n, base, starts);
             }
-            let Some(&a) = bytes.get(s) else {
-                return;
-            };
-            let b = bytes.get(s + 1).copied().unwrap_or(0);
-            let bit = (usize::from(a) << 8) | usize::from(b);
-            if self.gate[bit >> 6] & (1 << (bit & 63)) == 0 || !self.may_start(text, s) {
-                continue;
+            let mut kept = 0;
+            for i in 0..n.min(BLOCK) {
+                let s = candidates[i];
+                let a = bytes.get(s).copied().unwrap_or(0);
+                let b = bytes.get(s + 1).copied().unwrap_or(0);
+                let bit = (usize::from(a) << 8) | usize::from(b);
+                let pass = (self.gate[bit >> 6] >> (bit & 63)) & 1;
+                candidates[kept] = s;
+                kept += pass as usize;
             }
-            if let Some((end, pattern)) = self.longest_at(text, s) {
-                found(s, end, pattern);
-                *resume = end;
+            for &s in &candidates[..kept.min(BLOCK)] {
+                if s < resume || !self.may_start(text, s) {
+                    continue;
+                }
+                if let Some((end, pattern)) = self.longest_at(text, s) {
+                    found(s, end, pattern);
+                    resume = end;
+                }
             }
         }
     }
@@ -231,14 +255,18 @@ impl Keywords {
 
 /// Bit 7 of each byte of chunk `x` where a keyword may start: after a byte
 /// that is not an ASCII letter (a superset: the gates check the first bytes,
-/// [`edge_before`] the character before).
+/// [`edge_before`] the character before), and at a letter if `letters`.
 #[inline(always)]
-fn starts(x: u64, carry: &mut u64) -> u64 {
+fn starts(x: u64, carry: &mut u64, letters: bool) -> u64 {
     let folded = (x | (LO * 0x20)) & !HI;
     let letter = at_least(folded, b'a') & !at_least(folded, b'z' + 1) & !x;
     let after_other = !((letter << 8) | *carry) & HI;
     *carry = letter >> 56;
-    after_other
+    if letters {
+        after_other & letter
+    } else {
+        after_other
+    }
 }
 
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -329,8 +357,10 @@ mod tests {
             assert_eq!(bit(alnum_mask(x)), b.is_ascii_alphanumeric(), "{b:#x}");
             // The byte after `b` (lane 4) may start a keyword unless `b` is a letter.
             let mut carry = 0;
-            let after = starts(x << 8, &mut carry) & (0x80 << 40) != 0;
+            let after = starts(x << 8, &mut carry, false) & (0x80 << 40) != 0;
             assert_eq!(after, !b.is_ascii_alphabetic(), "{b:#x}");
+            let at = starts(x << 8, &mut carry, true) & (0x80 << 32) != 0;
+            assert_eq!(at, b.is_ascii_alphabetic(), "{b:#x}");
         }
     }
 
@@ -359,6 +389,8 @@ mod tests {
         // After a digit, not a whole word; one- and two-byte keywords pass the gates.
         assert!(matches(&["pm"], "5pm").is_empty());
         assert_eq!(matches(&["pm", "x"], "5 pm x"), [(2, 4, 0), (5, 6, 1)]);
+        assert_eq!(matches(&["pm", "1x"], "5 pm 1x"), [(2, 4, 0), (5, 7, 1)]);
+        assert_eq!(matches(&["pm", "1x"], "pm+1x 11x"), [(0, 2, 0), (3, 5, 1)]);
         assert_eq!(matches(&["the cat"], "then the cat"), [(5, 12, 0)]);
     }
 }
