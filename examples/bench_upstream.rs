@@ -1,7 +1,8 @@
 //! The upstream for the side-by-side proxy benchmarks (`scripts/bench/run.sh`,
 //! docs/benchmarks.md).
 //!
-//! It answers every request with a 1 KiB body (`text/plain`, `Cache-Control:
+//! It reads each request's body to its end (W8 posts 2 KB JSON) and answers
+//! every request with a 1 KiB body (`text/plain`, `Cache-Control:
 //! no-store`), except `GET /bulk?bytes=N`, which streams N bytes (for the CONNECT
 //! bulk workload). It listens on `127.0.0.1:<--http-port>` for plain HTTP/1.1 (and
 //! h2c with prior knowledge), and on `127.0.0.1:<--https-port>` for TLS with
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -143,8 +145,12 @@ async fn answer(
             chunk: small,
         }
     };
-    // Reading the request body is not needed: every workload sends GETs, and hyper
-    // drains a small unread body before reusing the connection.
+    // A request body (W8's posts) is read to its end before the answer: over h2 an
+    // answer sent first would end the stream with RST_STREAM while the client (the
+    // proxy) may still be sending.
+    if !req.body().is_end_stream() {
+        let _ = req.into_body().collect().await;
+    }
     let resp = Response::builder()
         .header(http::header::CONTENT_TYPE, "text/plain")
         .header(http::header::CACHE_CONTROL, "no-store")

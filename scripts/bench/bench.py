@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import h2_workloads  # W8, W9: HTTP/2 through interception, with h2load
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BENCH = os.path.join(ROOT, "target", "bench")
@@ -1354,6 +1356,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
         L.append("")
     else:
         L.append("_Not run._\n")
+    if R.get("W8") or R.get("W9") or R.get("h2perf"):
+        L.append(h2_workloads.section(R))
     L.append("## W5, W6, W7 — criterion benches\n")
     crit = R.get("criterion")
     if crit:
@@ -1465,9 +1469,9 @@ def main():
     ap.add_argument("--bulk-runs", type=int, default=3)
     ap.add_argument("--idle", type=int, default=5000, help="M1 idle tunnels")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds of every oha workload (W1, W1-half, W3, T3, W4); the "
-                         "tables show the medians")
-    ap.add_argument("--workloads", default="W1,W2,W3,T3,W4,M1",
+                    help="rounds of every oha workload (W1, W1-half, W3, T3, W4; W8/W9 "
+                         "take it too); the tables show the medians")
+    ap.add_argument("--workloads", default="W1,W2,W3,T3,W4,M1,W8,W9",
                     help="comma-separated; W3 also runs T3 (its relay floor)")
     ap.add_argument("--peers", default=",".join(CORE_PEERS))
     ap.add_argument("--no-criterion", action="store_true")
@@ -1578,6 +1582,7 @@ def main():
             b.run_w3(peers, keepalive=False)
         if "M1" in wls:
             b.run_m1(peers)
+        h2_workloads.run(b, sys.modules[__name__], wls, peers)
         if args.perf:
             b.run_perf()
         b.stop_all()

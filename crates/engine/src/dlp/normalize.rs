@@ -22,7 +22,9 @@
 //! (the detectors read any run between two groups as one separator, and the
 //! line-based ones need the line breaks). ASCII control characters other than
 //! whitespace are kept. ASCII text without `%` or `&` is returned borrowed, so
-//! the common case costs one pass of `is_ascii`.
+//! the common case costs one pass of `is_ascii`; text that already is
+//! canonical with a few other characters (`£`) costs a pass over 64-byte ASCII
+//! blocks and a look at each of those characters.
 
 use std::borrow::Cow;
 
@@ -156,7 +158,14 @@ fn unicode_pass(text: &str) -> Cow<'_, str> {
 fn needs_unicode_work(text: &str) -> bool {
     let bytes = text.as_bytes();
     let mut i = 0;
-    while let Some(offset) = first_non_ascii(&bytes[i..]) {
+    loop {
+        // ASCII a block at a time (the common case), then the exact position.
+        while bytes.len() - i >= 64 && bytes[i..i + 64].is_ascii() {
+            i += 64;
+        }
+        let Some(offset) = first_non_ascii(&bytes[i..]) else {
+            break;
+        };
         i += offset;
         let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
             return true;

@@ -32,7 +32,7 @@
 use std::borrow::Cow;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::detectors::{
     Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, BUILTIN_DETECTORS,
@@ -351,14 +351,15 @@ fn head(v: &str, n: usize) -> &str {
 
 /// Distinct values per slot, as hashes, and one masked sample each.
 struct Tally {
-    seen: HashSet<(usize, u64)>,
+    /// `(slot, value hash)`: already hashed, so the set does not hash again.
+    seen: HashSet<(usize, u64), BuildHasherDefault<Prehashed>>,
     slots: Vec<(usize, Option<String>)>,
 }
 
 impl Tally {
     fn new(n: usize) -> Tally {
         Tally {
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             slots: vec![(0, None); n],
         }
     }
@@ -391,6 +392,31 @@ impl Tally {
             .collect();
         out.sort_by(|a, b| a.detector.cmp(&b.detector));
         out
+    }
+}
+
+/// The hasher of [`Tally::seen`]: its keys are a slot and a 64-bit hash of a
+/// value, so mixing the two words is enough.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 }
 

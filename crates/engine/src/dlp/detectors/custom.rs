@@ -1,17 +1,20 @@
 //! Custom detectors: the policy's own keywords and patterns.
 //!
 //! Job: compile every custom detector of a profile once: keywords into one
-//! ASCII-case-insensitive Aho-Corasick automaton (whole words), patterns into
-//! regexes, each with optional context words (`near`) within a distance; then
-//! report each match as `(slot, value)`.
+//! ASCII-case-insensitive whole-word matcher (`keywords.rs`: at each word
+//! start the longest keyword that ends at a word edge), patterns into regexes,
+//! each with optional context words (`near`) within a distance; then report
+//! each match as `(slot, value)` (a keyword value equal to the one just
+//! reported to every owner is not reported again: the sink counts distinct
+//! values).
 //!
 //! Limits: non-ASCII keywords match their exact, lower- and upper-case forms;
 //! keywords match their own spacing only (the fold view makes look-alike letters
 //! and accents match). Callers: `scan.rs` through `detectors/mod.rs`.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 
+use super::keywords::Keywords;
 use super::*;
 
 /// A custom detector as written in the policy's `dlp.detectors` map.
@@ -35,7 +38,7 @@ pub const DEFAULT_NEAR_WITHIN: usize = 100;
 /// The custom detectors of one profile, compiled.
 #[derive(Debug)]
 pub(crate) struct CustomDetectors {
-    pub(super) keywords: Option<AhoCorasick>,
+    pub(super) keywords: Option<Keywords>,
     /// For each keyword pattern: the custom detectors that own it.
     pub(super) owners: Vec<Vec<usize>>,
     pub(super) detectors: Vec<CompiledCustom>,
@@ -106,21 +109,7 @@ impl CustomDetectors {
         let keywords = if patterns.is_empty() {
             None
         } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .prefilter(false)
-                    .build(&patterns)
-                    .or_else(|_| {
-                        AhoCorasickBuilder::new()
-                            .ascii_case_insensitive(true)
-                            .match_kind(MatchKind::LeftmostLongest)
-                            .build(&patterns)
-                    })
-                    .map_err(|e| DlpError::Keywords(e.to_string()))?,
-            )
+            Some(Keywords::new(&patterns))
         };
         Ok(CustomDetectors {
             keywords,
@@ -130,23 +119,47 @@ impl CustomDetectors {
     }
 
     pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
-        if let Some(ac) = &self.keywords {
-            for m in ac.find_iter(text) {
-                let (s, e) = (m.start(), m.end());
-                if !is_word_edge(text, s, e) {
-                    continue;
-                }
-                let Some(owners) = self.owners.get(m.pattern().as_usize()) else {
-                    continue;
+        if let Some(keywords) = &self.keywords {
+            // The last value reported to every owner: the same again is skipped
+            // (the sink counts distinct values).
+            let mut last: Option<(usize, String)> = None;
+            let mut lower = String::new();
+            keywords.for_each_match(text, |s, e, pattern| {
+                let (Some(owners), Some(value)) = (self.owners.get(pattern), text.get(s..e)) else {
+                    return;
                 };
+                // `str::to_lowercase` (final sigma and all), without allocating for ASCII.
+                lower.clear();
+                if value.is_ascii() {
+                    lower.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+                } else {
+                    lower.push_str(&value.to_lowercase());
+                }
+                if last
+                    .as_ref()
+                    .is_some_and(|(p, v)| *p == pattern && *v == lower)
+                {
+                    return;
+                }
+                let mut every = true;
                 for &owner in owners {
                     if let Some(d) = self.detectors.get(owner) {
                         if d.near_ok(text, s, e) {
-                            sink(d.slot, &text[s..e].to_lowercase());
+                            sink(d.slot, &lower);
+                        } else {
+                            every = false;
                         }
                     }
                 }
-            }
+                last = match last.take() {
+                    Some((_, mut v)) if every => {
+                        v.clone_from(&lower);
+                        Some((pattern, v))
+                    }
+                    None if every => Some((pattern, lower.clone())),
+                    _ => None,
+                };
+            });
         }
         for d in &self.detectors {
             if let Some(re) = &d.pattern {
@@ -229,5 +242,18 @@ mod tests {
         // After a longer match that is not a whole word.
         let d = detectors(&["ab", "abc de"]);
         assert_eq!(found(&d, "abc dex ab"), ["ab"]);
+    }
+
+    #[test]
+    fn a_shorter_keyword_inside_a_longer_match_that_is_not_a_whole_word() {
+        // The longest match `ab cde` is cut by the `x`: the whole word `ab` at
+        // the same place still counts, and so does a keyword the cut one overlaps.
+        let d = detectors(&["ab", "ab cde"]);
+        assert_eq!(found(&d, "ab cdex"), ["ab"]);
+        assert_eq!(found(&d, "AB CDE"), ["ab cde"]);
+        let d = detectors(&["ab", "ab cde", "cdex"]);
+        assert_eq!(found(&d, "ab cdex"), ["ab", "cdex"]);
+        let d = detectors(&["ab cd", "cd ef"]);
+        assert_eq!(found(&d, "ab cdx cd ef"), ["cd ef"]);
     }
 }

@@ -17,12 +17,13 @@
 //! runs again over it (cards then need a card's grouping). Secrets and
 //! protective markings come from one case-sensitive Aho-Corasick pass over their
 //! literal prefixes, e-mail addresses from `memchr('@')`, custom keywords from
-//! one ASCII-case-insensitive Aho-Corasick automaton over all keywords.
+//! one ASCII-case-insensitive whole-word trie tried only at word starts
+//! (`keywords`).
 //!
 //! The families live in submodules: `numbers` (cards, NI, NHS, bank details,
 //! IBAN), `documents` (passport, driving licence), `markings`, `secrets`,
 //! `contact` (phone; e-mail is matched here), `custom` (the policy's own
-//! detectors), `text` (byte-level helpers, windows and the separator view).
+//! detectors) and `keywords` (their keyword search), `text` (byte-level helpers, windows and the separator view).
 //!
 //! Limits: text must already be normalised (ASCII digits, no invisibles, ASCII
 //! whitespace); look-alike letters and combining marks are undone by the
@@ -43,6 +44,7 @@
 mod contact;
 mod custom;
 mod documents;
+mod keywords;
 mod markings;
 mod numbers;
 mod secrets;
