@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmarks of socialgate, Squid, tinyproxy and mitmproxy
+"""Side-by-side benchmarks of socialgate, Squid, tinyproxy, mitmproxy and g3proxy
 (the workloads and goals of docs/benchmarks.md). Started by scripts/bench/run.sh, which installs and builds what
 this needs; see that file for the one command to run.
 
 Every proxy runs pinned to core 1; the load generator (oha, curl, the idle-tunnel
 client) and the upstream run on core 0. Each proxy is started afresh for each
-workload, so its peak RSS belongs to that workload. All traffic goes to 127.0.0.1.
+workload and each round, so its peak RSS belongs to that run. The oha workloads run
+--rounds times (rounds interleaved across the peers, so slow drifts of the shared
+machine hit every peer alike) and report the median of each figure; other workload
+modules can use median_rows() and Bench.measure_rounds() the same way.
+All traffic goes to 127.0.0.1. Binaries come from $CARGO_TARGET_DIR (default target/).
 """
 import argparse
 import datetime
@@ -28,11 +32,22 @@ import h2_workloads  # W8, W9: HTTP/2 through interception, with h2load
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BENCH = os.path.join(ROOT, "target", "bench")
+# Where cargo put socialgate and the examples: $CARGO_TARGET_DIR as cargo reads it
+# (relative to the directory cargo ran in, which run.sh makes the repository root).
+TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
 TICK = os.sysconf("SC_CLK_TCK")
 PROXY_CPU = "1"
 LOAD_CPU = "0"
 
-CORE_PEERS = ["socialgate", "socialgate-noaudit", "squid", "tinyproxy", "mitmproxy"]
+CORE_PEERS = ["socialgate", "socialgate-noaudit", "squid", "tinyproxy", "mitmproxy", "g3proxy"]
+# Peers that only forward (no TLS interception): absent from W3/W4.
+NO_INTERCEPT = {"tinyproxy", "g3proxy"}
+# Peers measured in W1 and T3 only (run.sh builds g3proxy for the comparison of the
+# plain relay paths).
+RELAY_ONLY = {"g3proxy"}
+# T3 (the relay floor: W3's TLS requests through a plain CONNECT tunnel): every peer
+# that can tunnel.
+TUNNEL_PEERS = ["socialgate", "squid", "tinyproxy", "mitmproxy", "g3proxy"]
 
 
 def log(msg):
@@ -181,6 +196,38 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+# Per-round figures kept beside the medians (results JSON "runs"; the doc's last column).
+ROUND_KEYS = ("rps", "cpu_us", "p50", "p99")
+
+
+def median_rows(rows):
+    """One row from the rows of several rounds of the same measurement: the median of
+    every numeric field (None where no round has a number), the first round's value of
+    any other field, and under "runs" the per-round values of ROUND_KEYS (None for a
+    round without that figure). Rows that are None (failed rounds) are left out;
+    returns None if no round succeeded. Used by every oha workload here and by other
+    workload modules (h2_workloads.py)."""
+    rows = [r for r in rows if r]
+    if not rows:
+        return None
+    out = {}
+    for key in rows[0]:
+        if key == "runs":
+            continue
+        vals = [r.get(key) for r in rows]
+        nums = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if nums:
+            m = statistics.median(nums)
+            out[key] = int(round(m)) if all(isinstance(v, int) for v in nums) else m
+        elif all(v is None for v in vals):
+            out[key] = None
+        else:
+            out[key] = vals[0]
+    out["runs"] = {k: [r.get(k) for r in rows] for k in ROUND_KEYS if k in rows[0]}
+    out["rounds"] = len(rows)
+    return out
+
+
 # ---------------------------------------------------------------- the bench
 
 class Bench:
@@ -196,8 +243,9 @@ class Bench:
         self.skipped = {}  # proxy -> reason
         self.oha_bin = args.oha
         self.mitmdump = args.mitmdump
-        self.sg = os.path.join(ROOT, "target", "release", "socialgate")
-        self.upstream_bin = os.path.join(ROOT, "target", "release", "examples", "bench_upstream")
+        self.g3proxy = getattr(args, "g3proxy", None)
+        self.sg = os.path.join(TARGET, "release", "socialgate")
+        self.upstream_bin = os.path.join(TARGET, "release", "examples", "bench_upstream")
         self.up_ca = os.path.join(self.dir, "upstream-ca.pem")
         self.http_port = free_port()
         self.https_port = free_port()
@@ -358,8 +406,28 @@ audit: {{ path: {audit_path} }}
         wait_port(port, timeout=60, proc=p)
         return p, {"plain": port, "bump": port}, os.path.join(d, "ca.crt")
 
+    def start_g3proxy(self):
+        """g3proxy as a plain forward proxy (http_proxy server, direct escaper): no
+        interception, so only W1 and T3. Config from scripts/bench/g3proxy.yaml.in."""
+        if not self.g3proxy:
+            raise RuntimeError("no g3proxy binary (run.sh builds it when G3_SRC is set)")
+        d = os.path.join(self.dir, "g3proxy")
+        os.makedirs(os.path.join(d, "control"), exist_ok=True)
+        port = free_port()
+        with open(os.path.join(HERE, "g3proxy.yaml.in")) as f:
+            conf = f.read().replace("@PORT@", str(port))
+        path = os.path.join(d, "g3proxy.yaml")
+        with open(path, "w") as f:
+            f.write(conf)
+        p = self.start("g3proxy", [self.g3proxy, "-c", path, "-C", os.path.join(d, "control")],
+                       PROXY_CPU)
+        wait_port(port, proc=p)
+        return p, {"plain": port, "bump": None}, None
+
     def start_proxy(self, name, tunnel_only=False):
         name = name.removesuffix("-tunnel")
+        if name == "g3proxy":
+            return self.start_g3proxy()
         if name == "socialgate":
             return self.start_socialgate(True)
         if name == "socialgate-noaudit":
@@ -392,8 +460,35 @@ audit: {{ path: {audit_path} }}
             raise RuntimeError(f"oha failed ({r.returncode}): {r.stderr[-2000:]}")
         return json.loads(r.stdout), cmd
 
+    def measure_rounds(self, workload, jobs, rounds=None):
+        """Each job is (key, proxy_name, url, measure_oha keyword arguments), measured
+        `rounds` times (default --rounds), round after round across all jobs, the proxy
+        started afresh each time. Returns {key: median_rows(its rounds)} for the jobs
+        with at least one successful round (a note names partly failed ones)."""
+        n = rounds or self.args.rounds
+        per = {job[0]: [] for job in jobs}
+        for i in range(n):
+            for key, name, url, kw in jobs:
+                per[key].append(self.measure_oha(workload, name, url,
+                                                 round_label=f"round {i + 1}/{n}", **kw))
+        out = {}
+        for key, rows in per.items():
+            m = median_rows(rows)
+            if m is None:
+                continue
+            failed = sum(1 for r in rows if not r)
+            if failed:
+                self.notes.append(f"{workload} / {key}: {failed} of {n} rounds failed; "
+                                  f"the figures are the median of the other {n - failed}")
+            out[key] = m
+            if n > 1:
+                log(f"{workload} {key}: median of {m['rounds']}: {m['rps']:.0f} req/s, "
+                    f"cpu/req {fmt(m['cpu_us'], 1)} us (runs {runs_text(m)})")
+        return out
+
     def measure_oha(self, workload, proxy_name, url, keepalive=True, rate=None,
-                    tunnel_only=False, warm=True, plain_port=False):
+                    tunnel_only=False, warm=True, plain_port=False, round_label=None):
+        """One round: start the proxy, warm up, measure, stop it; a row or None."""
         a = self.args
         proc, ports, ca = (None, None, None)
         port = None
@@ -457,64 +552,55 @@ audit: {{ path: {audit_path} }}
             "cs_per": ((cs1 - cs0) / ok) if (proc and ok) else None,
             "threads": nthreads if proc else None,
         }
-        self.commands.append(f"{workload} {proxy_name}: {shell_join(cmd)}")
-        log(f"{workload} {proxy_name}: {row['rps']:.0f} req/s, p50 {row['p50']:.2f} ms, "
+        label = f"{workload} {proxy_name}: "
+        if not any(c.startswith(label) for c in self.commands):
+            self.commands.append(label + shell_join(cmd))
+        log(f"{workload} {proxy_name}{' (' + round_label + ')' if round_label else ''}: "
+            f"{row['rps']:.0f} req/s, p50 {row['p50']:.2f} ms, "
             f"p99 {row['p99']:.2f} ms, cpu/req {fmt(row['cpu_us'], 1)} us, "
             f"busy {fmt(row['busy'], 0)} %, non-200 {row['non200']}, errors {errors}")
         return row
 
     def run_w1(self, peers):
         url = f"http://127.0.0.1:{self.http_port}/"
-        res = {}
-        for name in ["direct"] + peers:
-            row = self.measure_oha("W1", name, url)
-            if row:
-                res[name] = row
-        self.results["W1"] = res
+        self.results["W1"] = res = self.measure_rounds(
+            "W1", [(name, name, url, {}) for name in ["direct"] + peers])
         # Added latency at half load: half socialgate's W1 rate, against direct.
         sg = res.get("socialgate")
         if sg and sg["rps"] > 0:
             rate = int(sg["rps"] / 2)
-            half = {}
-            for name in ["direct", "socialgate", "squid"]:
-                if name != "direct" and name not in peers:
-                    continue
-                row = self.measure_oha("W1-half", name, url, rate=rate)
-                if row:
-                    half[name] = row
-            self.results["W1-half"] = half
+            names = [n for n in ["direct", "socialgate", "squid"] if n == "direct" or n in peers]
+            self.results["W1-half"] = self.measure_rounds(
+                "W1-half", [(name, name, url, {"rate": rate}) for name in names])
             self.half_rate = rate
 
     def run_w3(self, peers, keepalive=True):
         wl = "W3" if keepalive else "W4"
         url = f"https://localhost:{self.https_port}/"
-        res = {}
-        for name in ["direct"] + [p for p in peers if p != "tinyproxy"]:
+        jobs = []
+        for name in ["direct"] + [p for p in peers if p not in NO_INTERCEPT]:
             if wl == "W4" and name == "socialgate-noaudit":
                 continue
             u = url if name != "direct" else f"https://127.0.0.1:{self.https_port}/"
-            row = self.measure_oha(wl, name, u, keepalive=keepalive)
-            if row:
-                res[name] = row
-        if keepalive:
-            # The relay floor: the same TLS requests through a plain CONNECT tunnel
-            # (127.0.0.1 is unlisted for socialgate; Squid's non-bump port), so the
-            # proxy only moves bytes: the four socket calls per request any proxy
-            # makes, and nothing else.
-            for name in ["socialgate", "squid"]:
-                if name not in peers:
-                    continue
-                row = self.measure_oha(wl, name + "-tunnel", f"https://127.0.0.1:{self.https_port}/",
-                                       plain_port=True)
-                if row:
-                    res[name + "-tunnel"] = row
-        self.results[wl] = res
+            jobs.append((name, name, u, {"keepalive": keepalive}))
+        self.results[wl] = self.measure_rounds(wl, jobs)
+
+    def run_t3(self, peers):
+        """The relay floor: W3's TLS requests through a plain CONNECT tunnel to
+        127.0.0.1 (unlisted for socialgate; Squid's non-bump port; mitmproxy with
+        --ignore-hosts), so the proxy only moves bytes: the four socket calls per
+        request any proxy makes, and nothing else."""
+        url = f"https://127.0.0.1:{self.https_port}/"
+        jobs = [(name, name, url, {"plain_port": True, "tunnel_only": True})
+                for name in TUNNEL_PEERS if name in peers]
+        self.results["T3"] = self.measure_rounds("T3", jobs)
 
     def run_w2(self, peers):
         n = self.args.bulk_bytes
         url = f"http://127.0.0.1:{self.http_port}/bulk?bytes={n}"
         res = {}
-        for name in ["direct"] + [p for p in peers if p != "socialgate-noaudit"]:
+        for name in ["direct"] + [p for p in peers
+                                  if p != "socialgate-noaudit" and p not in RELAY_ONLY]:
             proc = None
             try:
                 curl = ["taskset", "-c", LOAD_CPU, "curl", "-s", "-o", "/dev/null",
@@ -552,7 +638,7 @@ audit: {{ path: {audit_path} }}
         n = self.args.idle
         res = {}
         client = [sys.executable, os.path.join(HERE, "idle_tunnels.py")]
-        for name in [p for p in peers if p != "socialgate-noaudit"]:
+        for name in [p for p in peers if p != "socialgate-noaudit" and p not in RELAY_ONLY]:
             proc = None
             holder = None
             try:
@@ -707,22 +793,35 @@ def ratio(a, b):
     return a / b
 
 
-def oha_table(res, peers_order):
+def runs_text(r, unit="us"):
+    """The per-round req/s and CPU per request of a median row, compactly."""
+    runs = r.get("runs") or {}
+    rps = " / ".join(fmt(x, 0) for x in runs.get("rps", []))
+    cpu = " / ".join(fmt(x, 1) for x in runs.get("cpu_us", []) if x is not None)
+    if not rps:
+        return "–"
+    return rps + (f"; {cpu} {unit}" if cpu else "")
+
+
+def oha_table(res, peers_order, label=None):
+    """One row per proxy (direct first), medians of the rounds, the rounds last."""
     head = ("| proxy | req/s | p50 ms | p99 ms | proxy CPU µs/req (user + kernel) | req/s per proxy core | "
             "proxy core busy | peak RSS MiB | context switches/req (threads) | "
-            "non-2xx / errors |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "non-2xx / errors | runs: req/s; CPU µs/req |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     rows = [head]
-    tunnels = [k for k in res if k.endswith("-tunnel")]
-    for name in ["direct"] + peers_order + tunnels:
+    legacy = [k for k in res if k.endswith("-tunnel")]  # results of version 1
+    for name in ["direct"] + peers_order + legacy + [k for k in res if k not in peers_order
+                                                     and k not in legacy and k != "direct"]:
         r = res.get(name)
         if not r:
             continue
-        rows.append(f"| {name + (' (relay only)' if name in tunnels else '')} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 2)} | {fmt(r['p99'], 2)} | "
+        shown = name + (f" ({label})" if label and name != "direct" else "")
+        rows.append(f"| {shown} | {fmt(r['rps'], 0)} | {fmt(r['p50'], 2)} | {fmt(r['p99'], 2)} | "
                     f"{fmt(r['cpu_us'], 1)}{split(r)} | {fmt(capacity(r), 0)} | {fmt(r['busy'], 0)}{' %' if r['busy'] is not None else ''} | "
                     f"{fmt(r['hwm_mib'], 1)} | {fmt(r.get('cs_per'), 2)}"
                     f"{'' if r.get('threads') is None else ' (' + str(r['threads']) + ')'} | "
-                    f"{r['non200']} / {r['errors']} |")
+                    f"{r['non200']} / {r['errors']} | {runs_text(r, 'µs')} |")
     return "\n".join(rows)
 
 
@@ -794,22 +893,21 @@ def goal_lines(b):
             + f"; per proxy core ×{pc:.2f}"))
         out.append("- W3 CPU per request ≤ 0.3× Squid's: " + verdict(
             cr <= 0.3, f"×{cr:.2f} ({sg['cpu_us']:.1f} vs {sq['cpu_us']:.1f} µs)"))
-        floor = w3.get("socialgate-tunnel")
-        if floor and floor.get("cpu_us"):
+        floor = t3_rows(R).get("socialgate")
+        if floor and floor.get("cpu_us") and w1.get("squid"):
             out.append(
-                f"  - the relay floor (the same requests through socialgate's plain CONNECT "
+                f"  - the relay floor (T3: the same requests through socialgate's plain CONNECT "
                 f"tunnel: only the four socket calls per request) costs {floor['cpu_us']:.1f} µs "
                 f"({floor['user_us']:.1f} user + {floor['kernel_us']:.1f} kernel), i.e. "
                 f"{floor['cpu_us'] / sq['cpu_us']:.2f}× Squid's W3 CPU by itself; "
                 f"1/3 of Squid's W1 CPU would be {w1['squid']['cpu_us'] / 3:.1f} µs and "
-                f"0.3× its W3 CPU {sq['cpu_us'] * 0.3:.1f} µs"
-                if w1.get("squid") else "")
+                f"0.3× its W3 CPU {sq['cpu_us'] * 0.3:.1f} µs")
+        if w1.get("squid") and w1.get("socialgate"):
             out.append(f"  - user-space CPU per request against Squid's: W1 ×"
                        f"{ratio(w1['socialgate']['user_us'], w1['squid']['user_us']):.2f} "
                        f"({w1['socialgate']['user_us']:.1f} vs {w1['squid']['user_us']:.1f} µs), "
                        f"W3 ×{ratio(sg['user_us'], sq['user_us']):.2f} "
-                       f"({sg['user_us']:.1f} vs {sq['user_us']:.1f} µs)"
-                       if w1.get("squid") and w1.get("socialgate") else "")
+                       f"({sg['user_us']:.1f} vs {sq['user_us']:.1f} µs)")
     w4 = R.get("W4", {})
     sg, sq = w4.get("socialgate"), w4.get("squid")
     if sg and sq:
@@ -842,6 +940,127 @@ def goal_lines(b):
                 out.append(f"- W6 DLP ≥ 400 MB/s per core ({key}): "
                            + verdict(v >= 400, f"{c['thrpt'][0]} {c['thrpt'][1]} = {v:.0f} MB/s"
                                      + ("" if v >= 400 else f", {(1 - v / 400) * 100:.0f} % short")))
+    return out
+
+
+def t3_rows(R):
+    """T3 rows by peer; results of version 1 kept them in W3 as "<peer>-tunnel"."""
+    if R.get("T3"):
+        return R["T3"]
+    return {k.removesuffix("-tunnel"): v for k, v in R.get("W3", {}).items()
+            if k.endswith("-tunnel")}
+
+
+def own_costs(R):
+    """W3-own per peer with both rows: W3 CPU per request − T3 CPU per request, the
+    interception's own cost above the relay floor. {peer: (w3, t3, own)} in µs."""
+    w3, t3 = R.get("W3", {}), t3_rows(R)
+    out = {}
+    for name, r in w3.items():
+        floor = t3.get(name)
+        if name.endswith("-tunnel") or not floor:
+            continue
+        if r.get("cpu_us") is None or floor.get("cpu_us") is None:
+            continue
+        out[name] = (r["cpu_us"], floor["cpu_us"], r["cpu_us"] - floor["cpu_us"])
+    return out
+
+
+def own_lines(R, order):
+    own = own_costs(R)
+    out = []
+    for name in [p for p in order if p in own] + [p for p in own if p not in order]:
+        w3, t3, o = own[name]
+        out.append(f"- {name}: W3 {w3:.1f} − T3 {t3:.1f} = **{o:.1f} µs** per request "
+                   f"({o / w3 * 100:.0f} % of its W3 CPU)" if w3 else f"- {name}: –")
+    if "socialgate" in own and "squid" in own and own["squid"][2] > 0:
+        out.append(f"- socialgate-own / squid-own: ×{own['socialgate'][2] / own['squid'][2]:.2f} "
+                   "(goal ≤ 0.15×)")
+    return out
+
+
+# Figures followed from run to run ("every earlier figure within 10 % of the previous
+# run"): (label, workload, peer, field, +1 if more is better / -1 if less is better).
+TRACKED = [(f"{wl} {field_label}", wl, "socialgate", field, sign)
+           for wl in ["W1", "W3", "T3", "W4"]
+           for field, field_label, sign in [("rps", "req/s", 1), ("cpu_us", "CPU µs/req", -1)]]
+TRACKED += [("W1-half p99 ms", "W1-half", "socialgate", "p99", -1),
+            ("W2 MB/s", "W2", "socialgate", "mbps", 1),
+            ("W2 CPU s/GiB", "W2", "socialgate", "cpu_s_per_gib", -1),
+            ("M1 KiB/tunnel", "M1", "socialgate", "kib_per", -1)]
+
+
+def tracked_figures(R):
+    """{label: value} of TRACKED (and the criterion medians in µs) present in results R."""
+    out = {}
+    t3 = t3_rows(R)
+    for label, wl, peer, field, _ in TRACKED:
+        row = (t3 if wl == "T3" else R.get(wl, {})).get(peer)
+        if row and isinstance(row.get(field), (int, float)):
+            out[label] = row[field]
+    for key, c in (R.get("criterion") or {}).items():
+        v = to_us(c.get("time", []))
+        if v is not None and v == v:
+            out[f"criterion {key} µs"] = v
+    return out
+
+
+def better_sign(label):
+    for lab, _, _, _, sign in TRACKED:
+        if lab == label:
+            return sign
+    return -1  # criterion times: less is better
+
+
+def goal_lines_v2(b):
+    """The goals of version 2 of the benchmarks, with verdicts where the data is there."""
+    R = b.results
+    out = []
+    own = own_costs(R)
+    if "socialgate" in own and "squid" in own and own["squid"][2] > 0:
+        r = own["socialgate"][2] / own["squid"][2]
+        out.append("- W3-own (W3 − T3 CPU per request) ≤ 0.15× Squid's: " + verdict(
+            r <= 0.15, f"×{r:.2f} ({own['socialgate'][2]:.1f} vs {own['squid'][2]:.1f} µs)"
+            + ("" if r <= 0.15 else f", {r / 0.15:.1f}× the allowed CPU")))
+    else:
+        out.append("- W3-own ≤ 0.15× Squid's: not evaluated (needs W3 and T3 rows of "
+                   "socialgate and Squid)")
+    for wl, rows in [("W1", R.get("W1", {})), ("T3", t3_rows(R))]:
+        sg, g3 = rows.get("socialgate"), rows.get("g3proxy")
+        if sg and g3 and sg.get("cpu_us") and g3.get("cpu_us"):
+            r = sg["cpu_us"] / g3["cpu_us"]
+            out.append(f"- {wl} CPU per request below g3proxy's: " + verdict(
+                r < 1, f"×{r:.2f} ({sg['cpu_us']:.1f} vs {g3['cpu_us']:.1f} µs)"))
+        else:
+            out.append(f"- {wl} CPU per request below g3proxy's: not evaluated "
+                       f"({'no g3proxy row' if sg else 'no socialgate row'})")
+    prev = getattr(b, "previous", None)
+    if not prev or not prev.get("figures"):
+        out.append("- every earlier figure within 10 % of the previous run: not evaluated "
+                   "(no previous results JSON; `--previous PATH` names one)")
+    else:
+        now = tracked_figures(R)
+        worse, better, same = [], [], 0
+        for label, old in prev["figures"].items():
+            new = now.get(label)
+            if new is None or not old:
+                continue
+            change = (new - old) / old
+            text = f"{label} {old:,.2f} → {new:,.2f} ({change * 100:+.0f} %)"
+            if abs(change) <= 0.10:
+                same += 1
+            elif change * better_sign(label) < 0:
+                worse.append(text)
+            else:
+                better.append(text)
+        compared = same + len(worse) + len(better)
+        out.append(f"- every earlier figure within 10 % of the previous run "
+                   f"({prev.get('started', '?')}, {prev.get('work_tree', '?')}; socialgate's "
+                   f"figures, a figure counts against the goal only when worse): " + verdict(
+                       compared > 0 and not worse,
+                       f"{same} of {compared} within 10 %"
+                       + (f"; worse: {'; '.join(worse)}" if worse else "")
+                       + (f"; better: {'; '.join(better)}" if better else "")))
     return out
 
 
@@ -886,7 +1105,10 @@ def versions(b):
     return {
         "squid": first(["squid", "-v"]),
         "tinyproxy": first(["tinyproxy", "-v"]),
-        "mitmproxy": first([b.mitmdump, "--version"]) if b.mitmdump else "not installed",
+        "mitmproxy": (first([b.mitmdump, "--version"])
+                      if b.mitmdump and os.path.exists(b.mitmdump) else "not installed"),
+        "g3proxy": (first([b.g3proxy, "--version"])
+                    if b.g3proxy and os.path.exists(b.g3proxy) else "not built"),
         "oha": first([b.oha_bin, "--version"]),
         "curl": first(["curl", "--version"]),
         "rustc": first(["rustc", "--version"]),
@@ -922,13 +1144,26 @@ def work_tree():
     return f"commit `{head[:80]}`" + (", with uncommitted changes to the source" if dirty else "")
 
 
+def previous_summary(path):
+    """What the "within 10 %" goal compares with: the tracked figures of the results
+    JSON at `path` (None if there is none), with its date and commit."""
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return {"path": path, "started": saved.get("started"), "work_tree": saved.get("work_tree"),
+            "figures": tracked_figures(saved.get("results", {}))}
+
+
 def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_before=None):
     R = b.results
     a = b.args
     order = [p for p in CORE_PEERS if p in peers]
-    v = versions(b)
+    v = getattr(b, "versions", None) or versions(b)
+    rounds = getattr(a, "rounds", 1) or 1
     L = []
-    L.append("# Benchmarks: socialgate beside Squid, tinyproxy and mitmproxy\n")
+    L.append("# Benchmarks: socialgate beside Squid, tinyproxy, mitmproxy and g3proxy\n")
     L.append("Generated by `scripts/bench/run.sh` (issue 7): every figure below comes from "
              "one run of that script on the machine described here. Goals are "
              "listed under \"Goals\" at the end. Re-run it to refresh this file.\n")
@@ -957,16 +1192,19 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
     L.append(f"- Pinning: every proxy `taskset -c {PROXY_CPU}`; load generator and upstream "
              f"`taskset -c {LOAD_CPU}`. Each proxy is started afresh for each workload, "
              f"warmed for {a.warmup} s, then measured for {a.duration} s with {a.conns} "
-             "connections. One round per workload (not a median of several, to keep the "
-             "script under 15 minutes): treat differences under ~20 % as noise.")
+             f"connections. Every oha figure (W1, W1 at half load, W3, T3, W4) is the "
+             f"**median of {rounds} rounds** (each round restarts the proxy; the rounds "
+             "run one after the other across all peers, so a slow spell of the shared "
+             "machine touches every peer); the last column of each table lists the rounds' "
+             "requests/s and CPU per request, so their spread shows the noise.")
     if a.nice:
         L.append(f"- Priority: the proxies, the upstream and the load generator run at nice "
                  f"{a.nice}, and so do their sessions' autogroups (`/proc/<pid>/autogroup`), so "
                  "that other people's compilers on the same cores take less of the measured "
                  "cores; they still take some, which is why \"proxy core busy\" stays under "
                  "100 % even where the proxy is the bottleneck.")
-    L.append("- socialgate was built (`cargo build --release`) from the work tree at the start "
-             f"of the run: {work_tree()}.")
+    L.append("- Commit measured: socialgate was built (`cargo build --release`) from the work "
+             f"tree at the start of the run: {getattr(b, 'work_tree', None) or work_tree()}.")
     L.append("- Peers: " + "; ".join(f"{k}: `{val}`" for k, val in v.items()) + ".")
     L.append("- Proxy CPU per request = (utime + stime of the proxy process and its "
              "children, from `/proc/<pid>/stat`, after − before the measured run) / "
@@ -1001,7 +1239,15 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
              "for Squid, key and certificate in `mitmproxy-ca.pem`), upstream CA via "
              "`ssl_verify_upstream_trusted_ca`, addon `scripts/bench/mitm_addon.py` mapping "
              "`localhost` to 127.0.0.1; for W2 and M1 `--ignore-hosts '^127\\.0\\.0\\.1:'` "
-             "so tunnels to the upstream are passed through, not decrypted.")
+             "(and T3) so tunnels to the upstream are passed through, not decrypted.")
+    L.append("- **g3proxy** (ByteDance's Rust proxy, built by run.sh from the checkout named by "
+             "`G3_SRC` with `cargo build --release --locked -p g3proxy --no-default-features "
+             "--features rustls-ring`): `g3proxy -c g3proxy.yaml` with "
+             "`scripts/bench/g3proxy.yaml.in`: one `http_proxy` server on 127.0.0.1, a "
+             "`direct_fixed` escaper allowed to reach 127.0.0.1 only, a hickory resolver (no "
+             "name is resolved: W1 and T3 address the upstream by IP), one tokio worker "
+             "thread, event logs discarded, no statsd. A plain forward proxy here (no "
+             "interception), so only in W1 and T3.")
     L.append("- **Upstream**: `examples/bench_upstream.rs` (hyper 1, rustls): 1 KiB responses, "
              "`/bulk?bytes=N` for W2; HTTP/1.1 and h2 over TLS; ECDSA P-256 certificate.")
     L.append("")
@@ -1022,8 +1268,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
 
     section("W1 — plain HTTP, 1 KiB, keep-alive, 32 connections", "W1",
             f"`oha -c {a.conns} -z {a.duration}s -x http://127.0.0.1:PROXY "
-            "http://127.0.0.1:UPSTREAM/`. Goal: ≥ 2× Squid requests/s and ≤ 1/3 of its CPU "
-            "per request.")
+            "http://127.0.0.1:UPSTREAM/`. Goals: ≥ 2× Squid requests/s and ≤ 1/3 of its CPU "
+            "per request; CPU per request below g3proxy's.")
     if R.get("W1-half"):
         section(f"W1 at half load — {b.half_rate} req/s (half socialgate's W1 rate)", "W1-half",
                 "`oha -q RATE --latency-correction`, same URL. Goal: p99 added latency "
@@ -1061,6 +1307,31 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
             "https://localhost:UPSTREAM/` (direct: `https://127.0.0.1:UPSTREAM/`). Leaves are "
             "cached after the warm-up. Goal: ≥ 1.5× Squid ssl-bump requests/s and ≤ 0.3× its "
             "CPU per request.")
+    t3 = t3_rows(R)
+    L.append("## T3 — the relay floor: W3's requests through a plain CONNECT tunnel\n")
+    L.append(f"`oha -c {a.conns} -z {a.duration}s -x http://127.0.0.1:PROXY --cacert UPSTREAM_CA "
+             "https://127.0.0.1:UPSTREAM/`: the same TLS keep-alive requests as W3, but the "
+             "proxy only relays the bytes of a CONNECT tunnel (127.0.0.1 is unlisted for "
+             "socialgate; Squid's plain port; mitmproxy with `--ignore-hosts`; tinyproxy and "
+             "g3proxy tunnel everything). That is the four socket calls per request any proxy "
+             "makes, and nothing else; W3 − T3 (\"W3-own\") is what interception itself "
+             "costs. Goals: CPU per request below g3proxy's; socialgate's W3-own ≤ 0.15× "
+             "Squid's.\n")
+    if t3:
+        L.append(oha_table(t3, order, label="relay only"))
+        L.append("")
+        rl = ratio_lines(t3, order)
+        if rl:
+            L.extend(rl)
+            L.append("")
+    else:
+        L.append("_Not run._\n")
+    own = own_lines(R, order)
+    if own:
+        L.append("**W3-own** — W3 CPU per request minus T3 CPU per request, per peer that has "
+                 "both (medians):\n")
+        L.extend(own)
+        L.append("")
     section("W4 — intercepted HTTPS, a new client connection per request", "W4",
             "As W3 with `--disable-keepalive`: every request is a new TCP connection, "
             "CONNECT, TLS handshake with the proxy, and (for the proxies) a new upstream TLS "
@@ -1105,6 +1376,10 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
     else:
         L.append("_Not run (`--no-criterion`)._\n")
     L.append("## Goals against this run\n")
+    L.append("### Version 2\n")
+    L.extend(goal_lines_v2(b))
+    L.append("")
+    L.append("### Version 1 (kept)\n")
     gl = goal_lines(b)
     L.extend(gl if gl else ["_No goal could be evaluated._"])
     L.append("")
@@ -1144,6 +1419,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
     L.append(" ".join(["scripts/bench/run.sh"] + sys.argv[1:]))
     for c in b.commands:
         c = re.sub(r"/tmp/socialgate-bench-[^/ ]+", "$BENCH_DIR", c)
+        if not TARGET.startswith(ROOT + "/"):
+            c = c.replace(TARGET + "/", "$CARGO_TARGET_DIR/")
         c = c.replace(ROOT + "/", "")
         L.append(c)
     L.append("```\n")
@@ -1153,12 +1430,16 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
 
 def print_tables(b, peers):
     order = [p for p in CORE_PEERS if p in peers]
-    for wl in ["W1", "W1-half", "W3", "W4"]:
-        if b.results.get(wl):
+    for wl in ["W1", "W1-half", "W3", "T3", "W4"]:
+        res = t3_rows(b.results) if wl == "T3" else b.results.get(wl)
+        if res:
             print(f"\n== {wl}")
-            print(oha_table(b.results[wl], order))
-            for ln in ratio_lines(b.results[wl], order):
+            print(oha_table(res, order))
+            for ln in ratio_lines(res, order):
                 print(ln)
+            if wl == "T3":
+                for ln in own_lines(b.results, order):
+                    print(ln)
     if b.results.get("W2"):
         print("\n== W2 (MB/s, median)")
         for k, r in b.results["W2"].items():
@@ -1171,7 +1452,10 @@ def print_tables(b, peers):
         print("\n== criterion")
         for k, c in b.results["criterion"].items():
             print(f"  {k:40s} {' '.join(c.get('time', []))}  {' '.join(c.get('thrpt', []))}")
-    print("\n== goals")
+    print("\n== goals (version 2)")
+    for ln in goal_lines_v2(b):
+        print(ln)
+    print("\n== goals (version 1)")
     for ln in goal_lines(b):
         print(ln)
 
@@ -1184,7 +1468,11 @@ def main():
     ap.add_argument("--bulk-bytes", type=int, default=1 << 30)
     ap.add_argument("--bulk-runs", type=int, default=3)
     ap.add_argument("--idle", type=int, default=5000, help="M1 idle tunnels")
-    ap.add_argument("--workloads", default="W1,W2,W3,W4,M1,W8,W9")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of every oha workload (W1, W1-half, W3, T3, W4; W8/W9 "
+                         "take it too); the tables show the medians")
+    ap.add_argument("--workloads", default="W1,W2,W3,T3,W4,M1,W8,W9",
+                    help="comma-separated; W3 also runs T3 (its relay floor)")
     ap.add_argument("--peers", default=",".join(CORE_PEERS))
     ap.add_argument("--no-criterion", action="store_true")
     ap.add_argument("--nice", type=int, default=-10,
@@ -1192,6 +1480,12 @@ def main():
     ap.add_argument("--perf", action="store_true", help="also profile socialgate with perf")
     ap.add_argument("--oha", default=os.path.join(BENCH, "bin", "oha"))
     ap.add_argument("--mitmdump", default=os.path.join(BENCH, "venv", "bin", "mitmdump"))
+    ap.add_argument("--g3proxy", default=os.environ.get("G3PROXY_BIN", ""),
+                    help="g3proxy binary (run.sh passes the one it built from G3_SRC); "
+                         "without it g3proxy is skipped")
+    ap.add_argument("--previous", metavar="RESULTS_JSON",
+                    help="results of an earlier run for the \"within 10 %%\" goal (default: "
+                         "the results JSON this run overwrites, if there is one)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
                     help="measure nothing: rewrite --out from a saved target/bench/results.json")
@@ -1200,13 +1494,21 @@ def main():
     if args.report_only:
         with open(args.report_only) as f:
             saved = json.load(f)
-        out, src = args.out, args.report_only
+        out, src, prev = args.out, args.report_only, args.previous
         sys.argv = [sys.argv[0]] + saved["argv"]
         args = ap.parse_args()
-        args.out, args.report_only = out, src
+        args.out, args.report_only, args.previous = out, src, prev
         b = Bench(args)
         os.rmdir(b.dir)
         b.results, b.notes, b.skipped = saved["results"], saved["notes"], saved["skipped"]
+        if "T3" not in b.results and t3_rows(b.results):  # results of version 1
+            b.results["T3"] = t3_rows(b.results)
+            b.results["W3"] = {k: v for k, v in b.results.get("W3", {}).items()
+                               if not k.endswith("-tunnel")}
+        b.previous, b.work_tree = saved.get("previous"), saved.get("work_tree")
+        b.versions = saved.get("versions")
+        if args.previous:
+            b.previous = previous_summary(args.previous)
         b.commands, b.sg_settings = saved["commands"], saved["sg_settings"]
         if saved.get("half_rate"):
             b.half_rate = saved["half_rate"]
@@ -1237,7 +1539,24 @@ def main():
         if p in peers and not ok:
             peers.remove(p)
             b.skipped[p] = "not installed; left out of every workload"
+    if "g3proxy" in peers and not (args.g3proxy and os.access(args.g3proxy, os.X_OK)):
+        peers.remove("g3proxy")
+        b.skipped["g3proxy"] = (f"no binary at {args.g3proxy}" if args.g3proxy else
+                                "not built: " + (os.environ.get("G3_SKIP_REASON") or
+                                                 "run.sh builds it only when G3_SRC names a g3 "
+                                                 "checkout (G3_SRC=/path/to/g3 "
+                                                 "scripts/bench/run.sh)"))
+        log(f"g3proxy skipped: {b.skipped['g3proxy']}")
     wls = set(args.workloads.split(","))
+    if "W3" in wls:
+        wls.add("T3")
+    # The results JSON this run writes (and the previous one it reads first).
+    default_out = os.path.abspath(args.out) == os.path.join(ROOT, "docs", "benchmarks.md")
+    results_path = (os.path.join(BENCH, "results.json") if default_out
+                    else os.path.splitext(args.out)[0] + ".json")
+    b.previous = previous_summary(args.previous or results_path)
+    b.work_tree = work_tree()
+    b.versions = versions(b)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     t0 = time.time()
     load_before = loadavg()
@@ -1257,6 +1576,8 @@ def main():
             b.run_w2(peers)
         if "W3" in wls:
             b.run_w3(peers, keepalive=True)
+        if "T3" in wls:
+            b.run_t3(peers)
         if "W4" in wls:
             b.run_w3(peers, keepalive=False)
         if "M1" in wls:
@@ -1277,12 +1598,10 @@ def main():
             "commands": b.commands, "half_rate": getattr(b, "half_rate", None),
             "sg_settings": getattr(b, "sg_settings", ""), "started": started,
             "load_before": load_before, "load_after": load_after, "elapsed": elapsed,
-            "busy_before": busy_before, "peers": peers, "argv": sys.argv[1:]}
+            "busy_before": busy_before, "peers": peers, "argv": sys.argv[1:],
+            "work_tree": b.work_tree, "versions": b.versions, "previous": b.previous}
     # The figures behind docs/benchmarks.md live in target/bench/results.json; a run
     # written elsewhere (--out) keeps its own beside it.
-    default_out = os.path.abspath(args.out) == os.path.join(ROOT, "docs", "benchmarks.md")
-    results_path = (os.path.join(BENCH, "results.json") if default_out
-                    else os.path.splitext(args.out)[0] + ".json")
     with open(results_path, "w") as f:
         json.dump(save, f, indent=1)
     print_tables(b, peers)
