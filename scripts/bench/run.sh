@@ -95,10 +95,14 @@ fi
 # --- mitmproxy into a venv (needs Python >= 3.12 for current releases) --------
 if [ ! -x "$BENCH/venv/bin/mitmdump" ]; then
     PY=""
-    for c in python3.13 python3.12 "$HOME/.pyenv/versions/3.12"*/bin/python3 python3; do
-        if command -v "$c" >/dev/null 2>&1; then PY="$c"; break; fi
-        if [ -x "$c" ]; then PY="$c"; break; fi
+    # The first interpreter that runs and is 3.12 or newer (a pyenv shim can be
+    # on PATH for a version that is not installed, so each one is asked).
+    for c in python3.13 python3.12 "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 python3; do
+        if "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then
+            PY="$c"; break
+        fi
     done
+    [ -n "$PY" ] || PY=python3
     say "installing mitmproxy from PyPI into target/bench/venv (with $PY)"
     { "$PY" -m venv "$BENCH/venv" && "$BENCH/venv/bin/pip" install -q mitmproxy; } \
         >"$BENCH/mitm-install.log" 2>&1 ||
