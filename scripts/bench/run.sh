@@ -40,6 +40,7 @@ need=()
 command -v squid >/dev/null || need+=(squid-openssl)
 command -v tinyproxy >/dev/null || need+=(tinyproxy)
 command -v curl >/dev/null || need+=(curl)
+command -v h2load >/dev/null || need+=(nghttp2-client)   # W8, W9
 command -v taskset >/dev/null || need+=(util-linux)
 command -v openssl >/dev/null || need+=(openssl)
 case " $* " in *" --perf "*) command -v perf >/dev/null || need+=(linux-perf) ;; esac
@@ -124,7 +125,7 @@ fi
 
 # --- build ---------------------------------------------------------------------
 say "building socialgate and the bench upstream (release)"
-cargo build --release --locked --bin socialgate --example bench_upstream
+cargo build --release --locked --bin socialgate --example bench_upstream --example connect_shim
 case " $* " in
     *" --no-criterion "*) ;;
     *) say "building the criterion benches (W5-W7)"
