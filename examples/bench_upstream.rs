@@ -35,7 +35,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::SanType;
 use socialgate_testkit::ca::{self, TestCa};
-use socialgate_testkit::script::{args_or_exit, split_names, write_atomic};
+use socialgate_testkit::script::{args_or_exit, flag_values, split_names, write_atomic};
 use tokio::net::{TcpListener, TcpStream};
 
 const USAGE: &str = "usage: bench_upstream [--http-port N] [--https-port N] \
@@ -62,14 +62,7 @@ fn parse_args() -> Result<Args, String> {
         names: vec!["bench.test".into(), "localhost".into()],
         port_file: None,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+    for (flag, value) in flag_values(USAGE)? {
         let port = |v: &str| {
             v.parse::<u16>()
                 .map_err(|e| format!("{flag} {v}: {e}\n{USAGE}"))

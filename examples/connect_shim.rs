@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use socialgate_testkit::script::{args_or_exit, write_atomic};
+use socialgate_testkit::script::{args_or_exit, flag_values, write_atomic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -50,14 +50,7 @@ fn parse_args() -> Result<Args, String> {
     let mut target = None;
     let mut listen = 0;
     let mut port_file = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+    for (flag, value) in flag_values(USAGE)? {
         match flag.as_str() {
             "--proxy" => {
                 let addr: SocketAddr = value

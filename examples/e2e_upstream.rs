@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use socialgate_testkit::ca::{self, TestCa};
-use socialgate_testkit::script::{args_or_exit, split_names, write_atomic};
+use socialgate_testkit::script::{args_or_exit, flag_values, split_names, write_atomic};
 use tokio::net::TcpListener;
 
 const USAGE: &str =
@@ -43,11 +43,7 @@ fn parse_args() -> Result<Args, String> {
     let mut ca_out = None;
     let mut names = None;
     let mut port_file = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+    for (flag, value) in flag_values(USAGE)? {
         match flag.as_str() {
             "--port" => {
                 port = Some(

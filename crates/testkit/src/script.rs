@@ -2,14 +2,14 @@
 //! command-line values.
 //!
 //! Job: write a file a script polls for (the CA certificate, the bound ports)
-//! so that it never reads it half written, split a `--names a,b` value, and
-//! exit 2 on bad arguments.
+//! so that it never reads it half written, read `--flag value` pairs, split a
+//! `--names a,b` value, and exit 2 on bad arguments.
 //!
 //! Limits: `write_atomic` writes a sibling `<path>.tmp` and renames it, so the
 //! directory must be writable; it panics, naming the file, when it cannot.
 //!
-//! Callers: `examples/bench_upstream.rs` (`scripts/bench/run.sh`) and
-//! `examples/e2e_upstream.rs` (`tests/e2e/browser.sh`).
+//! Callers: `examples/bench_upstream.rs` and `examples/connect_shim.rs`
+//! (`scripts/bench/run.sh`), `examples/e2e_upstream.rs` (`tests/e2e/browser.sh`).
 
 /// Writes `text` to `path` atomically (write a sibling, then rename), so a script
 /// polling for the file never reads it half written.
@@ -31,6 +31,27 @@ pub fn args_or_exit<T>(program: &str, parsed: Result<T, String>) -> T {
     }
 }
 
+/// The program's arguments as `(--flag, value)` pairs, in order. `--help` or
+/// `-h` anywhere, or a flag without a value, is an error carrying `usage`.
+pub fn flag_values(usage: &str) -> Result<Vec<(String, String)>, String> {
+    pairs(std::env::args().skip(1), usage)
+}
+
+fn pairs(args: impl Iterator<Item = String>, usage: &str) -> Result<Vec<(String, String)>, String> {
+    let mut it = args;
+    let mut out = Vec::new();
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(usage.to_string());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{usage}"))?;
+        out.push((flag, value));
+    }
+    Ok(out)
+}
+
 /// The names of a comma-separated list, trimmed, empty ones left out.
 pub fn split_names(value: &str) -> Vec<String> {
     value
@@ -43,6 +64,26 @@ pub fn split_names(value: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_pair_with_their_values_and_help_or_a_missing_value_is_an_error() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            pairs(args(&["--a", "1", "--b", "x"]).into_iter(), "U").unwrap(),
+            [
+                ("--a".to_string(), "1".to_string()),
+                ("--b".into(), "x".into())
+            ]
+        );
+        assert_eq!(
+            pairs(args(&["--a", "1", "-h"]).into_iter(), "U"),
+            Err("U".into())
+        );
+        assert_eq!(
+            pairs(args(&["--a"]).into_iter(), "U"),
+            Err("--a needs a value\nU".into())
+        );
+    }
 
     #[test]
     fn names_are_trimmed_and_empty_ones_dropped() {
