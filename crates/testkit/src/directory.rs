@@ -112,6 +112,17 @@ fn stop(child: &mut Option<Child>) {
 /// Runs `cmd` with `input` on its stdin; asserts it succeeds, showing its output
 /// under `what` when it does not.
 fn run_with_stdin(cmd: &mut Command, input: &str, what: &str) {
+    let out = output_with_stdin(cmd, input);
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `cmd`'s output, with `input` on its stdin.
+fn output_with_stdin(cmd: &mut Command, input: &str) -> std::process::Output {
     use std::io::Write;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -123,13 +134,7 @@ fn run_with_stdin(cmd: &mut Command, input: &str, what: &str) {
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    child.wait_with_output().unwrap()
 }
 
 /// An MIT Kerberos KDC for realm SOCIALGATE.TEST on 127.0.0.1.
@@ -443,6 +448,25 @@ impl Slapd {
             ADMIN_PW,
         ])
         .env("LDAPTLS_REQCERT", "never");
+        // A slapd whose port already answers can still refuse the first bind
+        // for a moment ("Can't contact LDAP server": nothing was changed), so
+        // that one error is retried a few times; any other fails at once.
+        for _ in 0..10 {
+            let out = output_with_stdin(&mut c, ldif);
+            if !out.status.success()
+                && String::from_utf8_lossy(&out.stderr).contains("Can't contact LDAP server")
+            {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            assert!(
+                out.status.success(),
+                "{program}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return;
+        }
         run_with_stdin(&mut c, ldif, program);
     }
 
