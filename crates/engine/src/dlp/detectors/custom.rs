@@ -151,14 +151,7 @@ impl CustomDetectors {
                         }
                     }
                 }
-                last = match last.take() {
-                    Some((_, mut v)) if every => {
-                        v.clone_from(&lower);
-                        Some((pattern, v))
-                    }
-                    None if every => Some((pattern, lower.clone())),
-                    _ => None,
-                };
+                last = every.then(|| (pattern, lower.clone()));
             });
         }
         for d in &self.detectors {
