@@ -22,10 +22,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -36,7 +34,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::SanType;
 use socialgate_testkit::ca::{self, TestCa};
 use socialgate_testkit::script::{args_or_exit, flag_values, split_names, write_atomic};
-use tokio::net::{TcpListener, TcpStream};
+use socialgate_testkit::upstream::accept_forever;
+use tokio::net::TcpListener;
 
 const USAGE: &str = "usage: bench_upstream [--http-port N] [--https-port N] \
      [--ca-out FILE] [--names a.test,b.test] [--port-file FILE]";
@@ -176,24 +175,6 @@ where
         .await;
 }
 
-/// Accepts on `listener` for ever, serving each connection (TCP_NODELAY on) with
-/// `serve` on a task of its own.
-async fn accept_loop<F, Fut>(listener: TcpListener, serve: F)
-where
-    F: Fn(TcpStream) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of descriptors, most likely: let some connections close.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream));
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = args_or_exit("bench_upstream", parse_args());
@@ -222,10 +203,10 @@ async fn main() {
     );
 
     let (s1, c1) = (small.clone(), chunk.clone());
-    let plain_loop = tokio::spawn(accept_loop(plain, move |stream| {
+    let plain_loop = tokio::spawn(accept_forever(plain, move |stream| {
         serve(stream, s1.clone(), c1.clone())
     }));
-    let tls_loop = tokio::spawn(accept_loop(tls, move |stream| {
+    let tls_loop = tokio::spawn(accept_forever(tls, move |stream| {
         let acceptor = acceptor.clone();
         let (small, chunk) = (small.clone(), chunk.clone());
         async move {

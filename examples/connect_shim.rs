@@ -26,9 +26,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use socialgate_testkit::script::{args_or_exit, flag_values, write_atomic};
+use socialgate_testkit::upstream::accept_forever;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -131,7 +131,6 @@ async fn relay(
     target: Arc<str>,
     refused: Arc<AtomicU64>,
 ) {
-    let _ = client.set_nodelay(true);
     let (mut up, early) = match open_tunnel(proxy, &target).await {
         Ok(t) => t,
         Err(e) => {
@@ -167,13 +166,10 @@ fn main() {
         );
         let target: Arc<str> = args.target.into();
         let refused = Arc::new(AtomicU64::new(0));
-        loop {
-            let Ok((client, _)) = listener.accept().await else {
-                // Out of descriptors, most likely: let some connections close.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            tokio::spawn(relay(client, args.proxy, target.clone(), refused.clone()));
-        }
+        let proxy = args.proxy;
+        accept_forever(listener, move |client| {
+            relay(client, proxy, target.clone(), refused.clone())
+        })
+        .await;
     });
 }

@@ -13,7 +13,8 @@
 //! Only for tests: nothing here is hardened.
 //!
 //! Callers: tests/ through `tests/support/mod.rs`, `tests/kerberos.rs`,
-//! `tests/ldap.rs`, `tests/kerberos_bench.rs`.
+//! `tests/ldap.rs`, `tests/kerberos_bench.rs`; `accept_forever` by the example
+//! servers `examples/bench_upstream.rs` and `examples/connect_shim.rs`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,6 +46,25 @@ where
             tokio::spawn(serve(stream));
         }
     });
+}
+
+/// Accepts on `listener` for ever, serving each connection (TCP_NODELAY on) with
+/// `serve` on a task of its own; a failed accept (out of descriptors, most
+/// likely) waits 10 ms for some connections to close. For the example servers
+/// that run until killed (`bench_upstream`, `connect_shim`).
+pub async fn accept_forever<F, Fut>(listener: TcpListener, serve: F)
+where
+    F: Fn(TcpStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream));
+    }
 }
 
 /// The whole body of a request, or nothing when reading it fails.
