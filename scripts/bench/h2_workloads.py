@@ -35,7 +35,6 @@ import re
 import resource
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -143,28 +142,6 @@ def h2load(argv, timeout):
     res = parse_h2load(out)
     res["cpu_s"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     return res, out
-
-
-def own_median_rows(rows):
-    """One row: the median of each numeric field over the rounds, others from round 1."""
-    out = dict(rows[0])
-    for k, v in rows[0].items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            vals = [r[k] for r in rows if isinstance(r.get(k), (int, float))]
-            out[k] = statistics.median(vals) if vals else v
-    return out
-
-
-def median_rows(bench_module, rows):
-    fn = getattr(bench_module, "median_rows", None)
-    if fn is not None:
-        try:
-            m = fn(rows)
-            if isinstance(m, dict):
-                return m
-        except Exception:  # noqa: BLE001 - another shape than ours: use our own
-            pass
-    return own_median_rows(rows)
 
 
 # ---------------------------------------------------------------- the runner
@@ -334,7 +311,7 @@ audit: {{ path: {self.w8_audit} }}
                         f"{row['failed']}, {row.get('protocol')}")
         if not rows:
             return None
-        med = median_rows(self.bm, rows)
+        med = self.bm.median_rows(rows)
         med["rounds"] = [{k: r[k] for k in ("rps", "cpu_us", "busy", "per_core", "ok")}
                          for r in rows]
         for k in ("audit", "audit_ok", "audit_sample"):
