@@ -172,6 +172,56 @@ async fn http2_on_both_legs() {
     );
 }
 
+/// A browser opens many streams at once on a new HTTP/2 tunnel: the gateway
+/// dials the site once and sends them all over that one HTTP/2 connection, not
+/// one TLS connection per stream (a burst of connections the site would see,
+/// and a handshake each).
+#[tokio::test]
+async fn concurrent_http2_streams_on_a_new_tunnel_share_one_upstream_connection() {
+    use http_body_util::{BodyExt, Empty};
+    let e = env_with(CertKind::Good).await;
+    let tls = tunnel(&e, "www.social.test", "www.social.test", &[b"h2"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let streams = 20;
+    let requests = (0..streams).map(|i| {
+        let mut sender = sender.clone();
+        let uri = url(&e, "www.social.test", &format!("/feed?n={i}"));
+        async move {
+            let req = http::Request::builder()
+                .uri(uri)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200);
+        assert_eq!(body.as_ref(), b"hello from the social site");
+    }
+    assert_eq!(e.up.count(), streams);
+    assert!(e
+        .up
+        .requests()
+        .iter()
+        .all(|r| r.version == http::Version::HTTP_2));
+    assert_eq!(
+        e.up.connection_count(),
+        1,
+        "TLS connections the site accepted"
+    );
+}
+
 #[tokio::test]
 async fn a_mismatched_host_inside_the_tunnel_gets_421() {
     let e = env_with(CertKind::Good).await;

@@ -63,12 +63,23 @@ pub struct Tunnel {
     /// Did the client negotiate HTTP/2? Then the site is offered it too.
     client_h2: bool,
     upstream: Mutex<UpstreamPool>,
+    /// Held by the one request dialling the site for an HTTP/2 client, so that
+    /// the streams a browser opens at once share the HTTP/2 connection that
+    /// dial makes rather than each making its own (one TLS handshake, one
+    /// connection seen by the site).
+    dialling: Mutex<()>,
 }
 
 #[derive(Default)]
 struct UpstreamPool {
     h2: Option<http2::SendRequest<ProxyBody>>,
     h1_idle: Vec<http1::SendRequest<ProxyBody>>,
+    /// Dials finished on this tunnel (a waiter tells by it that the dial it
+    /// waited for is over).
+    dials: u64,
+    /// The site answered a dial with HTTP/1.1: nothing to share, requests
+    /// dial side by side.
+    site_h1: bool,
 }
 
 enum Sender {
@@ -155,6 +166,7 @@ where
         sni_matches,
         client_h2,
         upstream: Mutex::new(UpstreamPool::default()),
+        dialling: Mutex::new(()),
     });
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let t = tunnel.clone();
@@ -407,7 +419,7 @@ impl Tunnel {
         }
         let sender = match sender {
             Some(s) => s,
-            None => self.connect(websocket).await?,
+            None => self.dial(websocket).await?,
         };
         let authority = ex.authority(443);
         let bad_path = || Refusal::Upstream {
@@ -443,6 +455,44 @@ impl Tunnel {
                 Ok(resp)
             }
         }
+    }
+
+    /// A new connection to the site for one request. For an HTTP/2 client
+    /// (not a WebSocket) the dials are one at a time: a request that waited
+    /// while another dialled takes the HTTP/2 connection that dial made. When
+    /// that dial failed, or the site speaks only HTTP/1.1, it dials on its own
+    /// without waiting again.
+    async fn dial(&self, websocket: bool) -> Result<Sender, Refusal> {
+        if websocket || !self.client_h2 {
+            return self.connect(websocket).await;
+        }
+        let seen = {
+            let pool = self.upstream.lock().await;
+            if pool.site_h1 {
+                drop(pool);
+                return self.connect(false).await;
+            }
+            pool.dials
+        };
+        let gate = self.dialling.lock().await;
+        {
+            let pool = self.upstream.lock().await;
+            if pool.dials != seen {
+                if let Some(h2) = pool.h2.as_ref().filter(|s| !s.is_closed()) {
+                    return Ok(Sender::H2(h2.clone()));
+                }
+                drop(pool);
+                drop(gate);
+                return self.connect(false).await;
+            }
+        }
+        let dialled = self.connect(false).await;
+        let mut pool = self.upstream.lock().await;
+        pool.dials += 1;
+        if matches!(dialled, Ok(Sender::H1(_))) {
+            pool.site_h1 = true;
+        }
+        dialled
     }
 
     /// Dials the site (through the destination guard: a refusal there is the same

@@ -225,6 +225,8 @@ pub struct TlsUpstream {
     pub seen: Arc<Mutex<Vec<SeenTls>>>,
     /// The data messages (text or binary, whole) received on `/ws-messages`.
     pub ws_received: Arc<Mutex<Vec<Bytes>>>,
+    /// TLS connections accepted (handshake completed).
+    pub connections: Arc<AtomicUsize>,
 }
 
 impl TlsUpstream {
@@ -237,6 +239,10 @@ impl TlsUpstream {
     }
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+    /// TLS connections accepted so far.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -349,11 +355,14 @@ pub async fn tls_upstream_at(ip: &str, host: &str, kind: CertKind) -> TlsUpstrea
     let leaf = upstream_leaf(&ca, host, kind);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let ws_received = Arc::new(Mutex::new(Vec::new()));
+    let connections = Arc::new(AtomicUsize::new(0));
     let s2 = seen.clone();
     let w2 = ws_received.clone();
+    let c2 = connections.clone();
     let addr = tls_listener(ip, &leaf, ca::ALPN_H2_HTTP1, move |tls| {
         let seen = s2.clone();
         let ws = w2.clone();
+        c2.fetch_add(1, Ordering::SeqCst);
         async move {
             let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let seen = seen.clone();
@@ -405,6 +414,7 @@ pub async fn tls_upstream_at(ip: &str, host: &str, kind: CertKind) -> TlsUpstrea
         ca_pem: ca.pem(),
         seen,
         ws_received,
+        connections,
     }
 }
 
