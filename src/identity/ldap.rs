@@ -267,7 +267,9 @@ impl Directory {
         if self.is_down(now) {
             return fallback(self);
         }
-        match self.fetch_single_flight(user).await {
+        // Boxed: the directory round trip is the cold path; inline, its state
+        // would size every request's future.
+        match Box::pin(self.fetch_single_flight(user)).await {
             Ok(entry) => {
                 self.count("fetched");
                 groups_of(&entry)

@@ -311,7 +311,8 @@ impl IdentityResolver {
             let text = text.trim();
             let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
             if scheme.eq_ignore_ascii_case("negotiate") {
-                return self.negotiate(rest.trim(), conn).await;
+                // Boxed (once per connection: it binds the connection).
+                return Box::pin(self.negotiate(rest.trim(), conn)).await;
             }
             return self.basic(peer, scheme, rest).await;
         }
@@ -433,7 +434,9 @@ impl IdentityResolver {
         let check = passwords.check_for(user);
         if !check.known && self.verifies_with_directory() {
             if let Some(d) = &self.directory {
-                return match d.verify_password(user, password).await {
+                // Boxed, as the hash check below: cold paths (a cached sign-in
+                // skips them) whose state would size every request's future.
+                return match Box::pin(d.verify_password(user, password)).await {
                     Ok(PasswordCheck::Good(_)) => self.signed_in(user, digest, now).await,
                     Ok(PasswordCheck::Wrong) => {
                         self.fail(peer, user);
@@ -453,7 +456,7 @@ impl IdentityResolver {
             }
         }
         let known = check.known;
-        match self.pool.verify(user, digest, password, check).await {
+        match Box::pin(self.pool.verify(user, digest, password, check)).await {
             Ok(true) if known => self.signed_in(user, digest, now).await,
             Ok(_) => {
                 self.fail(peer, user);

@@ -118,30 +118,9 @@ impl Leg for PlainLeg<'_> {
         }
         let mut sender = match pooled {
             Some(s) => s,
-            None => {
-                let policy = gw.policy();
-                let site = policy.site_for(&ex.host).map(|s| s.name.as_str());
-                let stream = match self.pinned {
-                    Some(orig) => {
-                        super::original::open_http(gw, &ex.host, ex.port, site, orig).await?
-                    }
-                    None => {
-                        gw.dialer
-                            .open_http(&ex.host, ex.port, site)
-                            .await
-                            .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?
-                            .0
-                    }
-                };
-                let (sender, connection) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                        .await
-                        .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                sender
-            }
+            // Boxed: the dial's state is needed only on a new connection, and
+            // inline it would size (and be moved with) every request's future.
+            None => Box::pin(self.dial(ex)).await?,
         };
         let resp = tokio::time::timeout(
             gw.settings.upstream.response_timeout,
@@ -161,5 +140,35 @@ impl Leg for PlainLeg<'_> {
         }
         self.conn.upstreams.lock().await.insert(key, sender);
         Ok(pipeline::from_upstream(resp))
+    }
+}
+
+impl PlainLeg<'_> {
+    /// A new HTTP/1.1 connection to the site (through the destination guard;
+    /// for a transparent connection, at its original destination only).
+    async fn dial(
+        &self,
+        ex: &Exchange<'_>,
+    ) -> Result<hyper::client::conn::http1::SendRequest<ProxyBody>, Refusal> {
+        let gw = &ex.ctx.gw;
+        let policy = gw.policy();
+        let site = policy.site_for(&ex.host).map(|s| s.name.as_str());
+        let stream = match self.pinned {
+            Some(orig) => super::original::open_http(gw, &ex.host, ex.port, site, orig).await?,
+            None => {
+                gw.dialer
+                    .open_http(&ex.host, ex.port, site)
+                    .await
+                    .map_err(|e| pipeline::dial_refusal(e, &ex.host, ex.port))?
+                    .0
+            }
+        };
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
     }
 }

@@ -419,7 +419,10 @@ impl Tunnel {
         }
         let sender = match sender {
             Some(s) => s,
-            None => self.dial(websocket).await?,
+            // Boxed: a dial's state (DNS, TCP, TLS, HTTP handshakes) is most of
+            // this future's size, and is needed only on a new connection; hyper
+            // moves each request's future (spawned per HTTP/2 stream) whole.
+            None => Box::pin(self.dial(websocket)).await?,
         };
         let authority = ex.authority(443);
         let bad_path = || Refusal::Upstream {

@@ -167,7 +167,7 @@ pub(crate) async fn run<L: Leg>(
     if parts.method == http::Method::POST && parts.uri.path() == warn::CONTINUE_PATH {
         // Over TLS (an intercepted site) the acknowledgement cookie is Secure.
         let secure = parts.uri.scheme_str() != Some("http");
-        return acknowledge(ex, body, secure)
+        return Box::pin(acknowledge(ex, body, secure))
             .await
             .unwrap_or_else(|r| render(ex.ctx, r));
     }

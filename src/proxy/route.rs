@@ -33,7 +33,9 @@ async fn dispatch(
     check_head(ctx, &req)?;
     pipeline::check_method(req.method())?;
     if req.method() == Method::CONNECT {
-        return connect::handle(ctx, conn, req).await;
+        // Boxed: once per tunnel, and its state would otherwise size every
+        // forwarded request's future.
+        return Box::pin(connect::handle(ctx, conn, req)).await;
     }
     if req.uri().authority().is_none() {
         observe::not_audited(&ctx.log);
