@@ -251,7 +251,44 @@ impl References {
     }
 
     fn next(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-{:06x}", self.prefix, n)
+        reference_text(self.prefix, self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// `format!("{prefix:08x}-{n:06x}")`, digit by digit (one per request: the
+/// formatting machinery cost more than the rest of the record's start).
+fn reference_text(prefix: u32, n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let counter_digits = (64 - n.leading_zeros()).div_ceil(4).max(6);
+    let mut text = String::with_capacity(9 + counter_digits as usize);
+    for i in (0..8).rev() {
+        text.push(char::from(HEX[(prefix >> (4 * i)) as usize & 0xf]));
+    }
+    text.push('-');
+    for i in (0..counter_digits).rev() {
+        text.push(char::from(HEX[(n >> (4 * i)) as usize & 0xf]));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reference_text;
+
+    #[test]
+    fn references_read_as_the_format_they_replace() {
+        for prefix in [0, 1, 0x7f3a_91c2, u32::MAX] {
+            for n in [
+                0,
+                1,
+                0x12,
+                0xff_ffff,
+                0x100_0000,
+                0xdead_beef_cafe,
+                u64::MAX,
+            ] {
+                assert_eq!(reference_text(prefix, n), format!("{prefix:08x}-{n:06x}"));
+            }
+        }
     }
 }

@@ -33,8 +33,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
+    remove_all(headers, &HOP_BY_HOP);
+}
+
+/// Removes every header named in `names`. Most messages carry none of them:
+/// one pass over the names present (comparisons) costs less than a hashed
+/// look-up per name, so the removals run only when one is there.
+fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
+    if headers.keys().any(|k| names.contains(k)) {
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
@@ -46,10 +55,9 @@ const REFERENCE_NAME: HeaderName = HeaderName::from_static(REFERENCE);
 /// upstream's own `X-Socialgate-Reference` (only the gateway names references).
 pub fn clean_response_headers(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
-    headers.remove(&REFERENCE_NAME);
     // `Alt-Svc` invites the client to HTTP/3 over QUIC (UDP), which never passes
     // through the gateway: the site's offer is not passed on.
-    headers.remove(header::ALT_SVC);
+    remove_all(headers, &[REFERENCE_NAME, header::ALT_SVC]);
 }
 
 /// The name prefix of the gateway's own warn-acknowledgement cookies (`warn`):
@@ -60,9 +68,7 @@ pub const ACK_COOKIE_PREFIX: &str = "__sg_ack_";
 /// out, and the gateway's own acknowledgement cookies out of `Cookie`.
 pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[HeaderName]) {
     strip_hop_by_hop(headers);
-    for h in identity_headers {
-        headers.remove(h);
-    }
+    remove_all(headers, identity_headers);
     strip_ack_cookies(headers);
 }
 
@@ -128,6 +134,34 @@ mod tests {
         clean_request_headers(&mut h, &[HeaderName::from_static("x-authenticated-user")]);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    /// Each header to remove, alone among others (no `Connection` naming it),
+    /// on the way up and on the way down.
+    #[test]
+    fn each_removed_header_goes_alone_and_the_rest_stay() {
+        let identity = [HeaderName::from_static("x-authenticated-user")];
+        let hop = HOP_BY_HOP;
+        let up = hop.iter().chain(&identity);
+        for name in up {
+            let mut h = HeaderMap::new();
+            h.insert("accept", "*/*".parse().unwrap());
+            h.insert(name.clone(), "1".parse().unwrap());
+            h.insert("x-other", "2".parse().unwrap());
+            clean_request_headers(&mut h, &identity);
+            assert!(!h.contains_key(name), "{name}");
+            assert_eq!(h.len(), 2, "{name}");
+        }
+        let own = [REFERENCE_NAME, header::ALT_SVC];
+        let down = hop.iter().chain(&own);
+        for name in down {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", "text/plain".parse().unwrap());
+            h.insert(name.clone(), "1".parse().unwrap());
+            clean_response_headers(&mut h);
+            assert!(!h.contains_key(name), "{name}");
+            assert_eq!(h.len(), 1, "{name}");
+        }
     }
 
     #[test]
