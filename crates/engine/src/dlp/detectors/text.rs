@@ -4,7 +4,7 @@
 //! Job: find digits eight bytes at a time; widen and merge the windows where the
 //! alphanumeric regexes run; read a run of whitespace as one unit for distances
 //! and as one space in a window ([`WindowView`]); and build the separator view
-//! ([`separator_views`]): around candidate clusters, every run of at most
+//! ([`separator_spans`], [`rewrite_separators`]): around candidate clusters, every run of at most
 //! [`MAX_SEPARATOR_RUN`] separators (whitespace, `-`, `.`, `/`, `\`, `_`, `+`,
 //! `,`, `|`) between two letters or digits becomes one space, and four or more
 //! one-character groups in a row are glued (`J G 1 0 3 7 8 2 B` to
@@ -146,7 +146,7 @@ pub(super) const SEPARATOR_CONTEXT: usize = 64;
 /// run of at most [`MAX_SEPARATOR_RUN`] bytes between two alphanumerics is one
 /// space, and a run of four or more one-character groups is glued into one
 /// group (`J G 1 0 3 7 8 2 B` to `JG103782B`).
-pub(super) fn separator_views(text: &str, candidates: &[(usize, usize)]) -> Vec<String> {
+pub(super) fn separator_spans(text: &str, candidates: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for &(first, last) in candidates {
@@ -171,16 +171,14 @@ pub(super) fn separator_views(text: &str, candidates: &[(usize, usize)]) -> Vec<
         }
     }
     spans
-        .into_iter()
-        .map(|(s, e)| rewrite_separators(&text[s..e]))
-        .collect()
 }
 
-pub(super) fn rewrite_separators(window: &str) -> String {
+/// Appends the separator view of `window` to `out`.
+pub(super) fn rewrite_separators(window: &str, out: &mut String) {
     let bytes = window.as_bytes();
     // Tokens: (start, end) of alphanumeric runs, and whether the gap before
     // each one is a short separator run after another alphanumeric token.
-    let mut out = String::with_capacity(window.len());
+    out.reserve(window.len());
     let mut i = 0;
     // Pending one-character groups, glued when four or more.
     let mut singles: Vec<u8> = Vec::new();
@@ -205,7 +203,7 @@ pub(super) fn rewrite_separators(window: &str) -> String {
                 singles.push(bytes[i]);
             } else {
                 if !singles.is_empty() {
-                    flush(&mut out, &mut singles);
+                    flush(out, &mut singles);
                     out.push(' ');
                 }
                 out.push_str(&window[i..i + alnum]);
@@ -222,7 +220,7 @@ pub(super) fn rewrite_separators(window: &str) -> String {
             i += sep;
             continue;
         }
-        flush(&mut out, &mut singles);
+        flush(out, &mut singles);
         prev_alnum = false;
         // Copy one character (or the whole separator run) as it is.
         let n = if sep > 0 {
@@ -233,8 +231,7 @@ pub(super) fn rewrite_separators(window: &str) -> String {
         out.push_str(&window[i..i + n]);
         i += n;
     }
-    flush(&mut out, &mut singles);
-    out
+    flush(out, &mut singles);
 }
 
 /// Position of the first ASCII digit, eight bytes at a time.
