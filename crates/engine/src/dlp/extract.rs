@@ -289,23 +289,23 @@ fn split_text<'b>(text: &'b str, mime: Option<&str>, fields: &mut Vec<Field<'b>>
     let body = text.as_bytes();
     match mime {
         Some(mime) if is_json_type(mime) => {
-            if !extract_json(body, fields) {
+            if !extract_json(text, fields) {
                 extract_text_with_escapes(text, fields);
             }
         }
         Some("application/x-www-form-urlencoded") => {
             extract_form(body, fields);
             if looks_like_json(body) {
-                extract_json(body, fields);
+                extract_json(text, fields);
             }
         }
         Some(_) => {
-            if !(looks_like_json(body) && extract_json(body, fields)) {
+            if !(looks_like_json(body) && extract_json(text, fields)) {
                 extract_text_with_escapes(text, fields);
             }
         }
         None => {
-            if looks_like_json(body) && extract_json(body, fields) {
+            if looks_like_json(body) && extract_json(text, fields) {
                 return;
             }
             if looks_like_form(body) {
@@ -439,10 +439,11 @@ fn form_decode(part: &[u8]) -> Cow<'_, str> {
 }
 
 /// Every JSON string (keys too) and number, in document order. False if not JSON.
-/// Strings without escapes are borrowed from the body.
-fn extract_json<'b>(body: &'b [u8], fields: &mut Vec<Field<'b>>) -> bool {
+/// Strings without escapes are borrowed from the text (read as `str`, so
+/// serde_json does not validate its UTF-8 again).
+fn extract_json<'b>(text: &'b str, fields: &mut Vec<Field<'b>>) -> bool {
     let mut found = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(text);
     let ok = CollectStrings(&mut found, false)
         .deserialize(&mut de)
         .is_ok()

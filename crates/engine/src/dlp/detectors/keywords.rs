@@ -32,7 +32,10 @@ const BLOCK: usize = 256;
 /// counted. Returns the new length.
 #[inline(always)]
 fn push_lanes(out: &mut [usize; BLOCK + 8], n: usize, base: usize, mut starts: u64) -> usize {
-    let count = starts.count_ones() as usize;
+    // Lanes hold bit 7 only: move each to bit 0 and sum the bytes into the top
+    // one with a multiply (`count_ones` is a long bit-twiddling sequence on a
+    // target without POPCNT, the x86-64 baseline).
+    let count = (((starts >> 7) & LO).wrapping_mul(LO) >> 56) as usize;
     // One bounds check for the eight slots a chunk may fill.
     let Some(slots) = out
         .get_mut(n..n + 8)
