@@ -1,16 +1,23 @@
 //! W6: DLP throughput on 1 MiB of ordinary English text through a scanner with
-//! every built-in detector plus 1,000 custom keywords (goal ≥ 400 MB/s per core).
+//! every built-in detector plus 1,000 custom keywords (goal ≥ 400 MB/s per core);
+//! W8: the cost of one 2,048-byte JSON LinkedIn share through the scanner of the
+//! `official` profile of `policies/default.yaml`, as the proxy scans each post.
 //!
 //! Limits: the text is generated deterministically from a word list with the
 //! occasional number, date, time, price and capitalised word, the way council
-//! posts read; the keywords are made-up codenames (two in the text). Criterion
+//! posts read; the keywords are made-up codenames (two in the text). The W8 body
+//! is the one `scripts/bench/h2_workloads.py` (`post_body`) sends. Criterion
 //! runs in one thread, so MB/s here is per core. Run with
-//! `cargo bench --bench dlp_scan` (add `-- --quick` for a fast look).
+//! `cargo bench --bench dlp_scan` (add `-- --quick` for a fast look). For an
+//! instruction count (callgrind), `DLP_SCAN_REPEAT=w8:1000` (or `w6:10`) runs
+//! that case that many times without criterion and exits; the count of one run
+//! is the difference from a run of `w8:0`, divided by the repeats.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::hint::black_box as keep;
 use std::time::Duration;
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{black_box, criterion_group, Criterion, Throughput};
 use socialgate::dlp::{CustomDetectorSpec, ScanInput, ScanLimits, Scanner, BUILTIN_DETECTORS};
 
 const MIB: usize = 1024 * 1024;
@@ -280,5 +287,118 @@ fn w6(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w6);
-criterion_main!(benches);
+/// The profile `official` of `policies/default.yaml`, as the proxy compiles it.
+const OFFICIAL: &[&str] = &[
+    "payment-card",
+    "uk-nino",
+    "nhs-number",
+    "uk-bank-account",
+    "iban",
+    "protective-marking",
+    "secrets",
+];
+
+/// The commentary of the W8 share (`COMMENTARY` in `scripts/bench/h2_workloads.py`).
+const COMMENTARY: &str =
+    "Bin collections for Monday 12 March will take place as normal. Please put your bins \
+out by 7am. Garden waste subscriptions for 2026/27 are now open: it costs £45 for the \
+year, or £40 if you sign up before 31 March. The Central Library will be closed on \
+Saturday 16 March for essential maintenance. Join us for the opening of the new play \
+area in Victoria Park on Friday 22 March at 11am, all welcome. Our consultation on the \
+draft Local Plan closes at 5pm on 30 April: drop in to Room 2.14 at the Civic Centre \
+(Tuesdays, 10am to 4pm) or Room G07 at the Town Hall. Swimming lessons at the Leisure \
+Centre are £6.50 per session for under 16s. Parking charges at Market Street car park \
+will rise from £1.20 to £1.50 per hour from 1 June. Over 1,200 residents took part in \
+our parks survey, thank you! Council meeting tonight at 6:30pm in the Council Chamber; \
+you can watch live on our channel. Potholes: we fixed 2,431 in February. Report one \
+online and we aim to repair it within 28 days. Adult education courses for autumn are \
+online now, from £25. ";
+
+/// The W8 body, byte for byte as `post_body(2048)` builds it: Python's
+/// `json.dumps` (`", "` and `": "` separators, no escapes needed), the
+/// commentary padded then cut a character at a time, then spaces to the size.
+fn w8_body(size: usize) -> Vec<u8> {
+    let build = |text: &str| {
+        format!(
+            r#"{{"visibleToConnectionsOnly": false, "externalAudienceProviders": [], "commentaryV2": {{"text": "{text}", "attributes": []}}, "origin": "FEED", "allowedCommentersScope": "ALL", "postState": "PUBLISHED", "media": [], "visibility": "PUBLIC"}}"#
+        )
+    };
+    let mut text = COMMENTARY.to_string();
+    while build(&text).len() < size {
+        text.push_str("More on our website. ");
+    }
+    while build(&text).len() > size {
+        text.pop();
+    }
+    let mut body = build(&text).into_bytes();
+    body.resize(size, b' ');
+    body
+}
+
+fn official_scanner() -> Scanner {
+    let ids: Vec<String> = OFFICIAL.iter().map(|s| s.to_string()).collect();
+    Scanner::new(&ids, &[]).unwrap()
+}
+
+fn w8_input(body: &[u8]) -> ScanInput<'_> {
+    ScanInput {
+        content_type: Some("application/json"),
+        content_encoding: None,
+        body,
+        query: None,
+    }
+}
+
+fn w8(c: &mut Criterion) {
+    let body = w8_body(2048);
+    assert_eq!(body.len(), 2048);
+    let scanner = official_scanner();
+    let limits = ScanLimits::default();
+    let req = w8_input(&body);
+    assert!(scanner.scan_request(&req, &limits).unwrap().is_empty());
+    let mut group = c.benchmark_group("w8_post");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.sample_size(50);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
+    group.bench_function("w8_post_2KiB", |b| {
+        b.iter(|| black_box(scanner.scan_request(black_box(&req), &limits).unwrap()))
+    });
+    group.finish();
+}
+
+/// `DLP_SCAN_REPEAT=case:n`: runs one case `n` times, for callgrind.
+fn repeat(spec: &str) {
+    let (case, n) = spec.split_once(':').expect("DLP_SCAN_REPEAT=w6:N or w8:N");
+    let n: usize = n.parse().expect("a repeat count");
+    match case {
+        "w8" => {
+            let body = w8_body(2048);
+            let scanner = official_scanner();
+            let limits = ScanLimits::default();
+            let req = w8_input(&body);
+            for _ in 0..n {
+                keep(scanner.scan_request(keep(&req), &limits).unwrap());
+            }
+        }
+        "w6" => {
+            let text = english(MIB);
+            let full = scanner(true, Some(keywords()));
+            for _ in 0..n {
+                keep(full.scan_text(keep(&text)));
+            }
+        }
+        other => panic!("unknown case {other:?}"),
+    }
+}
+
+criterion_group!(benches, w6, w8);
+
+fn main() {
+    if let Ok(spec) = std::env::var("DLP_SCAN_REPEAT") {
+        repeat(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -289,23 +289,23 @@ fn split_text<'b>(text: &'b str, mime: Option<&str>, fields: &mut Vec<Field<'b>>
     let body = text.as_bytes();
     match mime {
         Some(mime) if is_json_type(mime) => {
-            if !extract_json(body, fields) {
+            if !extract_json(text, fields) {
                 extract_text_with_escapes(text, fields);
             }
         }
         Some("application/x-www-form-urlencoded") => {
             extract_form(body, fields);
             if looks_like_json(body) {
-                extract_json(body, fields);
+                extract_json(text, fields);
             }
         }
         Some(_) => {
-            if !(looks_like_json(body) && extract_json(body, fields)) {
+            if !(looks_like_json(body) && extract_json(text, fields)) {
                 extract_text_with_escapes(text, fields);
             }
         }
         None => {
-            if looks_like_json(body) && extract_json(body, fields) {
+            if looks_like_json(body) && extract_json(text, fields) {
                 return;
             }
             if looks_like_form(body) {
@@ -439,33 +439,42 @@ fn form_decode(part: &[u8]) -> Cow<'_, str> {
 }
 
 /// Every JSON string (keys too) and number, in document order. False if not JSON.
-fn extract_json(body: &[u8], fields: &mut Vec<Field<'_>>) -> bool {
+/// Strings without escapes are borrowed from the text (read as `str`, so
+/// serde_json does not validate its UTF-8 again).
+fn extract_json<'b>(text: &'b str, fields: &mut Vec<Field<'b>>) -> bool {
     let mut found = Vec::new();
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(text);
     let ok = CollectStrings(&mut found, false)
         .deserialize(&mut de)
         .is_ok()
         && de.end().is_ok();
     if ok {
-        fields.extend(found.into_iter().map(|(text, is_key)| Field {
-            text: Cow::Owned(text),
-            is_key,
-        }));
+        fields.append(&mut found);
     }
     ok
 }
 
-/// A serde visitor that walks any JSON value and keeps its text in order.
-struct CollectStrings<'v>(&'v mut Vec<(String, bool)>, bool);
+/// A serde visitor that walks any JSON value and keeps its text in order
+/// (`true`: the value is an object key).
+struct CollectStrings<'v, 'b>(&'v mut Vec<Field<'b>>, bool);
 
-impl<'de> DeserializeSeed<'de> for CollectStrings<'_> {
+impl CollectStrings<'_, '_> {
+    fn push(self, text: String) {
+        self.0.push(Field {
+            text: Cow::Owned(text),
+            is_key: self.1,
+        });
+    }
+}
+
+impl<'b> DeserializeSeed<'b> for CollectStrings<'_, 'b> {
     type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: Deserializer<'b>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for CollectStrings<'_> {
+impl<'b> Visitor<'b> for CollectStrings<'_, 'b> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
@@ -474,23 +483,30 @@ impl<'de> Visitor<'de> for CollectStrings<'_> {
         Ok(())
     }
     fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.0.push((v.to_string(), self.1));
+        self.push(v.to_string());
         Ok(())
     }
     fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.0.push((v.to_string(), self.1));
+        self.push(v.to_string());
         Ok(())
     }
     fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.0.push((v.to_string(), self.1));
+        self.push(v.to_string());
+        Ok(())
+    }
+    fn visit_borrowed_str<E>(self, v: &'b str) -> Result<(), E> {
+        self.0.push(Field {
+            text: Cow::Borrowed(v),
+            is_key: self.1,
+        });
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.0.push((v.to_owned(), self.1));
+        self.push(v.to_owned());
         Ok(())
     }
     fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.0.push((v, self.1));
+        self.push(v);
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
@@ -499,7 +515,7 @@ impl<'de> Visitor<'de> for CollectStrings<'_> {
     fn visit_none<E>(self) -> Result<(), E> {
         Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'b>>(self, mut seq: A) -> Result<(), A::Error> {
         let out = self.0;
         while seq
             .next_element_seed(CollectStrings(&mut *out, false))?
@@ -507,7 +523,7 @@ impl<'de> Visitor<'de> for CollectStrings<'_> {
         {}
         Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'b>>(self, mut map: A) -> Result<(), A::Error> {
         let out = self.0;
         while map
             .next_key_seed(CollectStrings(&mut *out, true))?

@@ -35,7 +35,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::detectors::{
-    Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, BUILTIN_DETECTORS,
+    Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, Scratch, BUILTIN_DETECTORS,
 };
 use super::extract::{decode_content, extract, Field, ScanInput, ScanLimits};
 use super::normalize::{fold_view, normalize};
@@ -173,12 +173,14 @@ impl Scanner {
 
     fn scan_fields(&self, fields: &[Field<'_>]) -> Vec<Finding> {
         let mut tally = Tally::new(self.names.len());
+        // The digit pass's buffers and the joined views, reused by every pass.
+        let mut scratch = Scratch::default();
         let normal: Vec<(Cow<'_, str>, bool)> = fields
             .iter()
             .map(|f| (normalize(&f.text), f.is_key))
             .collect();
         for (text, _) in &normal {
-            self.detect(text, &mut tally);
+            self.detect(text, &mut scratch, &mut tally);
         }
         if normal.len() > 1 {
             let all: Vec<&str> = normal.iter().map(|(t, _)| t.as_ref()).collect();
@@ -187,24 +189,30 @@ impl Scanner {
                 .filter(|(_, key)| !key)
                 .map(|(t, _)| t.as_ref())
                 .collect();
-            self.detect(&all.join(" "), &mut tally);
+            let mut joined = String::with_capacity(all.iter().map(|t| t.len() + 1).sum());
+            join_into(&mut joined, &all, " ");
+            self.detect(&joined, &mut scratch, &mut tally);
             if values.len() > 1 && values.len() < all.len() {
-                self.detect(&values.join(" "), &mut tally);
+                join_into(&mut joined, &values, " ");
+                self.detect(&joined, &mut scratch, &mut tally);
             }
-            if let Some(b) = &self.builtins {
+            // With one value or none, the concatenation is that value (already
+            // read by every detector) and there is no junction to glue.
+            if let (Some(b), true) = (&self.builtins, values.len() > 1) {
                 // A token cut mid-way (AKIA… split in two fields) is whole only without a separator.
                 let mut sink = |slot: usize, value: &str| tally.add(slot, value);
-                b.detect_literals_only(&values.concat(), &mut sink);
+                join_into(&mut joined, &values, "");
+                b.detect_literals_only(&joined, &mut sink);
                 // So is a group of a number (`943 47` + `6 5919`, `J` + `G 10 37 82 B`),
                 // and a token cut between two fields that have neighbours.
                 let views = glued_views(&values);
                 if let Some(digits) = &views.digits {
-                    b.detect_numbers_only(digits, &mut sink);
+                    b.detect_numbers_only(digits, &mut scratch, &mut sink);
                 }
                 for (pair, numbers) in &views.pairs {
                     b.detect_literals_only(pair, &mut sink);
                     if *numbers {
-                        b.detect_numbers_only(pair, &mut sink);
+                        b.detect_numbers_only(pair, &mut scratch, &mut sink);
                     }
                 }
             }
@@ -212,13 +220,13 @@ impl Scanner {
         tally.into_findings(&self.names)
     }
 
-    fn detect(&self, text: &str, tally: &mut Tally) {
+    fn detect(&self, text: &str, scratch: &mut Scratch, tally: &mut Tally) {
         if text.is_empty() {
             return;
         }
         let mut sink = |slot: usize, value: &str| tally.add(slot, value);
         if let Some(b) = &self.builtins {
-            b.detect(text, &mut sink);
+            b.detect_with(text, scratch, &mut sink);
         }
         if let Some(c) = &self.custom {
             c.detect(text, &mut sink);
@@ -226,12 +234,23 @@ impl Scanner {
         // Look-alikes and combining marks undone, only when the text has some.
         if let Some(folded) = fold_view(text) {
             if let Some(b) = &self.builtins {
-                b.detect(&folded, &mut sink);
+                b.detect_with(&folded, scratch, &mut sink);
             }
             if let Some(c) = &self.custom {
                 c.detect(&folded, &mut sink);
             }
         }
+    }
+}
+
+/// `parts` joined by `sep` into `out` (cleared first), keeping its buffer.
+fn join_into(out: &mut String, parts: &[&str], sep: &str) {
+    out.clear();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push_str(sep);
+        }
+        out.push_str(part);
     }
 }
 
@@ -301,8 +320,13 @@ struct GluedViews {
 fn glued_views(values: &[&str]) -> GluedViews {
     let values: Vec<&str> = values.iter().copied().filter(|v| !v.is_empty()).collect();
     let mut views = GluedViews::default();
-    let mut digits = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
-    let mut glued = false;
+    let glued = values
+        .windows(2)
+        .any(|w| junction(w[0], w[1]) == Junction::Digits);
+    let mut digits = String::new();
+    if glued {
+        digits.reserve(values.iter().map(|v| v.len() + 1).sum());
+    }
     for (i, &value) in values.iter().enumerate() {
         if i > 0 {
             let j = junction(values[i - 1], value);
@@ -311,13 +335,13 @@ fn glued_views(values: &[&str]) -> GluedViews {
                 pair.push_str(head(value, PAIR_CONTEXT));
                 views.pairs.push((pair, matches!(j, Junction::Pair(true))));
             }
-            if j == Junction::Digits {
-                glued = true;
-            } else {
+            if glued && j != Junction::Digits {
                 digits.push(' ');
             }
         }
-        digits.push_str(value);
+        if glued {
+            digits.push_str(value);
+        }
     }
     if glued {
         views.digits = Some(digits);

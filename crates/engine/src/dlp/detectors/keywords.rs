@@ -32,19 +32,27 @@ const BLOCK: usize = 256;
 /// counted. Returns the new length.
 #[inline(always)]
 fn push_lanes(out: &mut [usize; BLOCK + 8], n: usize, base: usize, mut starts: u64) -> usize {
-    let count = starts.count_ones() as usize;
-    if n + 8 > out.len() {
+    // Lanes hold bit 7 only: move each to bit 0 and sum the bytes into the top
+    // one with a multiply (`count_ones` is a long bit-twiddling sequence on a
+    // target without POPCNT, the x86-64 baseline).
+    let count = (((starts >> 7) & LO).wrapping_mul(LO) >> 56) as usize;
+    // One bounds check for the eight slots a chunk may fill.
+    let Some(slots) = out
+        .get_mut(n..n + 8)
+        .and_then(|s| <&mut [usize; 8]>::try_from(s).ok())
+    else {
         return n;
-    }
-    for k in 0..4 {
-        out[n + k] = base + (starts.trailing_zeros() >> 3) as usize;
+    };
+    for slot in &mut slots[..4] {
+        *slot = base + (starts.trailing_zeros() >> 3) as usize;
         starts &= starts.wrapping_sub(1);
     }
-    let mut k = 4;
-    while starts != 0 && n + k < out.len() {
-        out[n + k] = base + (starts.trailing_zeros() >> 3) as usize;
+    for slot in &mut slots[4..] {
+        if starts == 0 {
+            break;
+        }
+        *slot = base + (starts.trailing_zeros() >> 3) as usize;
         starts &= starts.wrapping_sub(1);
-        k += 1;
     }
     n + count
 }

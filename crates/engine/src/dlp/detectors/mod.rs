@@ -12,7 +12,7 @@
 //! run read as one space when it has any other whitespace. A cluster next to
 //! another separator (`.`, `/`, `\`, `_`, `+`, `,`, `|`, a spaced dash), dotted
 //! in three groups or more, or made of one-digit groups also opens a window
-//! of the separator view ([`text::separator_views`]): every short separator run
+//! of the separator view ([`text::rewrite_separators`]): every short separator run
 //! there is one space and one-character groups are glued, and the digit pass
 //! runs again over it (cards then need a card's grouping). Secrets and
 //! protective markings come from one case-sensitive Aho-Corasick pass over their
@@ -194,11 +194,31 @@ impl WindowRegexes {
     }
 }
 
+/// The buffers of the digit-cluster pass, kept by the caller across the texts
+/// of one scan so that a pass allocates only when a buffer must grow. Holds
+/// offsets and the separator view's text, only for the duration of one scan.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    candidates: Vec<(usize, usize)>,
+    groups: Vec<Group>,
+    seps: Vec<u8>,
+    odd: Vec<bool>,
+    windows: Vec<Window>,
+    bank: BankCandidates,
+    /// The separator view being read.
+    view: String,
+}
+
 /// The enabled built-ins of one profile, compiled.
 #[derive(Debug)]
 pub(crate) struct BuiltinDetectors {
     /// Output slot of each built-in, `None` when the profile does not enable it.
     slots: [Option<usize>; 12],
+    /// Some enabled built-in starts from digits (the digit-cluster pass runs).
+    uses_digits: bool,
+    /// Some enabled built-in reads the windows (NI, IBAN, licence, postcode,
+    /// phone, letter-prefixed passport).
+    uses_windows: bool,
     literals: Option<(AhoCorasick, Vec<Literal>)>,
     regexes: WindowRegexes,
 }
@@ -224,6 +244,17 @@ impl BuiltinDetectors {
         };
         Ok(BuiltinDetectors {
             slots,
+            uses_digits: (0..slots.len()).any(|i| slots[i].is_some() && uses_digits(i)),
+            uses_windows: [
+                Builtin::UkNino,
+                Builtin::Iban,
+                Builtin::UkDrivingLicence,
+                Builtin::UkPostcode,
+                Builtin::UkPhone,
+                Builtin::UkPassport,
+            ]
+            .into_iter()
+            .any(on),
             literals,
             regexes: WindowRegexes::compile()?,
         })
@@ -234,15 +265,22 @@ impl BuiltinDetectors {
     }
 
     /// Runs every enabled built-in over one normalised text.
+    #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
+        self.detect_with(text, &mut Scratch::default(), sink);
+    }
+
+    /// As `detect`, with the buffers of the digit pass borrowed from `scratch`
+    /// (kept by the caller across the texts of one scan).
+    pub(crate) fn detect_with(&self, text: &str, scratch: &mut Scratch, sink: &mut Sink<'_>) {
         if let Some((ac, kinds)) = &self.literals {
             self.detect_literals(text, ac, kinds, sink);
         }
         if let Some(slot) = self.slot(Builtin::EmailAddress) {
             self.detect_email(text, slot, sink);
         }
-        if self.uses_digits() {
-            self.detect_numeric(text, false, sink);
+        if self.uses_digits {
+            self.detect_numeric(text, false, scratch, sink);
         }
     }
 
@@ -257,17 +295,15 @@ impl BuiltinDetectors {
     /// Only the detectors that start from digits (cards, NI and NHS numbers,
     /// passports, licences, bank details, IBANs, phones, postcodes): for fields
     /// glued without a separator, where a digit group split mid-way is whole again.
-    pub(crate) fn detect_numbers_only(&self, text: &str, sink: &mut Sink<'_>) {
-        if self.uses_digits() {
-            self.detect_numeric(text, false, sink);
+    pub(crate) fn detect_numbers_only(
+        &self,
+        text: &str,
+        scratch: &mut Scratch,
+        sink: &mut Sink<'_>,
+    ) {
+        if self.uses_digits {
+            self.detect_numeric(text, false, scratch, sink);
         }
-    }
-
-    fn uses_digits(&self) -> bool {
-        self.slots
-            .iter()
-            .enumerate()
-            .any(|(i, s)| s.is_some() && uses_digits(i))
     }
 
     fn detect_literals(
@@ -371,15 +407,33 @@ impl BuiltinDetectors {
     /// The digit-cluster pass. `separator_view` is true over a rewritten
     /// window of [`separator_view`]: no further candidates are collected there,
     /// and a card cut into several groups must be grouped as cards are printed.
-    fn detect_numeric(&self, text: &str, separator_view: bool, sink: &mut Sink<'_>) {
+    fn detect_numeric(
+        &self,
+        text: &str,
+        separator_view: bool,
+        scratch: &mut Scratch,
+        sink: &mut Sink<'_>,
+    ) {
         let bytes = text.as_bytes();
-        let mut candidates: Vec<(usize, usize)> = Vec::new();
-        let mut groups: Vec<Group> = Vec::new();
-        let mut seps: Vec<u8> = Vec::new();
-        let mut odd: Vec<bool> = Vec::new();
-        let mut windows: Vec<Window> = Vec::new();
-        let mut bank = BankCandidates::default();
-        let mut i = 0;
+        let Some(first_digit) = find_digit(bytes) else {
+            return;
+        };
+        let Scratch {
+            candidates,
+            groups,
+            seps,
+            odd,
+            windows,
+            bank,
+            view,
+        } = scratch;
+        if !separator_view {
+            candidates.clear();
+        }
+        windows.clear();
+        bank.sort_codes.clear();
+        bank.accounts.clear();
+        let mut i = first_digit;
         while let Some(offset) = find_digit(&bytes[i..]) {
             i += offset;
             groups.clear();
@@ -405,36 +459,41 @@ impl BuiltinDetectors {
                 odd.push(sep == b' ' && (next - i > 1 || bytes[i] != b' '));
                 i = next;
             }
-            self.on_cluster(text, &groups, &seps, &odd, separator_view, &mut bank, sink);
             let digits: usize = groups.iter().map(|g| g.len()).sum();
+            // Every validator of a cluster needs six digits or more (a sort
+            // code's three pairs; accounts, passports, NHS numbers and cards
+            // more), so shorter clusters (dates, times, prices) skip them.
+            if digits >= 6 {
+                self.on_cluster(text, groups, seps, odd, separator_view, bank, sink);
+            }
             let first = groups[0].start;
             let last = groups[groups.len() - 1].end;
-            if !separator_view && is_separator_candidate(bytes, &groups, &seps) {
+            if !separator_view && is_separator_candidate(bytes, groups, seps) {
                 candidates.push((first, last));
             }
             let touches_capital = first > 0 && bytes[first - 1].is_ascii_uppercase()
                 || bytes.get(last).is_some_and(u8::is_ascii_uppercase);
-            if digits >= 6 || touches_capital {
-                push_window(
-                    &mut windows,
-                    text,
-                    first,
-                    last,
-                    digits >= 6,
-                    touches_capital,
-                );
+            // Windows only when one of their detectors is enabled (a window
+            // that touches a capital still widens a merged six-digit one).
+            if self.uses_windows && (digits >= 6 || touches_capital) {
+                push_window(windows, text, first, last, digits >= 6, touches_capital);
             }
         }
         if let Some(slot) = self.slot(Builtin::UkBankAccount) {
             bank.report(text, slot, sink);
         }
-        for window in &windows {
+        for window in windows.iter() {
             self.on_window(text, window, sink);
         }
-        if !candidates.is_empty() {
-            for view in separator_views(text, &candidates) {
-                self.detect_numeric(&view, true, sink);
+        if !separator_view && !candidates.is_empty() {
+            let mut buf = std::mem::take(view);
+            let spans = separator_spans(text, candidates);
+            for (s, e) in spans {
+                buf.clear();
+                rewrite_separators(&text[s..e], &mut buf);
+                self.detect_numeric(&buf, true, scratch, sink);
             }
+            scratch.view = buf;
         }
     }
 

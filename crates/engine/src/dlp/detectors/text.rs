@@ -4,7 +4,7 @@
 //! Job: find digits eight bytes at a time; widen and merge the windows where the
 //! alphanumeric regexes run; read a run of whitespace as one unit for distances
 //! and as one space in a window ([`WindowView`]); and build the separator view
-//! ([`separator_views`]): around candidate clusters, every run of at most
+//! ([`separator_spans`], [`rewrite_separators`]): around candidate clusters, every run of at most
 //! [`MAX_SEPARATOR_RUN`] separators (whitespace, `-`, `.`, `/`, `\`, `_`, `+`,
 //! `,`, `|`) between two letters or digits becomes one space, and four or more
 //! one-character groups in a row are glued (`J G 1 0 3 7 8 2 B` to
@@ -72,7 +72,7 @@ impl Chain {
         let is_alnum = |b: u8| b.is_ascii_alphanumeric();
         let mut i = groups[groups.len() - 1].end;
         while chain.digits < Self::ENOUGH {
-            let run = run_len(bytes, i, is_group_separator);
+            let run = run_len_max(bytes, i, MAX_SEPARATOR_RUN + 1, is_group_separator);
             let token = run_len(bytes, i + run, is_alnum);
             if token == 0 || run > MAX_SEPARATOR_RUN || !chain.add(&bytes[i + run..i + run + token])
             {
@@ -82,7 +82,7 @@ impl Chain {
         }
         let mut i = groups[0].start;
         while chain.digits < Self::ENOUGH {
-            let run = run_len_back(bytes, i, is_group_separator);
+            let run = run_len_back_max(bytes, i, MAX_SEPARATOR_RUN + 1, is_group_separator);
             if run > MAX_SEPARATOR_RUN || run >= i {
                 break;
             }
@@ -118,7 +118,7 @@ impl Chain {
 /// A separator run after the cluster that the digit pass does not read, then a
 /// letter or digit.
 fn separator_after(bytes: &[u8], last: usize) -> bool {
-    let run = run_len(bytes, last, is_group_separator).min(MAX_SEPARATOR_RUN + 1);
+    let run = run_len_max(bytes, last, MAX_SEPARATOR_RUN + 1, is_group_separator);
     if run == 0 || run > MAX_SEPARATOR_RUN || !is_alnum_at(bytes, last + run) {
         return false;
     }
@@ -131,7 +131,7 @@ fn separator_after(bytes: &[u8], last: usize) -> bool {
 
 /// A separator run other than whitespace before the cluster, after a letter or digit.
 fn separator_before(bytes: &[u8], first: usize) -> bool {
-    let run = run_len_back(bytes, first, is_group_separator).min(MAX_SEPARATOR_RUN + 1);
+    let run = run_len_back_max(bytes, first, MAX_SEPARATOR_RUN + 1, is_group_separator);
     run > 0
         && run <= MAX_SEPARATOR_RUN
         && first > run
@@ -146,7 +146,7 @@ pub(super) const SEPARATOR_CONTEXT: usize = 64;
 /// run of at most [`MAX_SEPARATOR_RUN`] bytes between two alphanumerics is one
 /// space, and a run of four or more one-character groups is glued into one
 /// group (`J G 1 0 3 7 8 2 B` to `JG103782B`).
-pub(super) fn separator_views(text: &str, candidates: &[(usize, usize)]) -> Vec<String> {
+pub(super) fn separator_spans(text: &str, candidates: &[(usize, usize)]) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for &(first, last) in candidates {
@@ -171,16 +171,14 @@ pub(super) fn separator_views(text: &str, candidates: &[(usize, usize)]) -> Vec<
         }
     }
     spans
-        .into_iter()
-        .map(|(s, e)| rewrite_separators(&text[s..e]))
-        .collect()
 }
 
-pub(super) fn rewrite_separators(window: &str) -> String {
+/// Appends the separator view of `window` to `out`.
+pub(super) fn rewrite_separators(window: &str, out: &mut String) {
     let bytes = window.as_bytes();
     // Tokens: (start, end) of alphanumeric runs, and whether the gap before
     // each one is a short separator run after another alphanumeric token.
-    let mut out = String::with_capacity(window.len());
+    out.reserve(window.len());
     let mut i = 0;
     // Pending one-character groups, glued when four or more.
     let mut singles: Vec<u8> = Vec::new();
@@ -205,7 +203,7 @@ pub(super) fn rewrite_separators(window: &str) -> String {
                 singles.push(bytes[i]);
             } else {
                 if !singles.is_empty() {
-                    flush(&mut out, &mut singles);
+                    flush(out, &mut singles);
                     out.push(' ');
                 }
                 out.push_str(&window[i..i + alnum]);
@@ -222,7 +220,7 @@ pub(super) fn rewrite_separators(window: &str) -> String {
             i += sep;
             continue;
         }
-        flush(&mut out, &mut singles);
+        flush(out, &mut singles);
         prev_alnum = false;
         // Copy one character (or the whole separator run) as it is.
         let n = if sep > 0 {
@@ -233,11 +231,10 @@ pub(super) fn rewrite_separators(window: &str) -> String {
         out.push_str(&window[i..i + n]);
         i += n;
     }
-    flush(&mut out, &mut singles);
-    out
+    flush(out, &mut singles);
 }
 
-/// Position of the first ASCII digit, eight bytes at a time.
+/// Position of the first ASCII digit, sixteen bytes (two words) at a time.
 #[inline]
 pub(super) fn find_digit(bytes: &[u8]) -> Option<usize> {
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -245,18 +242,24 @@ pub(super) fn find_digit(bytes: &[u8]) -> Option<usize> {
     // Per 7-bit lane: adding 0x50 sets bit 7 iff b >= 0x30; adding 0x46 iff b >= 0x3A.
     const GE_0: u64 = 0x5050_5050_5050_5050;
     const GE_COLON: u64 = 0x4646_4646_4646_4646;
-    let mut chunks = bytes.chunks_exact(8);
+    let digit_lanes = |word: &[u8]| {
+        let x = <[u8; 8]>::try_from(word).map_or(0, u64::from_le_bytes);
+        let low = x & LOW7;
+        (low + GE_0) & !(low + GE_COLON) & !x & HI
+    };
+    let mut chunks = bytes.chunks_exact(16);
     let mut base = 0;
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        let low = x & LOW7;
-        let digit_lanes = (low + GE_0) & !(low + GE_COLON) & !x & HI;
-        if digit_lanes != 0 {
-            return Some(base + (digit_lanes.trailing_zeros() / 8) as usize);
+        let (a, b) = (digit_lanes(&chunk[..8]), digit_lanes(&chunk[8..]));
+        if a | b != 0 {
+            let lane = if a != 0 {
+                a.trailing_zeros() / 8
+            } else {
+                8 + b.trailing_zeros() / 8
+            };
+            return Some(base + lane as usize);
         }
-        base += 8;
+        base += 16;
     }
     chunks
         .remainder()
@@ -495,6 +498,36 @@ pub(super) fn run_len(bytes: &[u8], from: usize, pred: impl Fn(u8) -> bool) -> u
     bytes
         .get(from..)
         .map_or(0, |rest| rest.iter().take_while(|&&b| pred(b)).count())
+}
+
+/// `run_len`, counting at most `max` bytes (a longer run reads as `max`).
+#[inline]
+pub(super) fn run_len_max(
+    bytes: &[u8],
+    from: usize,
+    max: usize,
+    pred: impl Fn(u8) -> bool,
+) -> usize {
+    bytes.get(from..).map_or(0, |rest| {
+        rest.iter().take(max).take_while(|&&b| pred(b)).count()
+    })
+}
+
+/// `run_len_back`, counting at most `max` bytes (a longer run reads as `max`).
+#[inline]
+pub(super) fn run_len_back_max(
+    bytes: &[u8],
+    to: usize,
+    max: usize,
+    pred: impl Fn(u8) -> bool,
+) -> usize {
+    bytes.get(..to).map_or(0, |head| {
+        head.iter()
+            .rev()
+            .take(max)
+            .take_while(|&&b| pred(b))
+            .count()
+    })
 }
 
 /// How many bytes right before `to` satisfy `pred`.
