@@ -168,10 +168,10 @@ where
         upstream: Mutex::new(UpstreamPool::default()),
         dialling: Mutex::new(()),
     });
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+    let handle = move |req: Request<Incoming>| {
         let t = tunnel.clone();
         async move { Ok::<_, std::convert::Infallible>(t.handle(req).await) }
-    });
+    };
     // The protocol is the one ALPN chose, not sniffed from the first bytes: a
     // client that negotiated h2 and sends anything but the HTTP/2 preface gets
     // SETTINGS and GOAWAY(PROTOCOL_ERROR) (RFC 9113 3.4), never an HTTP/1.1
@@ -227,6 +227,11 @@ where
         });
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder.max_concurrent_streams(max_streams);
+        // Boxed: hyper spawns a task per stream and moves the request's future
+        // (kilobytes) through each layer of the spawn; boxed, it is copied once
+        // and the rest move a pointer. (HTTP/1.1 keeps it inline: it is polled
+        // in place by the connection.)
+        let service = hyper::service::service_fn(move |req| Box::pin(handle(req)));
         drive!(builder.serve_connection(io, service))
     } else {
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -234,7 +239,7 @@ where
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout);
         drive!(builder
-            .serve_connection(TokioIo::new(tls), service)
+            .serve_connection(TokioIo::new(tls), hyper::service::service_fn(handle))
             .with_upgrades())
     }
 }
