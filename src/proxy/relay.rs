@@ -153,6 +153,31 @@ async fn next_chunk(
     }
 }
 
+/// A non-blocking read from `r` into `buf`. A read that fills less than `buf`
+/// has emptied the socket's receive queue (Linux, edge-triggered epoll), so the
+/// socket's readiness is cleared then: without that, the next wait returns at
+/// once and a read fails with EAGAIN, one wasted system call per message in
+/// each direction (T3 in docs/benchmarks.md: 4 reads per request instead of
+/// 2). tokio's own `poll_read` clears readiness the same way; clearing is
+/// skipped by tokio when new readiness came in meanwhile, so no wake-up is lost.
+fn read_draining(r: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len();
+    let mut short = None;
+    let read = r.try_io(tokio::io::Interest::READABLE, || {
+        let n = r.try_read(buf)?;
+        if cfg!(target_os = "linux") && 0 < n && n < len {
+            short = Some(n);
+            // Reported to try_io as WouldBlock, which clears the readiness.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => read,
+    }
+}
+
 /// Shuts the write side of `w`, so its peer sees the end of this direction.
 fn shut_write(w: &TcpStream) {
     let _ = socket2::SockRef::from(w).shutdown(std::net::Shutdown::Write);
@@ -176,7 +201,7 @@ async fn tcp_one_way(r: &TcpStream, w: &TcpStream, quiet: &Quiet) -> io::Result<
     let mut buf = vec![0u8; SMALL];
     let mut total = 0u64;
     loop {
-        let Some(n) = next_chunk(r, w, quiet, || r.try_read(&mut buf)).await? else {
+        let Some(n) = next_chunk(r, w, quiet, || read_draining(r, &mut buf)).await? else {
             return Ok(total);
         };
         write_all(w, &buf[..n]).await?;
