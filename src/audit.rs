@@ -5,6 +5,7 @@
 //! gateway creates gets mode 0640 (an existing file keeps its mode). With
 //! `audit.syslog` each line is also handed to `crate::syslog` (never waiting).
 
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -35,7 +36,8 @@ pub struct AuditRecord {
     /// derived `roles` from), so `socialgate replay` can derive roles again
     /// under another policy. Empty for a client never identified.
     pub groups: Vec<String>,
-    pub method: String,
+    /// A standard method is a static string (no allocation per record).
+    pub method: Cow<'static, str>,
     pub host: String,
     /// Without the query string.
     pub path: String,
@@ -44,7 +46,8 @@ pub struct AuditRecord {
     /// The catalogue matcher that named the activity, `site/activity#N`; empty
     /// for the fallback `read`/`write` and for requests not classified on a site.
     pub matched: String,
-    pub action: String,
+    /// `allow`, `deny`, `warn`: static strings.
+    pub action: Cow<'static, str>,
     pub rule: String,
     pub dry_run: Vec<DryRun>,
     pub dlp: Vec<DlpFinding>,
@@ -126,7 +129,7 @@ impl AuditRecord {
         json_key(out, "groups");
         json_str_list(out, &self.groups)?;
         for (key, value) in [
-            ("method", &self.method),
+            ("method", &*self.method),
             ("host", &self.host),
             ("path", &self.path),
             ("site", &self.site),

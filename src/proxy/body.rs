@@ -42,6 +42,9 @@ pub enum HeldBody {
 impl HeldBody {
     pub fn into_proxy_body(self) -> ProxyBody {
         match self {
+            // Nothing left to send (a GET): an empty body, which boxes
+            // without an allocation.
+            HeldBody::Streaming(b) if b.is_end_stream() => empty(),
             HeldBody::Streaming(b) => boxed_incoming(b),
             HeldBody::Buffered(b, permit) => HeldBytes {
                 data: Some(b),

@@ -42,19 +42,16 @@ pub(crate) struct RequestCtx {
     pub html: bool,
     /// The client's `Accept-Language` (the language of its pages).
     pub accept_language: Option<String>,
+    /// The host of the request target, normalised once by `server` for the
+    /// audit record and reused by `forward`; `None` when no caller set it.
+    pub target_host: Option<NormalHost>,
 }
 
 impl RequestCtx {
     /// A fresh reference and audit record for `req`, sent for `host`.
-    pub fn new<B>(gw: &Arc<Gateway>, peer: IpAddr, req: &http::Request<B>, host: &str) -> Self {
+    pub fn new<B>(gw: &Arc<Gateway>, peer: IpAddr, req: &http::Request<B>, host: String) -> Self {
         let reference = gw.reference();
-        let log = observe::RequestLog::new(
-            &reference,
-            peer,
-            req.method().as_str(),
-            host,
-            req.uri().path(),
-        );
+        let log = observe::RequestLog::new(&reference, peer, req.method(), host, req.uri().path());
         RequestCtx {
             gw: gw.clone(),
             peer,
@@ -66,6 +63,7 @@ impl RequestCtx {
                 .get(http::header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(1024).collect()),
+            target_host: None,
         }
     }
 }

@@ -34,12 +34,15 @@ pub(crate) async fn handle(
             "Only http:// URLs are forwarded; https goes through CONNECT.".into(),
         ));
     }
-    let host = uri
-        .host()
-        .and_then(normalize_host)
-        .ok_or(Refusal::BadRequest(
-            "The request names no valid host.".into(),
-        ))?;
+    let host = match &ctx.target_host {
+        Some(host) => host.clone(),
+        None => uri
+            .host()
+            .and_then(normalize_host)
+            .ok_or(Refusal::BadRequest(
+                "The request names no valid host.".into(),
+            ))?,
+    };
     let port = uri.port_u16().unwrap_or(80);
     pipeline::check_port(&ctx.gw, port)?;
     // An IP literal is a site's when it is the site's address, an unlisted

@@ -177,11 +177,17 @@ pub(crate) async fn run<L: Leg>(
         observe::decided(&ex.ctx.gw, &ex.ctx.log, &decided.verdict);
         observe::matched(&ex.ctx.gw, &ex.ctx.log, &decided.policy, &decided.verdict);
         judge(ex, &decided.verdict, &parts)?;
-        let scanning = decided.verdict.decision.dlp.is_some();
-        let site = decided.verdict.decision.site.clone();
+        let mut decision = decided.verdict.decision;
+        let scanning = decision.dlp.is_some();
+        // The site's name outlives the decision; moved out unless the
+        // decision is kept for the WebSocket message scans.
+        let site = match scanning {
+            true => decision.site.clone(),
+            false => std::mem::take(&mut decision.site),
+        };
         let scan = scanning.then_some(MessagePolicy {
             policy: decided.policy,
-            decision: decided.verdict.decision,
+            decision,
         });
         Ok::<_, Refusal>((decided.target, scan, site))
     };
@@ -219,10 +225,12 @@ pub(crate) async fn run<L: Leg>(
     if scan_messages.is_some() {
         headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
     }
-    let mut up = Request::new(observe::count_up(
-        held.into_proxy_body(),
-        ex.ctx.log.clone(),
-    ));
+    // A body that has ended has no bytes to count.
+    let up_body = held.into_proxy_body();
+    let mut up = Request::new(match http_body::Body::is_end_stream(&up_body) {
+        true => up_body,
+        false => observe::count_up(up_body, ex.ctx.log.clone()),
+    });
     *up.method_mut() = parts.method;
     *up.headers_mut() = headers;
     let allowed = Allowed {

@@ -271,13 +271,13 @@ async fn handle(
     conn: Arc<ClientConn>,
     req: Request<Incoming>,
 ) -> http::Response<ProxyBody> {
-    let host = req
-        .uri()
-        .host()
-        .and_then(crate::policy::normalize_host)
-        .map(|h| h.to_string())
+    let target_host = req.uri().host().and_then(crate::policy::normalize_host);
+    let host = target_host
+        .as_ref()
+        .map(|h| h.to_authority_host())
         .unwrap_or_default();
-    let ctx = RequestCtx::new(&gw, peer.ip(), &req, &host);
+    let mut ctx = RequestCtx::new(&gw, peer.ip(), &req, host);
+    ctx.target_host = target_host;
     let resp = route::route(&ctx, conn, req).await;
     observe::respond(&gw, ctx.log, resp)
 }

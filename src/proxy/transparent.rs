@@ -207,7 +207,7 @@ async fn handle_http(
         .as_ref()
         .and_then(|a| normalize_host(a.host()))
         .unwrap_or(NormalHost::Ip(orig.ip()));
-    let ctx = RequestCtx::new(&gw, peer.ip(), &req, &host.to_string());
+    let ctx = RequestCtx::new(&gw, peer.ip(), &req, host.to_string());
     let resp = plain(&ctx, &conn, orig, named, req)
         .await
         .unwrap_or_else(|refusal| render(&ctx, refusal));
@@ -327,7 +327,7 @@ async fn serve_tls(gw: Arc<Gateway>, mut stream: TcpStream, peer: SocketAddr, or
         .uri(format!("{}:{}", host.to_authority_host(), orig.port()))
         .body(())
         .unwrap_or_default();
-    let ctx = RequestCtx::new(&gw, peer.ip(), &connect, &host.to_string());
+    let ctx = RequestCtx::new(&gw, peer.ip(), &connect, host.to_string());
     let io = Prefixed {
         prefix: bytes::Bytes::from(buffered),
         inner: stream,

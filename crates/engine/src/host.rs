@@ -91,20 +91,27 @@ fn plain_dotted_quad(host: &str) -> Option<std::net::Ipv4Addr> {
 /// (`Ipv4Addr`'s `Display` supports padding and costs several times more; the
 /// proxy formats an address or two for every request).
 pub fn dotted_quad(ip: std::net::Ipv4Addr) -> String {
-    let mut out = String::with_capacity(15);
+    // Into a fixed buffer, then one copy: `String::push` checks capacity and
+    // encodes a char for every digit.
+    let mut buf = [0u8; 15];
+    let mut len = 0;
     for (i, octet) in ip.octets().into_iter().enumerate() {
         if i > 0 {
-            out.push('.');
+            buf[len] = b'.';
+            len += 1;
         }
         if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
+            buf[len] = b'0' + octet / 100;
+            len += 1;
         }
         if octet >= 10 {
-            out.push(char::from(b'0' + (octet / 10) % 10));
+            buf[len] = b'0' + (octet / 10) % 10;
+            len += 1;
         }
-        out.push(char::from(b'0' + octet % 10));
+        buf[len] = b'0' + octet % 10;
+        len += 1;
     }
-    out
+    String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
 /// The WHATWG host parser (IDNA, numeric IPv4 forms, IPv6) and our character rules.

@@ -79,37 +79,40 @@ pub fn evaluate(
 /// Applies the DLP profile named by `decision` (if any) to `content`.
 pub fn apply_dlp(
     policy: &Policy,
-    mut decision: Decision,
+    decision: Decision,
     content: Option<Content<'_>>,
     max_scan_bytes: usize,
 ) -> Verdict {
+    // The decision moves into the verdict and is changed there: no copy of
+    // its strings for the common case of nothing to scan.
     let mut verdict = Verdict {
-        decision: decision.clone(),
+        decision,
         findings: Vec::new(),
         refusal: None,
     };
-    let (Some(profile_name), Some(content)) = (decision.dlp.clone(), content) else {
+    let (Some(profile_name), Some(content)) = (verdict.decision.dlp.as_deref(), content) else {
         return verdict;
     };
-    if decision.action == Action::Deny {
+    if verdict.decision.action == Action::Deny {
         return verdict;
     }
-    let Some(profile) = policy.dlp.profiles.get(&profile_name) else {
+    let Some(profile) = policy.dlp.profiles.get(profile_name) else {
         // The policy loader rejects a rule naming an undefined profile, so this
         // is a policy built some other way: fail closed, never allow unscanned.
-        decision.action = Action::Deny;
-        decision.reason = format!(
+        let reason = format!(
             "rule `{}` applies DLP profile `{profile_name}`, which the policy does not define: \
              the content cannot be scanned, refused",
-            decision.rule
+            verdict.decision.rule
         );
-        verdict.decision = decision;
+        verdict.decision.action = Action::Deny;
+        verdict.decision.reason = reason;
         return verdict;
     };
     let has_query = content.query.is_some_and(|q| !q.is_empty());
     if content.body.is_empty() && !has_query {
         return verdict;
     }
+    let decision = &mut verdict.decision;
     match crate::dlp_bridge::scan(policy, profile, content, max_scan_bytes) {
         Ok(findings) => {
             let on = profile.on_finding.as_str();
@@ -146,7 +149,6 @@ pub fn apply_dlp(
             verdict.refusal = Some(refusal);
         }
     }
-    verdict.decision = decision;
     verdict
 }
 
