@@ -34,6 +34,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Mutex;
 
 use super::body::ProxyBody;
+use super::coalesce::{Coalesced, InFlight};
 use super::context::{Exchange, RequestCtx};
 use super::gateway::Gateway;
 use super::idle;
@@ -68,6 +69,9 @@ pub struct Tunnel {
     /// dial makes rather than each making its own (one TLS handshake, one
     /// connection seen by the site).
     dialling: Mutex<()>,
+    /// Requests of this tunnel being handled: an HTTP/2 connection's writes
+    /// wait a turn while others are (`coalesce`).
+    in_flight: InFlight,
 }
 
 #[derive(Default)]
@@ -167,7 +171,9 @@ where
         client_h2,
         upstream: Mutex::new(UpstreamPool::default()),
         dialling: Mutex::new(()),
+        in_flight: InFlight::default(),
     });
+    let in_flight = tunnel.in_flight.clone();
     let handle = move |req: Request<Incoming>| {
         let t = tunnel.clone();
         async move { Ok::<_, std::convert::Infallible>(t.handle(req).await) }
@@ -221,10 +227,15 @@ where
             Ok(Err(e)) => return Err(format!("reading the HTTP/2 preface: {e}")),
             Err(_) => return Err("no HTTP/2 preface within limits.header_read_timeout".into()),
         }
-        let io = TokioIo::new(Prefixed {
-            prefix: bytes::Bytes::from_static(H2_PREFACE),
-            inner: tls,
-        });
+        // Answers to the client: the stream answered is no longer counted.
+        let io = TokioIo::new(Coalesced::new(
+            Prefixed {
+                prefix: bytes::Bytes::from_static(H2_PREFACE),
+                inner: tls,
+            },
+            in_flight,
+            1,
+        ));
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder.max_concurrent_streams(max_streams);
         // Boxed: hyper spawns a task per stream and moves the request's future
@@ -335,8 +346,9 @@ impl<I: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<I> {
 
 impl Tunnel {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
+        let _handling = self.in_flight.enter();
         let version = req.version();
-        let ctx = RequestCtx::new(&self.gw, self.peer_ip, &req, &self.host.to_string());
+        let ctx = RequestCtx::new(&self.gw, self.peer_ip, &req, self.host.to_authority_host());
         observe::identified(&ctx.log, &self.principal);
         let mut resp = match self.handle_inner(&ctx, req).await {
             Ok(resp) => resp,
@@ -544,7 +556,9 @@ impl Tunnel {
                 .map_err(|e| tls_failure(describe_tls_error(&self.host, &e)))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         if h2 {
-            let (sender, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            // Requests to the site: the one being written is counted.
+            let io = TokioIo::new(Coalesced::new(tls, self.in_flight.clone(), 2));
+            let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
                 .await
                 .map_err(|e| pipeline::protocol_error(&self.host, e))?;
             tokio::spawn(async move {

@@ -7,7 +7,8 @@
 //! - leaves: `body` (bodies, bounded reads, the buffering budget), `headers`
 //!   (hygiene, HTML preference), `dns`, `relay`, `idle` (idle connections),
 //!   `parent` (the parent proxy's CONNECT and the upstream byte stream),
-//!   `deferred` (notices of denied background requests);
+//!   `deferred` (notices of denied background requests), `coalesce` (fewer
+//!   writes on an HTTP/2 connection while several requests are in flight);
 //! - `upstream` (resolve, guard, dial; upstream failure kinds), `warn` (tokens);
 //! - `original` (a transparent connection's original destination: the loop
 //!   check, the Host/SNI agreement, the pinned dial), used by the legs;
@@ -25,6 +26,7 @@
 //!   TLS, handed to the same pipeline, `forward`'s leg and `intercept`).
 
 pub(crate) mod body;
+pub(crate) mod coalesce;
 pub(crate) mod connect;
 pub(crate) mod context;
 pub(crate) mod deferred;
