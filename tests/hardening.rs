@@ -422,3 +422,46 @@ rules:
     assert_eq!(r.status(), 413);
     assert_eq!(seen.complete.lock().unwrap().len(), 1);
 }
+
+/// A client that opens a tunnel and stops reading while the site keeps
+/// sending fills both sockets' buffers; the direction towards the client is
+/// then stuck writing. The tunnel must still end after `limits.idle_timeout`
+/// without a byte moved (it used to stay open for ever, holding both sockets):
+/// the site sees its connection closed.
+#[tokio::test]
+async fn a_tunnel_whose_client_stopped_reading_is_closed_after_the_idle_timeout() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        // The client's first bytes (not TLS: a port other than 443).
+        let mut hello = [0u8; 5];
+        s.read_exact(&mut hello).await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        // Writes until the gateway closes the connection (an error), however
+        // long the buffers take to fill.
+        let ended = loop {
+            if let Err(e) = s.write_all(&chunk).await {
+                break Err(e);
+            }
+        };
+        let _ = closed_tx.send(ended.map(|_: ()| ()));
+    });
+    let fx = Fixture::new();
+    let gw = gateway(
+        &fx,
+        &settings(&[port], "limits: { idle_timeout: 2s }"),
+        POLICY,
+    )
+    .await;
+    let mut client = open_tunnel(&gw, &format!("www.social.test:{port}"), "").await;
+    client.write_all(b"hello").await.unwrap();
+    // The client never reads; the site's writes stall once the buffers are
+    // full, and 2 s later (generous bound) the gateway lets both sides go.
+    let ended = tokio::time::timeout(Duration::from_secs(30), closed_rx)
+        .await
+        .expect("the tunnel stayed open with its client not reading");
+    assert!(ended.unwrap().is_err());
+    drop(client);
+}

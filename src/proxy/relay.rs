@@ -5,8 +5,10 @@
 //! pipe, so bulk bytes never pass through the gateway's memory (W2 in
 //! docs/benchmarks.md). The pipe is made only once a direction carries bulk data, so
 //! an idle tunnel costs no extra file descriptors. Both end a tunnel after `idle`
-//! without a byte either way, and pass a half-close on (EOF one way shuts the
-//! other socket's write side; the other direction keeps flowing).
+//! without a byte either way (one timer per tunnel, re-armed only when it
+//! fires: not one per read), also when a direction is stuck writing to a peer
+//! that does not read, and pass a half-close on (EOF one way shuts the other
+//! socket's write side; the other direction keeps flowing).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,63 +44,78 @@ impl Quiet {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Has neither direction moved a byte for `idle`?
-    fn expired(&self) -> bool {
-        let quiet = (self.start.elapsed().as_millis() as u64)
-            .saturating_sub(self.last_ms.load(Ordering::Relaxed));
-        quiet >= self.idle.as_millis() as u64
+    /// Resolves once neither direction has moved a byte for `idle`. One sleep
+    /// at a time, until the last byte's deadline: a tunnel that keeps moving
+    /// re-arms it once per `idle`, not once per read.
+    async fn expired(&self) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = self.start + last + self.idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
     }
 }
 
 /// Copies both ways until both sides close, or until neither side has sent a
-/// byte for `idle`. Returns the bytes copied (a → b, b → a).
+/// byte for `idle` (then both write sides are shut). Returns the bytes copied
+/// (a → b, b → a).
 pub async fn relay<A, B>(a: A, b: B, idle: Duration) -> io::Result<(u64, u64)>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let quiet = Quiet::new(idle);
+    let (there, back) = (AtomicU64::new(0), AtomicU64::new(0));
     let (mut ar, mut aw) = tokio::io::split(a);
     let (mut br, mut bw) = tokio::io::split(b);
-    tokio::try_join!(
-        one_way(&mut ar, &mut bw, &quiet),
-        one_way(&mut br, &mut aw, &quiet)
-    )
+    let idled = {
+        let copied = async {
+            tokio::try_join!(
+                one_way(&mut ar, &mut bw, &quiet, &there),
+                one_way(&mut br, &mut aw, &quiet, &back)
+            )
+        };
+        tokio::select! {
+            copied = copied => {
+                copied?;
+                false
+            }
+            () = quiet.expired() => true,
+        }
+    };
+    if idled {
+        let _ = aw.shutdown().await;
+        let _ = bw.shutdown().await;
+    }
+    Ok((there.load(Ordering::Relaxed), back.load(Ordering::Relaxed)))
 }
 
-/// One direction of [`relay`].
-async fn one_way<R, W>(r: &mut R, w: &mut W, quiet: &Quiet) -> io::Result<u64>
+/// One direction of [`relay`], counting into `total`.
+async fn one_way<R, W>(r: &mut R, w: &mut W, quiet: &Quiet, total: &AtomicU64) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; SMALL];
-    let mut total = 0u64;
     loop {
-        match tokio::time::timeout(quiet.idle, r.read(&mut buf)).await {
-            Ok(Ok(0)) => {
-                let _ = w.shutdown().await;
-                return Ok(total);
-            }
-            Ok(Ok(n)) => {
-                w.write_all(&buf[..n]).await?;
-                // A TLS stream (the HTTPS proxy port, an https:// parent) may
-                // keep encrypted bytes back when its socket was full; flushed
-                // now, or the tail of a reply could wait for the next write.
-                w.flush().await?;
-                total += n as u64;
-                if n == buf.len() && buf.len() < LARGE {
-                    buf.resize(LARGE, 0);
-                }
-                quiet.touch();
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) if quiet.expired() => {
-                let _ = w.shutdown().await;
-                return Ok(total);
-            }
-            Err(_) => {}
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            let _ = w.shutdown().await;
+            return Ok(());
         }
+        w.write_all(&buf[..n]).await?;
+        // A TLS stream (the HTTPS proxy port, an https:// parent) may keep
+        // encrypted bytes back when its socket was full; flushed now, or the
+        // tail of a reply could wait for the next write.
+        w.flush().await?;
+        total.fetch_add(n as u64, Ordering::Relaxed);
+        if n == buf.len() && buf.len() < LARGE {
+            buf.resize(LARGE, 0);
+        }
+        quiet.touch();
     }
 }
 
@@ -106,41 +123,35 @@ where
 /// Returns the bytes copied (a → b, b → a).
 pub async fn relay_tcp(a: TcpStream, b: TcpStream, idle: Duration) -> io::Result<(u64, u64)> {
     let quiet = Quiet::new(idle);
-    tokio::try_join!(tcp_one_way(&a, &b, &quiet), tcp_one_way(&b, &a, &quiet))
-}
-
-/// What waiting for a readable socket ended with.
-enum Wait {
-    Ready,
-    /// Neither direction moved a byte for `idle`.
-    Idle,
-}
-
-async fn wait_readable(r: &TcpStream, quiet: &Quiet) -> io::Result<Wait> {
-    loop {
-        match tokio::time::timeout(quiet.idle, r.readable()).await {
-            Ok(Ok(())) => return Ok(Wait::Ready),
-            Ok(Err(e)) => return Err(e),
-            Err(_) if quiet.expired() => return Ok(Wait::Idle),
-            Err(_) => {}
+    let (there, back) = (AtomicU64::new(0), AtomicU64::new(0));
+    let copied = async {
+        tokio::try_join!(
+            tcp_one_way(&a, &b, &quiet, &there),
+            tcp_one_way(&b, &a, &quiet, &back)
+        )
+    };
+    tokio::select! {
+        copied = copied => {
+            copied?;
+        }
+        () = quiet.expired() => {
+            shut_write(&a);
+            shut_write(&b);
         }
     }
+    Ok((there.load(Ordering::Relaxed), back.load(Ordering::Relaxed)))
 }
 
 /// Waits until `r` is readable and runs `read` (a non-blocking read from `r`):
-/// `Some(bytes read)`, or `None` once `r` has ended or the tunnel has idled out, in
-/// which case the end is passed on to `w`.
+/// `Some(bytes read)`, or `None` once `r` has ended, in which case the end is
+/// passed on to `w`.
 async fn next_chunk(
     r: &TcpStream,
     w: &TcpStream,
-    quiet: &Quiet,
     mut read: impl FnMut() -> io::Result<usize>,
 ) -> io::Result<Option<usize>> {
     loop {
-        if let Wait::Idle = wait_readable(r, quiet).await? {
-            shut_write(w);
-            return Ok(None);
-        }
+        r.readable().await?;
         match read() {
             Ok(0) => {
                 shut_write(w);
@@ -197,15 +208,19 @@ async fn write_all(w: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 }
 
 /// One direction of [`relay_tcp`].
-async fn tcp_one_way(r: &TcpStream, w: &TcpStream, quiet: &Quiet) -> io::Result<u64> {
+async fn tcp_one_way(
+    r: &TcpStream,
+    w: &TcpStream,
+    quiet: &Quiet,
+    total: &AtomicU64,
+) -> io::Result<()> {
     let mut buf = vec![0u8; SMALL];
-    let mut total = 0u64;
     loop {
-        let Some(n) = next_chunk(r, w, quiet, || read_draining(r, &mut buf)).await? else {
-            return Ok(total);
+        let Some(n) = next_chunk(r, w, || read_draining(r, &mut buf)).await? else {
+            return Ok(());
         };
         write_all(w, &buf[..n]).await?;
-        total += n as u64;
+        total.fetch_add(n as u64, Ordering::Relaxed);
         quiet.touch();
         if n == buf.len() {
             // Bulk data: splice from now on where the system allows it.
@@ -231,6 +246,8 @@ mod splice {
     use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
     use tokio::io::Interest;
     use tokio::net::TcpStream;
+
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::{next_chunk, shut_write, Quiet};
 
@@ -260,8 +277,8 @@ mod splice {
         w: &TcpStream,
         quiet: &Quiet,
         pipe: Pipe,
-        mut total: u64,
-    ) -> io::Result<u64> {
+        total: &AtomicU64,
+    ) -> io::Result<()> {
         loop {
             // The pipe is empty here, so EAGAIN can only mean the socket is.
             let fill = || {
@@ -269,8 +286,8 @@ mod splice {
                     splice(r, None, &pipe.write, None, PIPE_BYTES, FLAGS).map_err(io::Error::from)
                 })
             };
-            let Some(n) = next_chunk(r, w, quiet, fill).await? else {
-                return Ok(total);
+            let Some(n) = next_chunk(r, w, fill).await? else {
+                return Ok(());
             };
             // The pipe holds `left` bytes, so EAGAIN can only mean the socket is full.
             let mut left = n;
@@ -284,7 +301,7 @@ mod splice {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(m) => {
                         left -= m;
-                        total += m as u64;
+                        total.fetch_add(m as u64, Ordering::Relaxed);
                         quiet.touch();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -305,7 +322,7 @@ mod splice {
             }
             if ended {
                 shut_write(w);
-                return Ok(total);
+                return Ok(());
             }
         }
     }
