@@ -19,8 +19,31 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Removes hop-by-hop headers (and those `Connection` names) in place.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// Is `name` one of [`HOP_BY_HOP`]? Matched on the name's text, which the
+/// compiler checks by length first: nearly every header of a message is none
+/// of them, and most are told so by one comparison of lengths.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Removes hop-by-hop headers (and those `Connection` names) in place, and
+/// those in `also`: one pass over the headers present, and removals only
+/// when one is there (most messages carry none).
+fn strip_hop_by_hop_and(headers: &mut HeaderMap, also: &[HeaderName]) {
+    if !headers.keys().any(|k| is_hop_by_hop(k) || also.contains(k)) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -33,17 +56,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    remove_all(headers, &HOP_BY_HOP);
-}
-
-/// Removes every header named in `names`. Most messages carry none of them:
-/// one pass over the names present (comparisons) costs less than a hashed
-/// look-up per name, so the removals run only when one is there.
-fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
-    if headers.keys().any(|k| names.contains(k)) {
-        for name in names {
-            headers.remove(name);
-        }
+    for name in HOP_BY_HOP.iter().chain(also) {
+        headers.remove(name);
     }
 }
 
@@ -54,10 +68,9 @@ const REFERENCE_NAME: HeaderName = HeaderName::from_static(REFERENCE);
 /// Prepares response headers for the client: hop-by-hop headers out, and an
 /// upstream's own `X-Socialgate-Reference` (only the gateway names references).
 pub fn clean_response_headers(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
     // `Alt-Svc` invites the client to HTTP/3 over QUIC (UDP), which never passes
     // through the gateway: the site's offer is not passed on.
-    remove_all(headers, &[REFERENCE_NAME, header::ALT_SVC]);
+    strip_hop_by_hop_and(headers, &[REFERENCE_NAME, header::ALT_SVC]);
 }
 
 /// The name prefix of the gateway's own warn-acknowledgement cookies (`warn`):
@@ -67,8 +80,7 @@ pub const ACK_COOKIE_PREFIX: &str = "__sg_ack_";
 /// Prepares request headers for the upstream: hop-by-hop and identity headers
 /// out, and the gateway's own acknowledgement cookies out of `Cookie`.
 pub fn clean_request_headers(headers: &mut HeaderMap, identity_headers: &[HeaderName]) {
-    strip_hop_by_hop(headers);
-    remove_all(headers, identity_headers);
+    strip_hop_by_hop_and(headers, identity_headers);
     strip_ack_cookies(headers);
 }
 
