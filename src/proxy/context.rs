@@ -5,7 +5,6 @@
 //! ([`ClientConn`]). Made by `server` (and by `intercept` for each inner
 //! request); read by the pipeline, the handlers and `respond`.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -18,18 +17,54 @@ use super::observe::{self, SharedLog};
 use crate::identity::Principal;
 use crate::policy::NormalHost;
 
-/// Per client connection: its upstream HTTP/1.1 connections by the user they
-/// were opened for, host and port (a change of user on one client connection
-/// never reuses another user's upstream connection), and its identity state (a
-/// Negotiate sign-in is bound to the connection).
+/// Per client connection: its idle upstream HTTP/1.1 connections by the user
+/// they were opened for, host and port (a change of user on one client
+/// connection never reuses another user's upstream connection), and its
+/// identity state (a Negotiate sign-in is bound to the connection).
 #[derive(Default)]
 pub struct ClientConn {
-    pub upstreams: tokio::sync::Mutex<HashMap<UpstreamKey, SendRequest<ProxyBody>>>,
+    pub upstreams: tokio::sync::Mutex<IdleUpstreams>,
     pub identity: crate::identity::ConnIdentity,
 }
 
 /// Whose and where an upstream connection is: user, host, port.
 pub type UpstreamKey = (String, String, u16);
+
+/// A client connection's idle upstream connections, most recently used last.
+/// A list searched in order: a client connection uses one or a few, so that
+/// costs less than hashing its key twice per request; at most
+/// [`IdleUpstreams::MAX`] are kept (the oldest goes, and closes).
+#[derive(Default)]
+pub struct IdleUpstreams {
+    idle: Vec<(UpstreamKey, SendRequest<ProxyBody>)>,
+}
+
+impl IdleUpstreams {
+    /// Idle upstream connections kept per client connection.
+    pub const MAX: usize = 32;
+
+    /// Takes the idle connection opened for `user` to `host:port`, with its key.
+    pub fn take(
+        &mut self,
+        user: &str,
+        host: &str,
+        port: u16,
+    ) -> Option<(UpstreamKey, SendRequest<ProxyBody>)> {
+        let at = self
+            .idle
+            .iter()
+            .rposition(|((u, h, p), _)| *p == port && h == host && u == user)?;
+        Some(self.idle.remove(at))
+    }
+
+    /// Gives back an idle connection (after a response).
+    pub fn put(&mut self, key: UpstreamKey, sender: SendRequest<ProxyBody>) {
+        if self.idle.len() >= Self::MAX {
+            self.idle.remove(0);
+        }
+        self.idle.push((key, sender));
+    }
+}
 
 /// One request, before anything is known of who sends it.
 pub(crate) struct RequestCtx {
@@ -94,5 +129,45 @@ impl Exchange<'_> {
         } else {
             format!("{}:{}", self.host.to_authority_host(), self.port)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sender() -> SendRequest<ProxyBody> {
+        let (io, _peer) = tokio::io::duplex(64);
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        sender
+    }
+
+    fn key(user: &str, host: &str, port: u16) -> UpstreamKey {
+        (user.to_string(), host.to_string(), port)
+    }
+
+    #[tokio::test]
+    async fn idle_upstreams_are_taken_by_user_host_and_port_and_capped() {
+        let mut pool = IdleUpstreams::default();
+        pool.put(key("alice", "a.test", 80), sender().await);
+        // Another user, host or port never gets it.
+        assert!(pool.take("bob", "a.test", 80).is_none());
+        assert!(pool.take("alice", "b.test", 80).is_none());
+        assert!(pool.take("alice", "a.test", 8080).is_none());
+        let (k, s) = pool.take("alice", "a.test", 80).unwrap();
+        assert_eq!(k, key("alice", "a.test", 80));
+        assert!(pool.take("alice", "a.test", 80).is_none());
+        pool.put(k, s);
+        // One more than the cap: the oldest goes.
+        for i in 0..IdleUpstreams::MAX {
+            pool.put(key("alice", &format!("h{i}.test"), 80), sender().await);
+        }
+        assert_eq!(pool.idle.len(), IdleUpstreams::MAX);
+        assert!(pool.take("alice", "a.test", 80).is_none());
+        assert!(pool.take("alice", "h0.test", 80).is_some());
     }
 }

@@ -108,22 +108,26 @@ impl Leg for PlainLeg<'_> {
             req.headers_mut().insert(header::PROXY_AUTHORIZATION, auth);
         }
         // Pooled per user: Alice's upstream connection is never Bob's.
-        let key = (
-            ex.principal.user.clone(),
-            ex.host.to_authority_host(),
-            ex.port,
-        );
-        let mut pooled = self.conn.upstreams.lock().await.remove(&key);
-        if let Some(s) = pooled.as_mut() {
+        let host = ex.host.to_authority_host();
+        let mut pooled = self
+            .conn
+            .upstreams
+            .lock()
+            .await
+            .take(&ex.principal.user, &host, ex.port);
+        if let Some((_, s)) = pooled.as_mut() {
             if s.is_closed() || s.ready().await.is_err() {
                 pooled = None;
             }
         }
-        let mut sender = match pooled {
-            Some(s) => s,
+        let (key, mut sender) = match pooled {
+            Some(pooled) => pooled,
             // Boxed: the dial's state is needed only on a new connection, and
             // inline it would size (and be moved with) every request's future.
-            None => Box::pin(self.dial(ex)).await?,
+            None => (
+                (ex.principal.user.clone(), host, ex.port),
+                Box::pin(self.dial(ex)).await?,
+            ),
         };
         let resp = tokio::time::timeout(
             gw.settings.upstream.response_timeout,
@@ -141,7 +145,7 @@ impl Leg for PlainLeg<'_> {
                 });
             }
         }
-        self.conn.upstreams.lock().await.insert(key, sender);
+        self.conn.upstreams.lock().await.put(key, sender);
         Ok(pipeline::from_upstream(resp))
     }
 }
