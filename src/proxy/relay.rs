@@ -5,13 +5,13 @@
 //! pipe, so bulk bytes never pass through the gateway's memory (W2 in
 //! docs/benchmarks.md). The pipe is made only once a direction carries bulk data, so
 //! an idle tunnel costs no extra file descriptors. Both end a tunnel after `idle`
-//! without a byte either way (one timer per tunnel, re-armed only when it
-//! fires: not one per read), also when a direction is stuck writing to a peer
+//! without a byte either way (one timer per tunnel that looks at a flag every
+//! eighth of `idle`, not one per read), also when a direction is stuck writing to a peer
 //! that does not read, and pass a half-close on (EOF one way shuts the other
 //! socket's write side; the other direction keeps flowing).
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,38 +23,39 @@ const SMALL: usize = 2 * 1024;
 /// Buffer (and splice chunk) of a busy direction.
 const LARGE: usize = 64 * 1024;
 
-/// When either direction last moved a byte, for the idle timeout.
+/// Whether either direction moved a byte since the idle timer last looked.
 struct Quiet {
-    start: Instant,
-    last_ms: AtomicU64,
+    moved: AtomicBool,
     idle: Duration,
 }
 
 impl Quiet {
     fn new(idle: Duration) -> Quiet {
         Quiet {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            moved: AtomicBool::new(false),
             idle,
         }
     }
 
+    /// A byte moved (a flag: no clock read per chunk).
     fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.moved.store(true, Ordering::Relaxed);
     }
 
-    /// Resolves once neither direction has moved a byte for `idle`. One sleep
-    /// at a time, until the last byte's deadline: a tunnel that keeps moving
-    /// re-arms it once per `idle`, not once per read.
+    /// Resolves once neither direction has moved a byte for `idle`: one sleep
+    /// per tunnel, an eighth of `idle` at a time, each looking whether bytes
+    /// moved meanwhile. The tunnel ends between 1 and 1.25 `idle` after its
+    /// last byte.
     async fn expired(&self) {
+        let tick = (self.idle / 8).max(Duration::from_millis(10));
+        let mut last = Instant::now();
         loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = self.start + last + self.idle;
-            if Instant::now() >= deadline {
+            tokio::time::sleep(tick).await;
+            if self.moved.swap(false, Ordering::Relaxed) {
+                last = Instant::now();
+            } else if last.elapsed() >= self.idle {
                 return;
             }
-            tokio::time::sleep_until(deadline).await;
         }
     }
 }
