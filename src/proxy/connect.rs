@@ -245,7 +245,7 @@ fn site_at(
     gw: &Gateway,
     policy: &Policy,
     ips: impl Iterator<Item = IpAddr>,
-    what: &str,
+    what: &dyn std::fmt::Display,
 ) -> Result<Option<SiteAt>, Refusal> {
     let mut sites: Vec<&Site> = Vec::new();
     for ip in ips {
@@ -295,7 +295,7 @@ pub(crate) async fn unlisted_name_site(
 ) -> Result<(Option<SiteAt>, Result<Vec<SocketAddr>, DialError>), Refusal> {
     let addrs = gw.dialer.resolve(host, port).await;
     let attributed = match &addrs {
-        Ok(addrs) => site_at(gw, policy, addrs.iter().map(|a| a.ip()), &format!("{host}"))?,
+        Ok(addrs) => site_at(gw, policy, addrs.iter().map(|a| a.ip()), host)?,
         Err(_) => None,
     };
     Ok((attributed, addrs))
@@ -309,12 +309,14 @@ pub(crate) async fn unlisted_name_site(
 pub(crate) fn ip_literal_site(gw: &Gateway, ip: IpAddr) -> Result<Option<SiteAt>, Refusal> {
     let policy = gw.policy();
     let literal = NormalHost::Ip(ip);
-    if let Some(site) = site_at(
-        gw,
-        &policy,
-        std::iter::once(ip),
-        &format!("the IP address {literal}"),
-    )? {
+    // Formatted only for a refusal.
+    struct TheAddress<'a>(&'a NormalHost);
+    impl std::fmt::Display for TheAddress<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "the IP address {}", self.0)
+        }
+    }
+    if let Some(site) = site_at(gw, &policy, std::iter::once(ip), &TheAddress(&literal))? {
         return Ok(Some(site));
     }
     if gw.dialer.guard.ip_literal_allowed(ip) {

@@ -124,11 +124,13 @@ impl Exchange<'_> {
 
     /// `host[:port]` as the site is told it (the default port left out).
     pub fn authority(&self, default_port: u16) -> String {
-        if self.port == default_port {
-            self.host.to_authority_host()
-        } else {
-            format!("{}:{}", self.host.to_authority_host(), self.port)
+        let mut authority = self.host.to_authority_host();
+        if self.port != default_port {
+            // itoa rather than format!: this runs for every request.
+            authority.push(':');
+            authority.push_str(itoa::Buffer::new().format(self.port));
         }
+        authority
     }
 }
 
