@@ -1411,7 +1411,7 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
         L.append("")
     L.append("## Exact commands\n")
     L.append("One command runs everything: `scripts/bench/run.sh` (options: "
-             "`scripts/bench/run.sh --help`; `--report-only target/bench/results.json` "
+             "`scripts/bench/run.sh --help`; `--report-only docs/benchmarks.json` "
              "rewrites this file from the saved figures without measuring). It ran the "
              "following (oha, curl and the idle-tunnel client inherit nice "
              f"{a.nice} from the script; `$BENCH_DIR` is its temp dir):\n")
@@ -1488,7 +1488,7 @@ def main():
                          "the results JSON this run overwrites, if there is one)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks.md"))
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
-                    help="measure nothing: rewrite --out from a saved target/bench/results.json")
+                    help="measure nothing: rewrite --out from a saved results JSON (docs/benchmarks.json)")
     args = ap.parse_args()
 
     if args.report_only:
@@ -1552,7 +1552,7 @@ def main():
         wls.add("T3")
     # The results JSON this run writes (and the previous one it reads first).
     default_out = os.path.abspath(args.out) == os.path.join(ROOT, "docs", "benchmarks.md")
-    results_path = (os.path.join(BENCH, "results.json") if default_out
+    results_path = (os.path.join(ROOT, "docs", "benchmarks.json") if default_out
                     else os.path.splitext(args.out)[0] + ".json")
     b.previous = previous_summary(args.previous or results_path)
     b.work_tree = work_tree()
@@ -1600,7 +1600,8 @@ def main():
             "load_before": load_before, "load_after": load_after, "elapsed": elapsed,
             "busy_before": busy_before, "peers": peers, "argv": sys.argv[1:],
             "work_tree": b.work_tree, "versions": b.versions, "previous": b.previous}
-    # The figures behind docs/benchmarks.md live in target/bench/results.json; a run
+    # The figures behind docs/benchmarks.md live in docs/benchmarks.json (committed
+    # with it, so that the next run, on any machine, compares with them); a run
     # written elsewhere (--out) keeps its own beside it.
     with open(results_path, "w") as f:
         json.dump(save, f, indent=1)
