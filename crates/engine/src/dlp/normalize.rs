@@ -459,6 +459,37 @@ mod tests {
     }
 
     #[test]
+    fn the_block_skip_finds_every_non_ascii_character() {
+        // A character to fold or to normalise at every offset across the
+        // 64-byte blocks, after a `£` (never folded) or alone, or at the end.
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 200] {
+            let ascii = "ab c".repeat(60)[..len].to_string();
+            assert_eq!(fold_view(&ascii), None);
+            assert!(matches!(normalize(&ascii), Cow::Borrowed(_)));
+            for i in 0..=len {
+                let (head, tail) = ascii.split_at(i);
+                for (odd, folded, normal) in [
+                    ("\u{e9}", "e", "\u{e9}"),
+                    ("\u{a3}\u{41e}", "\u{a3}O", "\u{a3}\u{41e}"),
+                    ("\u{ff11}", "1", "1"),
+                ] {
+                    let text = format!("{head}{odd}{tail}");
+                    let want = format!("{head}{folded}{tail}");
+                    if odd == "\u{ff11}" {
+                        assert_eq!(normalize(&text), format!("{head}{normal}{tail}"));
+                    } else {
+                        assert_eq!(fold_view(&text), Some(want), "{i}");
+                        assert!(matches!(normalize(&text), Cow::Borrowed(_)), "{i}");
+                    }
+                    let pound = format!("{head}\u{a3}{tail}");
+                    assert_eq!(fold_view(&pound), None);
+                    assert!(matches!(normalize(&pound), Cow::Borrowed(_)));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn ascii_without_escapes_is_borrowed() {
         let text = "Bins collected on 12 March, Route 42, 50% off.";
         assert!(matches!(normalize(text), Cow::Borrowed(_)));

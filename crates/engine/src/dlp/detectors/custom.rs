@@ -131,7 +131,8 @@ impl CustomDetectors {
                 // `str::to_lowercase` (final sigma and all), without allocating for ASCII.
                 lower.clear();
                 if value.is_ascii() {
-                    lower.extend(value.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+                    lower.push_str(value);
+                    lower.make_ascii_lowercase();
                 } else {
                     lower.push_str(&value.to_lowercase());
                 }

@@ -3,20 +3,29 @@
 //! Job: find, left to right and without overlap, every place where a keyword
 //! matches as a whole word (ASCII case ignored): at each position where a word
 //! may start, the longest keyword that ends where the word ends. Only such
-//! positions are tried: eight bytes at a time (SWAR), the bytes that follow a
-//! byte that is not an ASCII letter; then a two-byte gate (a bit per pair of
-//! first bytes of the keywords) drops almost all of them, a hashed
+//! positions are tried. When every keyword is [`MIN_SKIP_LEN`] bytes or longer,
+//! a Wu–Manber skip over the text finds them: for the pair of bytes ending a
+//! window as long as the shortest keyword, a table gives how far the window
+//! may move before some keyword's first bytes could fill it, so ordinary text
+//! is read about one pair in every few bytes and only windows whose last pair
+//! ends a keyword's first bytes are tried. Otherwise (a short keyword), the
+//! block scan: eight bytes at a time (SWAR), the bytes that follow a byte that
+//! is not an ASCII letter. Either way, a two-byte gate (a bit per pair of
+//! first bytes of the keywords) drops almost all of the positions, a hashed
 //! three-byte gate and the character before (no letter or digit) most of the
 //! rest; the survivors walk a trie of the folded keywords, keeping the longest
 //! match that ends at a word edge, so a shorter keyword inside a longer one
 //! cut short by the next letter (`ab` in `ab cdex` with keywords `ab`,
-//! `ab cde`) still counts.
+//! `ab cde`) still counts. The gates and the skip only drop positions where no
+//! keyword can start, so both scans report the same matches.
 //!
 //! Limits: ASCII letters are folded, other bytes must match exactly (the caller
 //! adds the lower- and upper-case forms of non-ASCII keywords). A word edge is
 //! a character that is not alphanumeric (Unicode), or either end of the text.
-//! Memory is a 256-entry root, 24 KiB of gates and about nine bytes per
-//! keyword byte. Callers: `custom.rs`.
+//! Memory is a 256-entry root, 24 KiB of gates, a 64 KiB skip table (when the
+//! keywords are long enough) and about nine bytes per keyword byte. Text made
+//! of keywords' first bytes over and over reads every pair (no faster than the
+//! block scan). Callers: `custom.rs`.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +34,62 @@ const NONE: u32 = u32::MAX;
 
 /// Bytes of text whose candidate positions are gathered at once.
 const BLOCK: usize = 256;
+
+/// The shortest keyword length for which the skip scan is used: below it the
+/// windows are too short to skip much.
+const MIN_SKIP_LEN: usize = 4;
+
+/// Interleaved scans of the skip scan.
+const LANES: usize = 4;
+
+/// Window ends each lane of the skip scan covers at most per round (and so
+/// keeps at most).
+const LANE_SPAN: usize = 512;
+
+/// The longest window of the skip scan (a shift must fit the table's bytes,
+/// and longer windows skip no more in practice).
+const MAX_SKIP_WINDOW: usize = 32;
+
+/// The Wu–Manber table of the skip scan over windows of `window` bytes.
+#[derive(Debug)]
+struct Skip {
+    /// The length of the window: the shortest keyword, at most [`MAX_SKIP_WINDOW`].
+    window: usize,
+    /// For the two text bytes `[a, b]` ending a window, at index
+    /// `u16::from_le_bytes([a, b])`: how far the window may move on before its
+    /// end could be in a keyword's first `window` bytes (0: try the window).
+    shift: Box<[u8; 65536]>,
+}
+
+impl Skip {
+    /// The table for `patterns`, `None` when some pattern is shorter than [`MIN_SKIP_LEN`].
+    fn new(patterns: &[String]) -> Option<Skip> {
+        let shortest = patterns.iter().map(String::len).min()?;
+        if shortest < MIN_SKIP_LEN {
+            return None;
+        }
+        let window = shortest.min(MAX_SKIP_WINDOW);
+        let mut shift = Box::new([(window - 1) as u8; 65536]);
+        for pattern in patterns {
+            let prefix = &pattern.as_bytes()[..window];
+            for j in 1..window {
+                let distance = (window - 1 - j) as u8;
+                for &a in &cases(prefix[j - 1]) {
+                    for &b in &cases(prefix[j]) {
+                        let slot = &mut shift[usize::from(u16::from_le_bytes([a, b]))];
+                        *slot = (*slot).min(distance);
+                    }
+                }
+            }
+        }
+        Some(Skip { window, shift })
+    }
+}
+
+/// The text bytes that fold to the same byte as `b` (both cases of a letter).
+fn cases(b: u8) -> [u8; 2] {
+    [b.to_ascii_lowercase(), b.to_ascii_uppercase()]
+}
 
 /// Appends the position of each lane set in `starts` (chunk at `base`) to
 /// `out[n..]`; the first four are written unconditionally (most chunks have
@@ -76,6 +141,8 @@ pub(super) struct Keywords {
     /// Edges of every node, sorted by folded byte within a node.
     edge_bytes: Vec<u8>,
     edge_nodes: Vec<u32>,
+    /// The skip scan's table, `None` when a keyword is too short for it.
+    skip: Option<Skip>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,12 +232,104 @@ impl Keywords {
             nodes,
             edge_bytes,
             edge_nodes,
+            skip: Skip::new(patterns),
         }
     }
 
     /// Calls `found(start, end, pattern)` for each whole-word match, left to
     /// right, without overlap.
-    pub(super) fn for_each_match(&self, text: &str, mut found: impl FnMut(usize, usize, usize)) {
+    pub(super) fn for_each_match(&self, text: &str, found: impl FnMut(usize, usize, usize)) {
+        match &self.skip {
+            Some(skip) => self.skip_scan(skip, text, found),
+            None => self.block_scan(text, found),
+        }
+    }
+
+    /// The skip scan (Wu–Manber over windows of `skip.window` bytes): only the
+    /// windows whose last two bytes may end some keyword's first bytes are
+    /// tried, at the window's start. Each step waits for the one before (the
+    /// next pair to read depends on the shift), so [`LANES`] scans over
+    /// neighbouring stretches of window ends run interleaved, each keeping its
+    /// windows to try; then those are tried in text order.
+    fn skip_scan(&self, skip: &Skip, text: &str, mut found: impl FnMut(usize, usize, usize)) {
+        let bytes = text.as_bytes();
+        let window = skip.window;
+        let shift = &skip.shift;
+        let mut resume = 0usize;
+        // The window ends (the last byte of a window) each lane has kept, from
+        // the lane's first.
+        let mut kept = [[0u16; LANE_SPAN]; LANES];
+        let mut from = window - 1;
+        while from < bytes.len() {
+            let span = (bytes.len() - from).div_ceil(LANES).min(LANE_SPAN);
+            let mut ends = [0usize; LANES];
+            let mut limits = [0usize; LANES];
+            for k in 0..LANES {
+                ends[k] = (from + k * span).min(bytes.len());
+                limits[k] = (from + (k + 1) * span).min(bytes.len());
+            }
+            let firsts = ends;
+            let mut counts = [0usize; LANES];
+            // One step of lane `k`: keep the window end, counted only when the
+            // shift is 0 (then move on by one). `end >= window - 1 >= 1`.
+            let mut step = |k: usize, ends: &mut [usize; LANES]| {
+                let end = ends[k];
+                let (Some(&a), Some(&b)) = (bytes.get(end - 1), bytes.get(end)) else {
+                    ends[k] = usize::MAX;
+                    return;
+                };
+                let by = usize::from(shift[usize::from(u16::from_le_bytes([a, b]))]);
+                let hit = usize::from(by == 0);
+                if let Some(slot) = kept[k].get_mut(counts[k]) {
+                    // Below `LANE_SPAN` while the lane runs.
+                    *slot = (end - firsts[k]) as u16;
+                }
+                counts[k] += hit;
+                ends[k] = end + by + hit;
+            };
+            while (0..LANES).all(|k| ends[k] < limits[k]) {
+                for k in 0..LANES {
+                    step(k, &mut ends);
+                }
+            }
+            for k in 0..LANES {
+                while ends[k] < limits[k] {
+                    step(k, &mut ends);
+                }
+            }
+            for ((lane, &count), &first) in kept.iter().zip(&counts).zip(&firsts) {
+                for &offset in &lane[..count.min(LANE_SPAN)] {
+                    let s = first + usize::from(offset) + 1 - window;
+                    if s < resume || !self.starts_at(bytes, s) || !self.may_start(text, s) {
+                        continue;
+                    }
+                    if let Some((stop, pattern)) = self.longest_at(text, s) {
+                        found(s, stop, pattern);
+                        resume = stop;
+                    }
+                }
+            }
+            from += LANES * span;
+        }
+    }
+
+    /// The block scan's tests at one position: after a byte that is not an
+    /// ASCII letter, at a letter if every keyword starts with one, and past
+    /// the two-byte gate.
+    #[inline]
+    fn starts_at(&self, bytes: &[u8], s: usize) -> bool {
+        let letter = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
+        if s > 0 && letter(s - 1) || self.letters_only && !letter(s) {
+            return false;
+        }
+        let a = bytes.get(s).copied().unwrap_or(0);
+        let b = bytes.get(s + 1).copied().unwrap_or(0);
+        let bit = (usize::from(a) << 8) | usize::from(b);
+        (self.gate[bit >> 6] >> (bit & 63)) & 1 != 0
+    }
+
+    /// The block scan: every position after a byte that is not an ASCII letter.
+    fn block_scan(&self, text: &str, mut found: impl FnMut(usize, usize, usize)) {
         let bytes = text.as_bytes();
         let mut resume = 0usize;
         // Whether the byte before the chunk is an ASCII letter (in bit 7).
@@ -400,5 +559,151 @@ mod tests {
         assert_eq!(matches(&["pm", "1x"], "5 pm 1x"), [(2, 4, 0), (5, 7, 1)]);
         assert_eq!(matches(&["pm", "1x"], "pm+1x 11x"), [(0, 2, 0), (3, 5, 1)]);
         assert_eq!(matches(&["the cat"], "then the cat"), [(5, 12, 0)]);
+    }
+
+    /// `(start, end, pattern)` of each match, in order.
+    type Matches = Vec<(usize, usize, usize)>;
+
+    fn both_scans(k: &Keywords, text: &str) -> (Matches, Matches) {
+        let (mut blocks, mut skips) = (Vec::new(), Vec::new());
+        k.block_scan(text, |s, e, p| blocks.push((s, e, p)));
+        let skip = k.skip.as_ref().expect("keywords long enough to skip");
+        k.skip_scan(skip, text, |s, e, p| skips.push((s, e, p)));
+        (blocks, skips)
+    }
+
+    #[test]
+    fn the_skip_scan_is_used_only_for_long_enough_keywords() {
+        let k = |p: &[&str]| Keywords::new(&p.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        assert!(k(&["abc", "nightjar"]).skip.is_none());
+        assert_eq!(
+            k(&["abcd", "nightjar"]).skip.as_ref().map(|s| s.window),
+            Some(4)
+        );
+        let long = "x".repeat(100);
+        assert_eq!(
+            k(&[&long]).skip.as_ref().map(|s| s.window),
+            Some(MAX_SKIP_WINDOW)
+        );
+    }
+
+    #[test]
+    fn the_skip_scan_agrees_with_the_block_scan() {
+        let sets: &[&[&str]] = &[
+            &[
+                "nightjar",
+                "Operation Kestrel",
+                "kite",
+                "kitesurf",
+                "kite surf",
+                "\u{e9}clair",
+                "\u{c9}CLAIR",
+            ],
+            // Not every keyword starts with a letter; one as long as a block.
+            &[
+                "#tag1",
+                "x-ray",
+                "1234",
+                "ab12",
+                "abcd",
+                "bcde",
+                "cdef",
+                "\u{a3}500",
+            ],
+            &["thethe", "the cat sat", "hehehe", "eheh"],
+        ];
+        let pieces = [
+            "nightjar",
+            "NIGHTJAR",
+            "Nightja",
+            "ightjar",
+            "operation",
+            "Operation Kestrel",
+            "kestrel",
+            "kite",
+            "KITE",
+            "kitesurf",
+            "kites",
+            "surf",
+            " ",
+            "  ",
+            "\n",
+            ".",
+            ",",
+            "(",
+            ")",
+            "-",
+            "x",
+            "1",
+            "9",
+            "\u{e9}",
+            "\u{e9}clair",
+            "\u{c9}CLAIR",
+            "\u{a3}",
+            "\u{a3}500",
+            "#",
+            "#tag1",
+            "x-ray",
+            "1234",
+            "ab12",
+            "abcd",
+            "bcde",
+            "cdef",
+            "the",
+            "cat",
+            "sat",
+            "thethe",
+            "hehehe",
+            "eheh",
+            "a",
+            "b",
+            "\u{2014}",
+            "z",
+        ];
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for set in sets {
+            let patterns: Vec<String> = set.iter().map(|p| p.to_string()).collect();
+            let k = Keywords::new(&patterns);
+            // Every text of up to two pieces, at every length (the end of the
+            // text inside a keyword, keywords at offset 0 and at the very end).
+            for a in pieces {
+                for b in pieces {
+                    let text = format!("{a}{b}");
+                    let (blocks, skips) = both_scans(&k, &text);
+                    assert_eq!(blocks, skips, "{text:?}");
+                    for pad in 0..10 {
+                        let text = format!("{}{a} {b}", "q".repeat(pad));
+                        let (blocks, skips) = both_scans(&k, &text);
+                        assert_eq!(blocks, skips, "{text:?}");
+                    }
+                }
+            }
+            // Long random texts, across many blocks.
+            for i in 0..200 {
+                // Some longer than a round of the skip scan's lanes.
+                let n = if i % 20 == 0 {
+                    3000
+                } else {
+                    (next() % 400) as usize
+                };
+                let text: String = (0..n)
+                    .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                    .collect();
+                let (blocks, skips) = both_scans(&k, &text);
+                assert_eq!(blocks, skips, "{text:?}");
+            }
+        }
+        // The matches are found at all.
+        let k = Keywords::new(&["nightjar".to_string(), "kite surf".to_string()]);
+        let (_, skips) = both_scans(&k, "Nightjar kite surf (NIGHTJAR) nightjarx kite surfer");
+        assert_eq!(skips, [(0, 8, 0), (9, 18, 1), (20, 28, 0)]);
+        let (blocks, skips) = both_scans(&k, "");
+        assert!(blocks.is_empty() && skips.is_empty());
     }
 }

@@ -1228,6 +1228,23 @@ mod tests {
             assert_eq!(find_digit(&v), Some(i));
         }
         assert_eq!(find_digit("é£€/:;".as_bytes()), None);
+        // Across the 64-byte blocks: a digit at every offset, after non-ASCII
+        // and the bytes either side of the digits ('/', ':'), or at the very end.
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 200] {
+            let filler: Vec<u8> = "é/:£x".bytes().cycle().take(len).collect();
+            assert_eq!(find_digit(&filler), None, "{len}");
+            for i in 0..len {
+                for digit in [b'0', b'9'] {
+                    let mut v = filler.clone();
+                    v[i] = digit;
+                    assert_eq!(find_digit(&v), v.iter().position(u8::is_ascii_digit));
+                    if i + 1 < len {
+                        v[i + 1] = b'5';
+                        assert_eq!(find_digit(&v), v.iter().position(u8::is_ascii_digit));
+                    }
+                }
+            }
+        }
     }
 
     #[test]
