@@ -14,7 +14,11 @@
 //! open a tunnel the gateway never sees); the site's `Alt-Svc` is removed with
 //! the hop-by-hop headers (`headers`). When `connect` attributed an unlisted
 //! name to a site by its address, inner requests are decided as that site.
-//! Upstream connections belong to this tunnel, hence to one user: never shared.
+//! Upstream connections belong to this tunnel, hence to one user: never shared
+//! with another tunnel; an HTTP/2 tunnel's concurrent streams share the one
+//! dial its first stream makes, and both legs of an HTTP/2 tunnel write
+//! through `coalesce` (fewer, larger writes while several requests are in
+//! flight).
 //! WebSocket upgrades are decided like any request, then relayed by `websocket`:
 //! byte for byte, or message by message with each client message scanned under
 //! a `dlp` rule.
