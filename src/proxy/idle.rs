@@ -8,8 +8,9 @@
 //! Limits: the wrapper only raises a flag when bytes move (no clock read per
 //! read or write: several per request); the watchdog looks at the flag every
 //! eighth of the timeout, so a connection is closed between 1 and 1.25
-//! timeouts after its last byte. The wrapper adds no buffering. Used by `server` (the proxy port) and
-//! `intercept` (inside intercepted tunnels).
+//! timeouts after its last byte. The wrapper adds no buffering. Used by
+//! `server` (the proxy port), `intercept` (inside intercepted tunnels) and
+//! `relay` (plain tunnels, which touch the flag themselves).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +34,8 @@ impl LastActivity {
         })
     }
 
-    fn touch(&self) {
+    /// A byte moved.
+    pub(crate) fn touch(&self) {
         self.moved.store(true, Ordering::Relaxed);
     }
 

@@ -5,60 +5,25 @@
 //! pipe, so bulk bytes never pass through the gateway's memory (W2 in
 //! docs/benchmarks.md). The pipe is made only once a direction carries bulk data, so
 //! an idle tunnel costs no extra file descriptors. Both end a tunnel after `idle`
-//! without a byte either way (one timer per tunnel that looks at a flag every
-//! eighth of `idle`, not one per read), also when a direction is stuck writing to a peer
-//! that does not read, and pass a half-close on (EOF one way shuts the other
-//! socket's write side; the other direction keeps flowing).
+//! without a byte either way (`idle::watchdog` over the tunnel's
+//! `LastActivity`: one timer per tunnel, not one per read), also when a
+//! direction is stuck writing to a peer that does not read, and pass a
+//! half-close on (EOF one way shuts the other socket's write side; the other
+//! direction keeps flowing).
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+
+use super::idle::{watchdog, LastActivity};
 
 /// Buffer of a direction that has not yet carried a full buffer's worth.
 const SMALL: usize = 2 * 1024;
 /// Buffer (and splice chunk) of a busy direction.
 const LARGE: usize = 64 * 1024;
-
-/// Whether either direction moved a byte since the idle timer last looked.
-struct Quiet {
-    moved: AtomicBool,
-    idle: Duration,
-}
-
-impl Quiet {
-    fn new(idle: Duration) -> Quiet {
-        Quiet {
-            moved: AtomicBool::new(false),
-            idle,
-        }
-    }
-
-    /// A byte moved (a flag: no clock read per chunk).
-    fn touch(&self) {
-        self.moved.store(true, Ordering::Relaxed);
-    }
-
-    /// Resolves once neither direction has moved a byte for `idle`: one sleep
-    /// per tunnel, an eighth of `idle` at a time, each looking whether bytes
-    /// moved meanwhile. The tunnel ends between 1 and 1.25 `idle` after its
-    /// last byte.
-    async fn expired(&self) {
-        let tick = (self.idle / 8).max(Duration::from_millis(10));
-        let mut last = Instant::now();
-        loop {
-            tokio::time::sleep(tick).await;
-            if self.moved.swap(false, Ordering::Relaxed) {
-                last = Instant::now();
-            } else if last.elapsed() >= self.idle {
-                return;
-            }
-        }
-    }
-}
 
 /// Copies both ways until both sides close, or until neither side has sent a
 /// byte for `idle` (then both write sides are shut). Returns the bytes copied
@@ -68,15 +33,15 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let quiet = Quiet::new(idle);
+    let activity = LastActivity::new();
     let (there, back) = (AtomicU64::new(0), AtomicU64::new(0));
     let (mut ar, mut aw) = tokio::io::split(a);
     let (mut br, mut bw) = tokio::io::split(b);
     let idled = {
         let copied = async {
             tokio::try_join!(
-                one_way(&mut ar, &mut bw, &quiet, &there),
-                one_way(&mut br, &mut aw, &quiet, &back)
+                one_way(&mut ar, &mut bw, &activity, &there),
+                one_way(&mut br, &mut aw, &activity, &back)
             )
         };
         tokio::select! {
@@ -84,7 +49,7 @@ where
                 copied?;
                 false
             }
-            () = quiet.expired() => true,
+            () = watchdog(activity.clone(), idle) => true,
         }
     };
     if idled {
@@ -95,7 +60,12 @@ where
 }
 
 /// One direction of [`relay`], counting into `total`.
-async fn one_way<R, W>(r: &mut R, w: &mut W, quiet: &Quiet, total: &AtomicU64) -> io::Result<()>
+async fn one_way<R, W>(
+    r: &mut R,
+    w: &mut W,
+    activity: &LastActivity,
+    total: &AtomicU64,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -116,26 +86,26 @@ where
         if n == buf.len() && buf.len() < LARGE {
             buf.resize(LARGE, 0);
         }
-        quiet.touch();
+        activity.touch();
     }
 }
 
 /// [`relay`] for two TCP sockets, with `splice(2)` for busy directions on Linux.
 /// Returns the bytes copied (a → b, b → a).
 pub async fn relay_tcp(a: TcpStream, b: TcpStream, idle: Duration) -> io::Result<(u64, u64)> {
-    let quiet = Quiet::new(idle);
+    let activity = LastActivity::new();
     let (there, back) = (AtomicU64::new(0), AtomicU64::new(0));
     let copied = async {
         tokio::try_join!(
-            tcp_one_way(&a, &b, &quiet, &there),
-            tcp_one_way(&b, &a, &quiet, &back)
+            tcp_one_way(&a, &b, &activity, &there),
+            tcp_one_way(&b, &a, &activity, &back)
         )
     };
     tokio::select! {
         copied = copied => {
             copied?;
         }
-        () = quiet.expired() => {
+        () = watchdog(activity.clone(), idle) => {
             shut_write(&a);
             shut_write(&b);
         }
@@ -212,7 +182,7 @@ async fn write_all(w: &TcpStream, mut data: &[u8]) -> io::Result<()> {
 async fn tcp_one_way(
     r: &TcpStream,
     w: &TcpStream,
-    quiet: &Quiet,
+    activity: &LastActivity,
     total: &AtomicU64,
 ) -> io::Result<()> {
     let mut buf = vec![0u8; SMALL];
@@ -222,13 +192,13 @@ async fn tcp_one_way(
         };
         write_all(w, &buf[..n]).await?;
         total.fetch_add(n as u64, Ordering::Relaxed);
-        quiet.touch();
+        activity.touch();
         if n == buf.len() {
             // Bulk data: splice from now on where the system allows it.
             #[cfg(target_os = "linux")]
             if let Ok(pipe) = splice::Pipe::new() {
                 drop(buf);
-                return splice::one_way(r, w, quiet, pipe, total).await;
+                return splice::one_way(r, w, activity, pipe, total).await;
             }
             if buf.len() < LARGE {
                 buf.resize(LARGE, 0);
@@ -250,7 +220,7 @@ mod splice {
 
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use super::{next_chunk, shut_write, Quiet};
+    use super::{next_chunk, shut_write, LastActivity};
 
     /// A non-blocking pipe carrying one direction of a tunnel.
     pub struct Pipe {
@@ -276,7 +246,7 @@ mod splice {
     pub async fn one_way(
         r: &TcpStream,
         w: &TcpStream,
-        quiet: &Quiet,
+        activity: &LastActivity,
         pipe: Pipe,
         total: &AtomicU64,
     ) -> io::Result<()> {
@@ -303,7 +273,7 @@ mod splice {
                     Ok(m) => {
                         left -= m;
                         total.fetch_add(m as u64, Ordering::Relaxed);
-                        quiet.touch();
+                        activity.touch();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // While the receiver catches up, top the pipe up from the
