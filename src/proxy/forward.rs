@@ -170,7 +170,10 @@ impl PlainLeg<'_> {
                     .0
             }
         };
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        // Head and body flattened into one `send`, as on the client side.
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| pipeline::protocol_error(&ex.host, e))?;
         tokio::spawn(async move {

@@ -175,6 +175,8 @@ async fn serve_http(
         .timer(TokioTimer::new())
         .header_read_timeout(gw.settings.limits.header_read_timeout)
         .max_buf_size(gw.settings.limits.max_header_bytes.max(8192))
+        // As the forward port: one `send` of a flattened buffer, not `writev`.
+        .writev(false)
         .keep_alive(true);
     let activity = super::idle::LastActivity::new();
     let stream = super::idle::Watched::new(stream, activity.clone());
