@@ -15,8 +15,8 @@
 //! a 2-core machine and add a thread hand-off to every mint.
 //!
 //! Every `ServerConfig` from [`LeafIssuer::resumable_server_config`] shares one
-//! session cache, so reconnecting clients resume (W4); [`LeafIssuer::server_config`]
-//! builds a stand-alone one.
+//! session cache ([`super::sessions::ServerSessions`]), so reconnecting clients
+//! resume (W4); [`LeafIssuer::server_config`] builds a stand-alone one.
 //!
 //! Limits: the cache holds at most `capacity` hosts; when full, the least recently
 //! used eighth is dropped in one pass (amortised O(1) per insert). Entries are
@@ -35,7 +35,7 @@ use rcgen::{
     Ia5String, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::pki_types::{DnsName, PrivatePkcs8KeyDer};
-use rustls::server::{ServerSessionMemoryCache, StoresServerSessions};
+use rustls::server::StoresServerSessions;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::ServerConfig;
 use tokio::sync::OnceCell;
@@ -105,7 +105,7 @@ impl LeafIssuer {
         Self {
             ca,
             capacity: capacity.max(1),
-            sessions: ServerSessionMemoryCache::new(RESUMPTION_CACHE_SIZE),
+            sessions: Arc::new(super::sessions::ServerSessions::new(RESUMPTION_CACHE_SIZE)),
             cache: Mutex::new(Cache::default()),
             minted: AtomicU64::new(0),
             hits: AtomicU64::new(0),

@@ -7,6 +7,7 @@
 //! - [`issuer`]: mint a leaf for one DNS host (serverAuth only, SAN = that host,
 //!   ≤ 7 days, never past the CA), cache it with single-flight, and build the
 //!   rustls `ServerConfig` that presents it.
+//! - [`sessions`]: the session cache those configs share, so clients resume.
 //!
 //! Limits: leaves are only ever minted from a name the gateway already decided on
 //! (the CONNECT host), never from anything the upstream presents. IP literals are
@@ -16,6 +17,7 @@
 pub mod ca;
 pub mod client;
 pub mod issuer;
+pub mod sessions;
 pub mod tickets;
 
 pub use ca::CertificateAuthority;
