@@ -1031,6 +1031,14 @@ def goal_lines_v2(b):
             r = sg["cpu_us"] / g3["cpu_us"]
             out.append(f"- {wl} CPU per request below g3proxy's: " + verdict(
                 r < 1, f"×{r:.2f} ({sg['cpu_us']:.1f} vs {g3['cpu_us']:.1f} µs)"))
+            # g3proxy runs with `log: discard`; socialgate writes an audit line per
+            # request. The row without the audit file is the like-for-like figure,
+            # shown beside the verdict (which stays on the audited row).
+            na = rows.get("socialgate-noaudit")
+            if na and na.get("cpu_us"):
+                out.append(f"  - like for like (neither writes a log: socialgate-noaudit, "
+                           f"g3proxy `log: discard`): ×{na['cpu_us'] / g3['cpu_us']:.2f} "
+                           f"({na['cpu_us']:.1f} vs {g3['cpu_us']:.1f} µs)")
         else:
             out.append(f"- {wl} CPU per request below g3proxy's: not evaluated "
                        f"({'no g3proxy row' if sg else 'no socialgate row'})")
