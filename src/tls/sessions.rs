@@ -12,9 +12,10 @@
 //! skipped when they reach the front and swept out when they outnumber the
 //! live ones.
 //!
-//! Keys are chosen by clients (TLS 1.2 session ids, TLS 1.3 ticket ids), so
-//! the map keeps std's randomly keyed SipHash. Used by
-//! [`super::issuer::LeafIssuer`] for every resumable `ServerConfig`.
+//! Keys are presented by clients (TLS 1.2 session ids, TLS 1.3 ticket ids), so
+//! the map keeps std's randomly keyed SipHash. A leaf of the module tree: the
+//! leaf issuer (`issuer`) shares one of these among its resumable
+//! `ServerConfig`s.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -73,11 +74,16 @@ impl ServerSessions {
     }
 }
 
+/// Is the age-queue entry `(seq, key)` still the one `by_key` holds?
+fn is_live(by_key: &HashMap<Vec<u8>, (u64, Vec<u8>)>, seq: u64, key: &[u8]) -> bool {
+    by_key.get(key).is_some_and(|(live, _)| *live == seq)
+}
+
 impl Entries {
     /// Drops stale entries from the front of the age queue.
     fn skip_stale_front(&mut self) {
         while let Some((seq, key)) = self.order.front() {
-            if self.by_key.get(key).is_some_and(|(live, _)| live == seq) {
+            if is_live(&self.by_key, *seq, key) {
                 break;
             }
             self.order.pop_front();
@@ -107,8 +113,7 @@ impl StoresServerSessions for ServerSessions {
             // twice the capacity.
             if e.order.len() > 2 * capacity {
                 let by_key = &e.by_key;
-                e.order
-                    .retain(|(seq, key)| by_key.get(key).is_some_and(|(live, _)| live == seq));
+                e.order.retain(|(seq, key)| is_live(by_key, *seq, key));
             }
             true
         })
