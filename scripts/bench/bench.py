@@ -465,24 +465,36 @@ audit: {{ path: {audit_path} }}
         `rounds` times (default --rounds), round after round across all jobs, the proxy
         started afresh each time. Returns {key: median_rows(its rounds)} for the jobs
         with at least one successful round (a note names partly failed ones)."""
+        jobs = [(workload,) + tuple(job) for job in jobs]
+        return self.measure_interleaved(jobs, rounds).get(workload, {})
+
+    def measure_interleaved(self, jobs, rounds=None):
+        """As measure_rounds, for jobs (workload, key, proxy_name, url, kw) of several
+        workloads taken in the order given within each round: W3 and T3 of one peer
+        run back to back, so a slow spell of the machine falls on both and their
+        difference (W3-own) keeps its meaning round by round. Returns {workload: {key:
+        median row}}; each row also keeps "round_cpu", the CPU per request of every
+        round in order (None for a failed round), for pairing rounds across
+        workloads."""
         n = rounds or self.args.rounds
-        per = {job[0]: [] for job in jobs}
+        per = {(job[0], job[1]): [] for job in jobs}
         for i in range(n):
-            for key, name, url, kw in jobs:
-                per[key].append(self.measure_oha(workload, name, url,
-                                                 round_label=f"round {i + 1}/{n}", **kw))
+            for wl, key, name, url, kw in jobs:
+                per[(wl, key)].append(self.measure_oha(wl, name, url,
+                                                       round_label=f"round {i + 1}/{n}", **kw))
         out = {}
-        for key, rows in per.items():
+        for (wl, key), rows in per.items():
             m = median_rows(rows)
             if m is None:
                 continue
             failed = sum(1 for r in rows if not r)
             if failed:
-                self.notes.append(f"{workload} / {key}: {failed} of {n} rounds failed; "
+                self.notes.append(f"{wl} / {key}: {failed} of {n} rounds failed; "
                                   f"the figures are the median of the other {n - failed}")
-            out[key] = m
+            m["round_cpu"] = [r.get("cpu_us") if r else None for r in rows]
+            out.setdefault(wl, {})[key] = m
             if n > 1:
-                log(f"{workload} {key}: median of {m['rounds']}: {m['rps']:.0f} req/s, "
+                log(f"{wl} {key}: median of {m['rounds']}: {m['rps']:.0f} req/s, "
                     f"cpu/req {fmt(m['cpu_us'], 1)} us (runs {runs_text(m)})")
         return out
 
@@ -574,7 +586,7 @@ audit: {{ path: {audit_path} }}
                 "W1-half", [(name, name, url, {"rate": rate}) for name in names])
             self.half_rate = rate
 
-    def run_w3(self, peers, keepalive=True):
+    def w3_jobs(self, peers, keepalive=True):
         wl = "W3" if keepalive else "W4"
         url = f"https://localhost:{self.https_port}/"
         jobs = []
@@ -582,18 +594,38 @@ audit: {{ path: {audit_path} }}
             if wl == "W4" and name == "socialgate-noaudit":
                 continue
             u = url if name != "direct" else f"https://127.0.0.1:{self.https_port}/"
-            jobs.append((name, name, u, {"keepalive": keepalive}))
-        self.results[wl] = self.measure_rounds(wl, jobs)
+            jobs.append((wl, name, name, u, {"keepalive": keepalive}))
+        return jobs
 
-    def run_t3(self, peers):
+    def t3_jobs(self, peers):
         """The relay floor: W3's TLS requests through a plain CONNECT tunnel to
         127.0.0.1 (unlisted for socialgate; Squid's non-bump port; mitmproxy with
         --ignore-hosts), so the proxy only moves bytes: the four socket calls per
         request any proxy makes, and nothing else."""
         url = f"https://127.0.0.1:{self.https_port}/"
-        jobs = [(name, name, url, {"plain_port": True, "tunnel_only": True})
+        return [("T3", name, name, url, {"plain_port": True, "tunnel_only": True})
                 for name in TUNNEL_PEERS if name in peers]
-        self.results["T3"] = self.measure_rounds("T3", jobs)
+
+    def run_w3(self, peers, keepalive=True):
+        wl = "W3" if keepalive else "W4"
+        self.results[wl] = self.measure_interleaved(self.w3_jobs(peers, keepalive)).get(wl, {})
+
+    def run_t3(self, peers):
+        self.results["T3"] = self.measure_interleaved(self.t3_jobs(peers)).get("T3", {})
+
+    def run_w3_t3(self, peers):
+        """W3 and T3 together: within each round, every peer's W3 is followed at
+        once by its T3, so W3-own can be taken round by round."""
+        t3 = {job[1]: job for job in self.t3_jobs(peers)}
+        jobs = []
+        for job in self.w3_jobs(peers):
+            jobs.append(job)
+            if job[1] in t3:
+                jobs.append(t3.pop(job[1]))
+        jobs.extend(t3.values())
+        res = self.measure_interleaved(jobs)
+        self.results["W3"] = res.get("W3", {})
+        self.results["T3"] = res.get("T3", {})
 
     def run_w2(self, peers):
         n = self.args.bulk_bytes
@@ -951,9 +983,21 @@ def t3_rows(R):
             if k.endswith("-tunnel")}
 
 
+def paired_own(w3_row, t3_row):
+    """W3 − T3 CPU per request round by round, for rounds where both were measured
+    (W3 and T3 of a peer run back to back within a round); [] for results without
+    per-round figures."""
+    a, b = w3_row.get("round_cpu"), t3_row.get("round_cpu")
+    if not a or not b or len(a) != len(b):
+        return []
+    return [x - y for x, y in zip(a, b) if x is not None and y is not None]
+
+
 def own_costs(R):
-    """W3-own per peer with both rows: W3 CPU per request − T3 CPU per request, the
-    interception's own cost above the relay floor. {peer: (w3, t3, own)} in µs."""
+    """W3-own per peer with both rows, the interception's own cost above the relay
+    floor: {peer: (w3, t3, own, per_round)} in µs, where w3 and t3 are the medians,
+    per_round the round-by-round differences, and own the median of per_round when
+    there are any (W3 and T3 measured back to back), else w3 − t3."""
     w3, t3 = R.get("W3", {}), t3_rows(R)
     out = {}
     for name, r in w3.items():
@@ -962,7 +1006,9 @@ def own_costs(R):
             continue
         if r.get("cpu_us") is None or floor.get("cpu_us") is None:
             continue
-        out[name] = (r["cpu_us"], floor["cpu_us"], r["cpu_us"] - floor["cpu_us"])
+        rounds = paired_own(r, floor)
+        own = statistics.median(rounds) if rounds else r["cpu_us"] - floor["cpu_us"]
+        out[name] = (r["cpu_us"], floor["cpu_us"], own, rounds)
     return out
 
 
@@ -970,9 +1016,17 @@ def own_lines(R, order):
     own = own_costs(R)
     out = []
     for name in [p for p in order if p in own] + [p for p in own if p not in order]:
-        w3, t3, o = own[name]
-        out.append(f"- {name}: W3 {w3:.1f} − T3 {t3:.1f} = **{o:.1f} µs** per request "
-                   f"({o / w3 * 100:.0f} % of its W3 CPU)" if w3 else f"- {name}: –")
+        w3, t3, o, rounds = own[name]
+        if not w3:
+            out.append(f"- {name}: –")
+        elif rounds:
+            out.append(f"- {name}: **{o:.1f} µs** per request, the median of the rounds' "
+                       f"W3 − T3 ({' / '.join(f'{x:.1f}' for x in rounds)}; "
+                       f"{o / w3 * 100:.0f} % of its W3 CPU); medians W3 {w3:.1f} − "
+                       f"T3 {t3:.1f} = {w3 - t3:.1f}")
+        else:
+            out.append(f"- {name}: W3 {w3:.1f} − T3 {t3:.1f} = **{o:.1f} µs** per request "
+                       f"({o / w3 * 100:.0f} % of its W3 CPU)")
     if "socialgate" in own and "squid" in own and own["squid"][2] > 0:
         out.append(f"- socialgate-own / squid-own: ×{own['socialgate'][2] / own['squid'][2]:.2f} "
                    "(goal ≤ 0.15×)")
@@ -1203,7 +1257,8 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
              f"connections. Every oha figure (W1, W1 at half load, W3, T3, W4) is the "
              f"**median of {rounds} rounds** (each round restarts the proxy; the rounds "
              "run one after the other across all peers, so a slow spell of the shared "
-             "machine touches every peer); the last column of each table lists the rounds' "
+             "machine touches every peer; W3 and T3 share their rounds, each peer's T3 "
+             "right after its W3); the last column of each table lists the rounds' "
              "requests/s and CPU per request, so their spread shows the noise.")
     if a.nice:
         L.append(f"- Priority: the proxies, the upstream and the load generator run at nice "
@@ -1336,8 +1391,13 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
         L.append("_Not run._\n")
     own = own_lines(R, order)
     if own:
+        paired = any(v[3] for v in own_costs(R).values())
         L.append("**W3-own** — W3 CPU per request minus T3 CPU per request, per peer that has "
-                 "both (medians):\n")
+                 + ("both. Within each round a peer's T3 runs right after its W3, so the "
+                    "difference is taken round by round and its median is the figure (a "
+                    "slow spell of the shared machine then falls on both terms of one "
+                    "difference, not on one median only):\n" if paired else
+                    "both (medians):\n"))
         L.extend(own)
         L.append("")
     section("W4 — intercepted HTTPS, a new client connection per request", "W4",
@@ -1582,9 +1642,11 @@ def main():
             b.run_w1(peers)
         if "W2" in wls:
             b.run_w2(peers)
-        if "W3" in wls:
+        if "W3" in wls and "T3" in wls:
+            b.run_w3_t3(peers)
+        elif "W3" in wls:
             b.run_w3(peers, keepalive=True)
-        if "T3" in wls:
+        elif "T3" in wls:
             b.run_t3(peers)
         if "W4" in wls:
             b.run_w3(peers, keepalive=False)
