@@ -200,25 +200,31 @@ fn json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
 /// Does any byte need an escape in JSON (below 0x20, `"`, `\\`)? Eight bytes
 /// at a time: a byte below `n` leaves its top bit set in `(x - n·0x01…) & !x`
 /// (exact for whether any does, for n ≤ 0x80), and `x ^ c` has a zero byte
-/// where `x` has `c`.
+/// where `x` has `c`. The last bytes are read as the word that ends the string
+/// (overlapping the one before), a string shorter than a word padded with
+/// spaces: no byte-by-byte tail.
 fn needs_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const TOPS: u64 = 0x8080_8080_8080_8080;
     let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & TOPS;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut any = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        any |= below(x, 0x20) | below(x ^ (ONES * u64::from(b'"')), 1);
-        any |= below(x ^ (ONES * u64::from(b'\\')), 1);
+    let escapes = |x: u64| {
+        below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1)
+    };
+    let mut word = [b' '; 8];
+    if bytes.len() < 8 {
+        word[..bytes.len()].copy_from_slice(bytes);
+        return escapes(u64::from_le_bytes(word)) != 0;
     }
+    let mut any = 0;
+    for chunk in bytes.chunks_exact(8) {
+        word.copy_from_slice(chunk);
+        any |= escapes(u64::from_le_bytes(word));
+    }
+    word.copy_from_slice(&bytes[bytes.len() - 8..]);
+    any |= escapes(u64::from_le_bytes(word));
     any != 0
-        || chunks
-            .remainder()
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 fn json_str_list(out: &mut Vec<u8>, items: &[String]) -> serde_json::Result<()> {
@@ -486,7 +492,7 @@ mod tests {
     /// Every byte value at every position of a word and of the tail.
     #[test]
     fn needs_escape_finds_each_escaped_byte_anywhere() {
-        for len in [1usize, 7, 8, 9, 16, 23] {
+        for len in 1usize..=25 {
             for at in 0..len {
                 for b in 0..=255u8 {
                     let mut bytes = vec![b'a'; len];

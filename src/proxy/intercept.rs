@@ -560,8 +560,11 @@ impl Tunnel {
                 .map_err(|e| tls_failure(describe_tls_error(&self.host, &e)))?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         if h2 {
-            // Requests to the site: the one being written is counted.
-            let io = TokioIo::new(Coalesced::new(tls, self.in_flight.clone(), 2));
+            // Requests to the site: the one being written is counted. Boxed:
+            // hyper spawns a task per request whose future has the size of
+            // its connection task, the I/O inline (a TLS session is
+            // kilobytes), and each spawn copies it whole.
+            let io = TokioIo::new(Box::new(Coalesced::new(tls, self.in_flight.clone(), 2)));
             let (sender, conn) = http2::handshake(TokioExecutor::new(), io)
                 .await
                 .map_err(|e| pipeline::protocol_error(&self.host, e))?;

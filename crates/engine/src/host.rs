@@ -6,8 +6,9 @@
 //! more specific one wins: exact beats any wildcard, a longer wildcard suffix beats a
 //! shorter one. An IP literal never matches a site.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 /// A request's host after normalisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,8 +296,11 @@ impl DomainPattern {
 /// Maps hosts to the site (an index) whose most specific pattern matches.
 #[derive(Debug, Default, Clone)]
 pub struct HostTable {
-    exact: HashMap<String, u32>,
-    wildcard: HashMap<String, u32>,
+    // FxHash: filled from the policy only and looked up (several times per
+    // request) with the request's host, which never inserts, so no input can
+    // crowd a bucket; SipHash was most of a lookup's cost.
+    exact: FxHashMap<String, u32>,
+    wildcard: FxHashMap<String, u32>,
 }
 
 impl HostTable {

@@ -3,6 +3,8 @@
 //! as a suggestion. Nothing is compiled lazily: a policy that loads is complete.
 
 use std::collections::{HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -623,10 +625,14 @@ impl Compiler {
         doc: &YamlDoc,
         raw: &[(String, RawRole)],
         errors: &mut Vec<ConfigError>,
-    ) -> (Vec<String>, HashMap<String, u128>, HashMap<String, u128>) {
+    ) -> (
+        Vec<String>,
+        FxHashMap<String, u128>,
+        FxHashMap<String, u128>,
+    ) {
         let mut names = Vec::new();
-        let mut by_group: HashMap<String, u128> = HashMap::new();
-        let mut by_user: HashMap<String, u128> = HashMap::new();
+        let mut by_group: FxHashMap<String, u128> = FxHashMap::default();
+        let mut by_user: FxHashMap<String, u128> = FxHashMap::default();
         for (i, (name, role)) in raw.iter().enumerate() {
             let p = child("roles", name);
             if i >= 128 {

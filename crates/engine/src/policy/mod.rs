@@ -19,10 +19,10 @@ pub mod selftest;
 pub mod sources;
 pub mod when;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use regex::Regex;
+use rustc_hash::FxHashMap;
 
 pub use crate::host;
 pub use crate::host::{normalize_host, DomainPattern, HostTable, IpNetwork, NormalHost};
@@ -55,8 +55,10 @@ pub struct Policy {
     pub timezone: chrono_tz::Tz,
     /// Role names in definition order (bit i of a role mask is `roles[i]`).
     pub roles: Vec<String>,
-    pub(crate) role_by_group: HashMap<String, u128>,
-    pub(crate) role_by_user: HashMap<String, u128>,
+    /// Built from the policy alone, read per request: FxHash (a request's
+    /// group names only look up, never insert, so no input can crowd a bucket).
+    pub(crate) role_by_group: FxHashMap<String, u128>,
+    pub(crate) role_by_user: FxHashMap<String, u128>,
     pub sites: Vec<Site>,
     pub(crate) hosts: HostTable,
     pub activity_names: Vec<String>,
