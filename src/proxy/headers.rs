@@ -118,17 +118,17 @@ const SEC_FETCH_DEST: HeaderName = HeaderName::from_static("sec-fetch-dest");
 
 /// Does the client want a page rather than JSON?
 pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    // Compared as bytes (asked for every request): `to_str` checks each byte
+    // and `str::contains` sets up a searcher, for a few bytes of header.
     if headers
         .get(SEC_FETCH_DEST)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("document"))
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"document"))
     {
         return true;
     }
     headers
         .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
+        .is_some_and(|v| v.as_bytes().windows(9).any(|w| w == b"text/html"))
 }
 
 #[cfg(test)]
@@ -196,5 +196,29 @@ mod tests {
         plain.insert("cookie", "session=xyz".parse().unwrap());
         clean_request_headers(&mut plain, &[]);
         assert_eq!(plain["cookie"], "session=xyz");
+    }
+
+    /// A page for a browser's navigation (or an Accept naming HTML), JSON for
+    /// an API call.
+    #[test]
+    fn wants_html_for_navigations_and_html_accepts() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, v.parse().unwrap());
+            }
+            wants_html(&h)
+        };
+        assert!(with(&[("sec-fetch-dest", "document")]));
+        assert!(with(&[("sec-fetch-dest", "Document")]));
+        assert!(with(&[(
+            "accept",
+            "text/html,application/xhtml+xml,*/*;q=0.8"
+        )]));
+        assert!(with(&[("accept", "application/json, text/html")]));
+        assert!(!with(&[("sec-fetch-dest", "empty"), ("accept", "*/*")]));
+        assert!(!with(&[("accept", "application/json")]));
+        assert!(!with(&[("accept", "text/htm")]));
+        assert!(!with(&[]));
     }
 }

@@ -145,17 +145,25 @@ fn parse_with_url(trimmed: &str) -> Option<NormalHost> {
 /// validate, and a last label starting with a letter (so it cannot be one of the
 /// numeric IPv4 forms)? Most requests name such a host; they skip the parser.
 fn is_plain_domain(host: &str) -> bool {
+    // One pass: every byte a lowercase letter, digit, `-` or `.`; no empty
+    // label (a leading `.`, `..`, a trailing `.`); no label starting `xn--`
+    // (punycode goes to the parser); the last label starting with a letter.
     let bytes = host.as_bytes();
-    let last = host.rsplit('.').next().unwrap_or("");
-    !bytes.is_empty()
-        && bytes[0] != b'.'
-        && last.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.')
-        && !host.contains("..")
-        && !host.starts_with("xn--")
-        && !host.contains(".xn--")
+    let mut label_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if i == label_start && bytes[i..].starts_with(b"xn--") {
+            return false;
+        }
+        if b == b'.' {
+            if i == label_start {
+                return false;
+            }
+            label_start = i + 1;
+        } else if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return false;
+        }
+    }
+    bytes.get(label_start).is_some_and(u8::is_ascii_lowercase)
 }
 
 /// A CIDR block of a site's `networks:` (`192.0.2.0/24`, `2001:db8::/32`).
@@ -385,6 +393,39 @@ mod tests {
         assert!(!is_plain_domain("a.b.0x7f"));
         assert!(!is_plain_domain("xn--bcher-kva.example"));
         assert!(!is_plain_domain("WWW.social.test"));
+    }
+
+    /// The one-pass check is the rule it replaced, spelled out: for every
+    /// string of up to six bytes over an alphabet that makes each case.
+    #[test]
+    fn plain_domain_check_is_the_spelled_out_rule() {
+        fn spelled_out(host: &str) -> bool {
+            let bytes = host.as_bytes();
+            let last = host.rsplit('.').next().unwrap_or("");
+            !bytes.is_empty()
+                && bytes[0] != b'.'
+                && last.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+                && bytes.iter().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'.'
+                })
+                && !host.contains("..")
+                && !host.starts_with("xn--")
+                && !host.contains(".xn--")
+        }
+        let alphabet = ['x', 'n', '-', '.', '1', 'A'];
+        let mut hosts = vec![String::new()];
+        let mut longest = vec![String::new()];
+        for _ in 0..6 {
+            longest = longest
+                .iter()
+                .flat_map(|h| alphabet.iter().map(move |c| format!("{h}{c}")))
+                .collect();
+            hosts.extend(longest.iter().cloned());
+        }
+        for h in &hosts {
+            assert_eq!(is_plain_domain(h), spelled_out(h), "{h:?}");
+        }
+        assert!(hosts.iter().any(|h| is_plain_domain(h)));
     }
 
     #[test]
