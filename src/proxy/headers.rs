@@ -126,9 +126,10 @@ pub fn wants_html(headers: &http::HeaderMap) -> bool {
     {
         return true;
     }
+    const HTML: &[u8] = b"text/html";
     headers
         .get(header::ACCEPT)
-        .is_some_and(|v| v.as_bytes().windows(9).any(|w| w == b"text/html"))
+        .is_some_and(|v| v.as_bytes().windows(HTML.len()).any(|w| w == HTML))
 }
 
 #[cfg(test)]

@@ -3,12 +3,11 @@
 //! as a suggestion. Nothing is compiled lazily: a policy that loads is complete.
 
 use std::collections::{HashMap, HashSet};
-
-use rustc_hash::FxHashMap;
 use std::time::Duration;
 
 use indexmap::IndexMap;
 use regex::Regex;
+use rustc_hash::FxHashMap;
 use serde_yaml::Value;
 
 use super::raw::{RawDlp, RawMatcher, RawRole, RawRule, RawSite, RawTest};
