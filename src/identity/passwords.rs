@@ -434,7 +434,16 @@ mod tests {
         assert_eq!(verify("no").await, Ok(false));
         assert_eq!(pool.verifications(), vec![(4, 2)]);
         // Identical attempts at once share one run; nothing stays in flight.
-        let (a, b, c) = tokio::join!(verify("pw"), verify("pw"), verify("pw"));
+        // The pool's permit is held until all three have asked (the fourth
+        // future lets it go on its second turn): otherwise a test thread
+        // preempted for a millisecond finds the first check done and removed
+        // before the others ask, and they run it again.
+        let held = pool.permits().acquire_owned().await.unwrap();
+        let release = async move {
+            tokio::task::yield_now().await;
+            drop(held);
+        };
+        let (a, b, c, ()) = tokio::join!(verify("pw"), verify("pw"), verify("pw"), release);
         assert_eq!((a, b, c), (Ok(true), Ok(true), Ok(true)));
         assert_eq!(pool.verifications(), vec![(4, 3)]);
         assert!(pool.in_flight.lock().unwrap().is_empty());
