@@ -109,6 +109,56 @@ pub struct Metrics {
     pub account_requests: IntCounterVec,
     minted_seen: AtomicU64,
     hits_seen: AtomicU64,
+    /// Tells this instance's series apart in the per-thread cache of
+    /// [`Metrics::count_decided`] (a process can hold several, as tests do).
+    id: u64,
+}
+
+/// The labels of one decided request, as `socialgate_requests_total` and
+/// `socialgate_account_requests_total` take them.
+#[derive(Debug, Clone, Copy)]
+pub struct DecidedLabels<'a> {
+    pub role: &'a str,
+    pub site: &'a str,
+    pub activity: &'a str,
+    pub action: &'a str,
+    /// `None` for an unlisted site (no account series).
+    pub account: Option<&'a str>,
+}
+
+/// The series a decided request counts into, resolved once per label set.
+#[derive(Clone)]
+struct DecidedSeries {
+    requests: IntCounter,
+    duration: Histogram,
+    account: Option<IntCounter>,
+}
+
+/// Label sets resolved on this thread, by metrics instance and labels.
+/// Bounded: past [`DECIDED_CACHE_MAX`] entries it starts again empty (the
+/// series stay registered; only the shortcut to them is forgotten).
+struct DecidedCache {
+    series: rustc_hash::FxHashMap<Box<[u8]>, DecidedSeries>,
+    key: Vec<u8>,
+}
+
+const DECIDED_CACHE_MAX: usize = 4096;
+
+thread_local! {
+    static DECIDED: std::cell::RefCell<DecidedCache> = std::cell::RefCell::new(DecidedCache {
+        series: rustc_hash::FxHashMap::default(),
+        key: Vec::with_capacity(128),
+    });
+}
+
+impl DecidedSeries {
+    fn count(&self, seconds: f64) {
+        self.requests.inc();
+        self.duration.observe(seconds);
+        if let Some(account) = &self.account {
+            account.inc();
+        }
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -257,6 +307,10 @@ impl Metrics {
             registry: r,
             minted_seen: AtomicU64::new(0),
             hits_seen: AtomicU64::new(0),
+            id: {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
         })
     }
 
@@ -288,8 +342,122 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 
+    /// Counts one decided request: `socialgate_requests_total`, its duration
+    /// in `socialgate_request_duration_seconds` and, for a listed site,
+    /// `socialgate_account_requests_total`. The same as three
+    /// `with_label_values` calls, without their hashing, lock and reference
+    /// counting for a label set this thread has counted before (labels come
+    /// from the policy and fixed sets, so the sets are few; no series of these
+    /// three is ever removed, so a cached one is never stale).
+    pub fn count_decided(&self, labels: DecidedLabels<'_>, seconds: f64) {
+        DECIDED.with(|cache| {
+            let Ok(mut cache) = cache.try_borrow_mut() else {
+                return self.resolve_decided(labels).count(seconds);
+            };
+            let DecidedCache { series, key } = &mut *cache;
+            key.clear();
+            key.extend_from_slice(&self.id.to_le_bytes());
+            // 0xFF never occurs in UTF-8: the parts cannot run into each other.
+            for part in [labels.role, labels.site, labels.activity, labels.action] {
+                key.extend_from_slice(part.as_bytes());
+                key.push(0xFF);
+            }
+            if let Some(account) = labels.account {
+                key.extend_from_slice(account.as_bytes());
+            }
+            if let Some(found) = series.get(key.as_slice()) {
+                return found.count(seconds);
+            }
+            let resolved = self.resolve_decided(labels);
+            resolved.count(seconds);
+            if series.len() >= DECIDED_CACHE_MAX {
+                series.clear();
+            }
+            series.insert(key.as_slice().into(), resolved);
+        });
+    }
+
+    fn resolve_decided(&self, l: DecidedLabels<'_>) -> DecidedSeries {
+        DecidedSeries {
+            requests: self
+                .requests
+                .with_label_values(&[l.role, l.site, l.activity, l.action]),
+            duration: self.duration.with_label_values(&[l.site]),
+            account: l.account.map(|account| {
+                self.account_requests
+                    .with_label_values(&[l.site, account, l.activity, l.action])
+            }),
+        }
+    }
+
     /// A histogram for one site (for callers that observe directly).
     pub fn duration_for(&self, site: &str) -> Histogram {
         self.duration.with_label_values(&[site])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels<'a>(site: &'a str, account: Option<&'a str>) -> DecidedLabels<'a> {
+        DecidedLabels {
+            role: "staff",
+            site,
+            activity: "read",
+            action: "allow",
+            account,
+        }
+    }
+
+    #[test]
+    fn decided_requests_count_into_their_own_instance_and_series() {
+        let a = Metrics::new().unwrap();
+        let b = Metrics::new().unwrap();
+        for _ in 0..3 {
+            a.count_decided(labels("x", Some("unknown")), 0.002);
+        }
+        a.count_decided(labels("unlisted", None), 0.002);
+        b.count_decided(labels("x", Some("unknown")), 0.002);
+        let requests = |m: &Metrics, site| {
+            m.requests
+                .with_label_values(&["staff", site, "read", "allow"])
+                .get()
+        };
+        assert_eq!(requests(&a, "x"), 3);
+        assert_eq!(requests(&a, "unlisted"), 1);
+        assert_eq!(
+            requests(&b, "x"),
+            1,
+            "another instance's series are its own"
+        );
+        let accounts = |m: &Metrics, site| {
+            m.account_requests
+                .with_label_values(&[site, "unknown", "read", "allow"])
+                .get()
+        };
+        assert_eq!(accounts(&a, "x"), 3);
+        assert_eq!(accounts(&b, "x"), 1);
+        assert!(
+            !a.render().contains("socialgate_account_requests_total{account=\"unknown\",action=\"allow\",activity=\"read\",site=\"unlisted\"}"),
+            "an unlisted site has no account series"
+        );
+        assert_eq!(a.duration.with_label_values(&["x"]).get_sample_count(), 3);
+        // Another role on the same site is another series, cached apart.
+        a.count_decided(
+            DecidedLabels {
+                role: "press",
+                ..labels("x", Some("unknown"))
+            },
+            0.0,
+        );
+        assert_eq!(requests(&a, "x"), 3);
+        assert_eq!(
+            a.requests
+                .with_label_values(&["press", "x", "read", "allow"])
+                .get(),
+            1
+        );
+        assert_eq!(accounts(&a, "x"), 4, "the account series has no role");
     }
 }

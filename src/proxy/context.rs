@@ -80,13 +80,24 @@ pub(crate) struct RequestCtx {
     /// The host of the request target, normalised once by `server` for the
     /// audit record and reused by `forward`; `None` when no caller set it.
     pub target_host: Option<NormalHost>,
+    /// When the request head arrived: the audit record's `ts` and the time
+    /// the policy's `hours:` are decided at (one clock read for both).
+    pub arrived: chrono::DateTime<chrono::Utc>,
 }
 
 impl RequestCtx {
     /// A fresh reference and audit record for `req`, sent for `host`.
     pub fn new<B>(gw: &Arc<Gateway>, peer: IpAddr, req: &http::Request<B>, host: String) -> Self {
         let reference = gw.reference();
-        let log = observe::RequestLog::new(&reference, peer, req.method(), host, req.uri().path());
+        let arrived = chrono::Utc::now();
+        let log = observe::RequestLog::new(
+            &reference,
+            arrived,
+            peer,
+            req.method(),
+            host,
+            req.uri().path(),
+        );
         RequestCtx {
             gw: gw.clone(),
             peer,
@@ -99,6 +110,7 @@ impl RequestCtx {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(1024).collect()),
             target_host: None,
+            arrived,
         }
     }
 }

@@ -56,6 +56,9 @@ pub struct Tunnel {
     principal: Arc<Principal>,
     peer_ip: std::net::IpAddr,
     host: NormalHost,
+    /// `host` as an authority writes it (no port): the form most inner
+    /// requests' Host / `:authority` carry byte for byte.
+    authority: String,
     port: u16,
     /// The site's host the inner requests are decided as, when `connect`
     /// attributed this name to a site by its address.
@@ -167,6 +170,7 @@ where
         gw,
         principal,
         peer_ip,
+        authority: host.to_authority_host(),
         host,
         port,
         decide_as,
@@ -352,7 +356,7 @@ impl Tunnel {
     async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<ProxyBody> {
         let _handling = self.in_flight.enter();
         let version = req.version();
-        let ctx = RequestCtx::new(&self.gw, self.peer_ip, &req, self.host.to_authority_host());
+        let ctx = RequestCtx::new(&self.gw, self.peer_ip, &req, self.authority.clone());
         observe::identified(&ctx.log, &self.principal);
         let mut resp = match self.handle_inner(&ctx, req).await {
             Ok(resp) => resp,
@@ -385,21 +389,15 @@ impl Tunnel {
             return Err(Refusal::MethodNotAllowed);
         }
         // The Host header (HTTP/1.1) or :authority (HTTP/2) must be the CONNECT host.
-        let authority = req
-            .uri()
-            .authority()
-            .map(|a| a.as_str().to_string())
-            .or_else(|| {
-                req.headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .map(str::to_string)
-            })
-            .and_then(|a| a.parse::<http::uri::Authority>().ok())
-            .ok_or(Refusal::Misdirected)?;
-        if normalize_host(authority.host()).as_ref() != Some(&self.host)
-            || authority.port_u16().unwrap_or(443) != self.port
-        {
+        let authority = match req.uri().authority() {
+            Some(a) => a.as_str(),
+            None => req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .ok_or(Refusal::Misdirected)?,
+        };
+        if !names_tunnel(authority, &self.host, &self.authority, self.port) {
             return Err(Refusal::Misdirected);
         }
         pipeline::check_method(req.method())?;
@@ -585,6 +583,27 @@ impl Tunnel {
     }
 }
 
+/// Does an inner request's authority (`raw`, from the URI or the Host header)
+/// name the tunnel's host and port? `authority` is `host` as an authority
+/// writes it; a `raw` equal to it (port 443) or to it with `:port` is the
+/// tunnel's by construction, anything else is parsed and normalised (case,
+/// IDNA, numeric IPv4 forms, a trailing dot) and compared.
+fn names_tunnel(raw: &str, host: &NormalHost, authority: &str, port: u16) -> bool {
+    if let Some(rest) = raw.strip_prefix(authority) {
+        let exact = match rest.strip_prefix(':') {
+            None => rest.is_empty() && port == 443,
+            Some(digits) => digits == itoa::Buffer::new().format(port),
+        };
+        if exact {
+            return true;
+        }
+    }
+    let Ok(parsed) = raw.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    normalize_host(parsed.host()).as_ref() == Some(host) && parsed.port_u16().unwrap_or(443) == port
+}
+
 impl Leg for Tunnel {
     const UPGRADES: bool = true;
 
@@ -646,4 +665,73 @@ fn describe_tls_error(host: &NormalHost, e: &std::io::Error) -> String {
         "the secure connection could not be set up"
     };
     format!("{host}: {what}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parsing way alone: what `names_tunnel` must agree with.
+    fn parsed(raw: &str, host: &NormalHost, port: u16) -> bool {
+        raw.parse::<http::uri::Authority>().is_ok_and(|a| {
+            normalize_host(a.host()).as_ref() == Some(host) && a.port_u16().unwrap_or(443) == port
+        })
+    }
+
+    #[test]
+    fn the_exact_authority_shortcut_agrees_with_parsing() {
+        let hosts = [
+            "www.example.com",
+            "xn--bcher-kva.example",
+            "127.0.0.1",
+            "[::1]",
+            "a.b",
+        ];
+        let raws = [
+            "www.example.com",
+            "www.example.com:443",
+            "www.example.com:8443",
+            "WWW.example.com",
+            "www.example.com.",
+            "www.example.com:",
+            "www.example.com:0443",
+            "www.example.com:443x",
+            "www.example.com.evil",
+            "www.example.comx",
+            "www.example.co",
+            "user@www.example.com",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "127.0.0.1",
+            "127.0.0.1:443",
+            "127.0.0.1:8443",
+            "127.1",
+            "0x7f.0.0.1",
+            "127.0.0.10",
+            "[::1]",
+            "[::1]:443",
+            "[0::1]",
+            "[::1]:8443",
+            "a.b",
+            "a.b:443",
+            "",
+        ];
+        for h in hosts {
+            let host = normalize_host(h).unwrap();
+            let authority = host.to_authority_host();
+            assert!(
+                parsed(&authority, &host, 443),
+                "{h}: its own authority parses back"
+            );
+            for port in [443u16, 8443] {
+                for raw in raws {
+                    assert_eq!(
+                        names_tunnel(raw, &host, &authority, port),
+                        parsed(raw, &host, port),
+                        "{raw:?} against {h}:{port}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -53,6 +53,7 @@ pub type SharedLog = Arc<Mutex<RequestLog>>;
 impl RequestLog {
     pub fn new(
         reference: &str,
+        arrived: chrono::DateTime<chrono::Utc>,
         client_ip: IpAddr,
         method: &http::Method,
         host: String,
@@ -61,7 +62,7 @@ impl RequestLog {
         Arc::new(Mutex::new(RequestLog {
             start: Instant::now(),
             record: AuditRecord {
-                ts: chrono::Utc::now(),
+                ts: arrived,
                 reference: reference.to_string(),
                 client_ip: match crate::net_guard::canonical(client_ip) {
                     IpAddr::V4(v4) => crate::policy::host::dotted_quad(v4),
@@ -294,25 +295,17 @@ pub fn finish(gw: &Gateway, log: &SharedLog, status: u16, bytes_down: u64) {
     };
     let m = &gw.metrics;
     if decided {
-        m.requests
-            .with_label_values(&[
-                &*role,
-                record.site.as_str(),
-                record.activity.as_str(),
-                &*record.action,
-            ])
-            .inc();
-        m.duration_for(&record.site).observe(elapsed.as_secs_f64());
-        if record.site != "unlisted" {
-            m.account_requests
-                .with_label_values(&[
-                    record.site.as_str(),
-                    &*account,
-                    record.activity.as_str(),
-                    &*record.action,
-                ])
-                .inc();
-        }
+        let listed = record.site != "unlisted";
+        m.count_decided(
+            crate::metrics::DecidedLabels {
+                role: &role,
+                site: &record.site,
+                activity: &record.activity,
+                action: &record.action,
+                account: listed.then_some(&*account),
+            },
+            elapsed.as_secs_f64(),
+        );
     }
     m.bytes_up.inc_by(record.bytes_up);
     m.bytes_down.inc_by(bytes_down);

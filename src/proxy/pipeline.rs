@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Utc;
 use http::{header, HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -344,7 +343,7 @@ async fn decide(
         user: &ex.principal.user,
         groups: &ex.principal.groups,
         request: view,
-        at: Some(Utc::now()),
+        at: Some(ex.ctx.arrived),
         account: Default::default(),
     };
     if has_body && site.is_some_and(|s| s.needs_body) {
@@ -571,7 +570,7 @@ pub(crate) fn decide_tunnel(ex: &Exchange<'_>, headers: &http::HeaderMap) -> Res
             user: &ex.principal.user,
             groups: &ex.principal.groups,
             request: RequestView::tunnel(ex.policy_host(), headers),
-            at: Some(Utc::now()),
+            at: Some(ex.ctx.arrived),
             account: Default::default(),
         }),
         findings: Vec::new(),
