@@ -1123,6 +1123,21 @@ def goal_lines_v2(b):
                        f"{same} of {compared} within 10 %"
                        + (f"; worse: {'; '.join(worse)}" if worse else "")
                        + (f"; better: {'; '.join(better)}" if better else "")))
+        here = getattr(b, "machine", None) or machine()
+        if prev.get("machine") and prev["machine"] != here:
+            out.append(f"  - the previous run was on another machine ({prev['machine']}; this "
+                       f"one: {here}): the changes measure the machines as much as the code")
+        elif not prev.get("machine"):
+            out.append("  - the previous run's results do not name its machine: a change of "
+                       "machine cannot be told from a change of code here")
+    # W6 of version 2: the scan of version 1's W6 corpus at 600 MB/s rather than 400.
+    for key, c in R.get("criterion", {}).items():
+        if "thrpt" in c and "all_builtins+1000_keywords" in key:
+            v = to_mbs(c["thrpt"])
+            if v is not None:
+                out.append(f"- W6 DLP ≥ 600 MB/s per core ({key}): "
+                           + verdict(v >= 600, f"{v:.0f} MB/s"
+                                     + ("" if v >= 600 else f", {(1 - v / 600) * 100:.0f} % short")))
     return out
 
 
@@ -1215,6 +1230,7 @@ def previous_summary(path):
     except (OSError, ValueError):
         return None
     return {"path": path, "started": saved.get("started"), "work_tree": saved.get("work_tree"),
+            "machine": saved.get("machine"),
             "figures": tracked_figures(saved.get("results", {}))}
 
 
@@ -1235,7 +1251,7 @@ def write_doc(b, path, started, load_before, load_after, elapsed, peers, busy_be
         total = (f" ({b.total_s / 60:.1f} min with the installs and release "
                  "builds run.sh does first)")
     L.append(f"- Date: {started} (UTC); the measurements took {elapsed / 60:.1f} min{total}.")
-    L.append(f"- Machine: {machine()}.")
+    L.append(f"- Machine: {getattr(b, 'machine', None) or machine()}.")
     if busy_before is None:
         busy_text = "CPU use before the run was not sampled. "
         other = float(load_before.split()[0]) > 1.0
@@ -1575,6 +1591,7 @@ def main():
                                if not k.endswith("-tunnel")}
         b.previous, b.work_tree = saved.get("previous"), saved.get("work_tree")
         b.versions = saved.get("versions")
+        b.machine = saved.get("machine")
         if args.previous:
             b.previous = previous_summary(args.previous)
         b.commands, b.sg_settings = saved["commands"], saved["sg_settings"]
@@ -1669,7 +1686,8 @@ def main():
             "sg_settings": getattr(b, "sg_settings", ""), "started": started,
             "load_before": load_before, "load_after": load_after, "elapsed": elapsed,
             "busy_before": busy_before, "peers": peers, "argv": sys.argv[1:],
-            "work_tree": b.work_tree, "versions": b.versions, "previous": b.previous}
+            "work_tree": b.work_tree, "versions": b.versions, "previous": b.previous,
+            "machine": machine()}
     # The figures behind docs/benchmarks.md live in docs/benchmarks.json (committed
     # with it, so that the next run, on any machine, compares with them); a run
     # written elsewhere (--out) keeps its own beside it.
