@@ -127,7 +127,6 @@ pub struct DecidedLabels<'a> {
 }
 
 /// The series a decided request counts into, resolved once per label set.
-#[derive(Clone)]
 struct DecidedSeries {
     requests: IntCounter,
     duration: Histogram,
@@ -388,11 +387,6 @@ impl Metrics {
                     .with_label_values(&[l.site, account, l.activity, l.action])
             }),
         }
-    }
-
-    /// A histogram for one site (for callers that observe directly).
-    pub fn duration_for(&self, site: &str) -> Histogram {
-        self.duration.with_label_values(&[site])
     }
 }
 
