@@ -170,18 +170,41 @@ fn needs_unicode_work(text: &str) -> bool {
         let Some(c) = text.get(i..).and_then(|t| t.chars().next()) else {
             return true;
         };
-        if is_invisible(c)
-            || decimal_digit(c).is_some()
-            || is_unicode_dash(c)
-            || ascii_whitespace(c).is_some()
-            || unicode_normalization::char::canonical_combining_class(c) != 0
-            || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
-        {
+        let needs_work = match latin1_index(c) {
+            Some(k) => latin1_needs_work()[k],
+            None => char_needs_work(c),
+        };
+        if needs_work {
             return true;
         }
         i += c.len_utf8();
     }
     false
+}
+
+/// Whether one non-ASCII char stops the borrowed fast path of [`unicode_pass`].
+fn char_needs_work(c: char) -> bool {
+    is_invisible(c)
+        || decimal_digit(c).is_some()
+        || is_unicode_dash(c)
+        || ascii_whitespace(c).is_some()
+        || unicode_normalization::char::canonical_combining_class(c) != 0
+        || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
+}
+
+/// The index of a U+0080–U+00FF char in [`latin1_needs_work`].
+fn latin1_index(c: char) -> Option<usize> {
+    (c as usize).checked_sub(0x80).filter(|&k| k < 0x80)
+}
+
+/// [`char_needs_work`] for U+0080–U+00FF, worked out once: the non-ASCII
+/// characters of Western European text (`£`, `é`, `°`) are each a table read
+/// instead of six Unicode lookups.
+fn latin1_needs_work() -> &'static [bool; 0x80] {
+    static TABLE: std::sync::OnceLock<[bool; 0x80]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        std::array::from_fn(|k| char::from_u32(0x80 + k as u32).is_some_and(char_needs_work))
+    })
 }
 
 /// The detection view of a normalised text with look-alikes undone: each
@@ -487,6 +510,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_latin1_table_agrees_with_the_unicode_lookups() {
+        for k in 0..0x80u32 {
+            let c = char::from_u32(0x80 + k).unwrap();
+            assert_eq!(latin1_index(c), Some(k as usize));
+            assert_eq!(latin1_needs_work()[k as usize], char_needs_work(c), "{c:?}");
+        }
+        assert_eq!(latin1_index('\u{7F}'), None);
+        assert_eq!(latin1_index('\u{100}'), None);
+        // NBSP (an NFKC space), the soft hyphen (invisible), `²` (NFKC `2`) and
+        // NEL (a line end) need work; `£`, `é` and `°` do not.
+        for c in ['\u{A0}', '\u{AD}', '²', '\u{85}'] {
+            assert!(latin1_needs_work()[latin1_index(c).unwrap()], "{c:?}");
+        }
+        for c in ['£', 'é', '°'] {
+            assert!(!latin1_needs_work()[latin1_index(c).unwrap()], "{c:?}");
+        }
+        assert_eq!(normalize("x\u{A0}2²"), "x 22");
+        assert!(matches!(normalize("£6.50 café"), Cow::Borrowed(_)));
     }
 
     #[test]

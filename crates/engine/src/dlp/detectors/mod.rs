@@ -439,12 +439,16 @@ impl BuiltinDetectors {
             groups.clear();
             seps.clear();
             odd.clear();
+            // Counted as the groups are read, for the tests below.
+            let (mut digits, mut singles, mut dotted) = (0, 0, false);
             loop {
                 let start = i;
                 while i < bytes.len() && bytes[i].is_ascii_digit() {
                     i += 1;
                 }
                 groups.push(Group { start, end: i });
+                digits += i - start;
+                singles += usize::from(i - start == 1);
                 // One dash or dot, or any run of whitespace (read as one space;
                 // `odd` when it is not a single space).
                 let (sep, next) = match bytes.get(i) {
@@ -456,10 +460,10 @@ impl BuiltinDetectors {
                     break;
                 }
                 seps.push(sep);
+                dotted |= sep == b'.';
                 odd.push(sep == b' ' && (next - i > 1 || bytes[i] != b' '));
                 i = next;
             }
-            let digits: usize = groups.iter().map(|g| g.len()).sum();
             // Every validator of a cluster needs six digits or more (a sort
             // code's three pairs; accounts, passports, NHS numbers and cards
             // more), so shorter clusters (dates, times, prices) skip them.
@@ -468,7 +472,12 @@ impl BuiltinDetectors {
             }
             let first = groups[0].start;
             let last = groups[groups.len() - 1].end;
-            if !separator_view && is_separator_candidate(bytes, groups, seps) {
+            let shape = ClusterShape {
+                digits,
+                singles,
+                dotted,
+            };
+            if !separator_view && is_separator_candidate(bytes, groups, shape) {
                 candidates.push((first, last));
             }
             let touches_capital = first > 0 && bytes[first - 1].is_ascii_uppercase()
@@ -1230,7 +1239,7 @@ mod tests {
         assert_eq!(find_digit("é£€/:;".as_bytes()), None);
         // Across the 64-byte blocks: a digit at every offset, after non-ASCII
         // and the bytes either side of the digits ('/', ':'), or at the very end.
-        for len in [0, 1, 63, 64, 65, 127, 128, 129, 200] {
+        for len in [0, 1, 8, 15, 16, 23, 24, 31, 63, 64, 65, 127, 128, 129, 200] {
             let filler: Vec<u8> = "é/:£x".bytes().cycle().take(len).collect();
             assert_eq!(find_digit(&filler), None, "{len}");
             for i in 0..len {

@@ -22,10 +22,35 @@ pub(super) const WINDOW_PAD: usize = 48;
 /// A separator between the groups of an identifier in the separator view:
 /// ASCII whitespace, `-` (Unicode dashes are `-` once normalised), `.`, `/`,
 /// `\`, `_`, `+`, `,`, `|`.
-#[inline]
+#[inline(always)]
 pub(super) fn is_group_separator(b: u8) -> bool {
-    is_space(b) || matches!(b, b'-' | b'.' | b'/' | b'\\' | b'_' | b'+' | b',' | b'|')
+    BYTE_CLASS[usize::from(b)] & GROUP_SEPARATOR != 0
 }
+
+/// Class bits of [`BYTE_CLASS`]: ASCII whitespace ([`is_space`]).
+const SPACE: u8 = 1;
+/// Class bits of [`BYTE_CLASS`]: a separator of the separator view ([`is_group_separator`]).
+const GROUP_SEPARATOR: u8 = 2;
+
+/// One byte of class bits per byte value, so each test on the hot paths of
+/// the digit pass is one load and one mask (a `matches!` over several bytes
+/// compiles to a jump table or a chain of compares that runs per byte).
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        let space = matches!(byte, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+        if space {
+            table[b] |= SPACE | GROUP_SEPARATOR;
+        }
+        if matches!(byte, b'-' | b'.' | b'/' | b'\\' | b'_' | b'+' | b',' | b'|') {
+            table[b] |= GROUP_SEPARATOR;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// The longest separator run read as one separator in the separator view.
 pub(super) const MAX_SEPARATOR_RUN: usize = 5;
@@ -39,14 +64,25 @@ pub(super) const MAX_SEPARATOR_RUN: usize = 5;
 /// nine digits or more (cards, NHS numbers, passports, IBANs), six with letters
 /// beside them (NI numbers), or three pairs of digits (sort codes). So prose
 /// (`Route 42. The`, `1,200 people`), dates and references cost no view.
-pub(super) fn is_separator_candidate(bytes: &[u8], groups: &[Group], seps: &[u8]) -> bool {
+pub(super) fn is_separator_candidate(bytes: &[u8], groups: &[Group], shape: ClusterShape) -> bool {
     let first = groups[0].start;
     let last = groups[groups.len() - 1].end;
-    let trigger = groups.iter().filter(|g| g.len() == 1).count() >= 4
-        || (groups.len() >= 3 && seps.contains(&b'.'))
+    let trigger = shape.singles >= 4
+        || (groups.len() >= 3 && shape.dotted)
         || separator_after(bytes, last)
         || separator_before(bytes, first);
-    trigger && Chain::of(bytes, groups).looks_like_identifier()
+    trigger && Chain::of(bytes, groups, shape.digits).looks_like_identifier()
+}
+
+/// What the digit pass counted while it read one cluster's groups.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClusterShape {
+    /// Digits in all the groups.
+    pub(super) digits: usize,
+    /// Groups of one digit.
+    pub(super) singles: usize,
+    /// Some separator between two groups is a dot.
+    pub(super) dotted: bool,
 }
 
 /// The tokens linked to a cluster by short separator runs, up to a word (a
@@ -63,9 +99,9 @@ impl Chain {
     /// Enough digits for every identifier the view reads.
     const ENOUGH: usize = 9;
 
-    fn of(bytes: &[u8], groups: &[Group]) -> Chain {
+    fn of(bytes: &[u8], groups: &[Group], digits: usize) -> Chain {
         let mut chain = Chain {
-            digits: groups.iter().map(|g| g.len()).sum(),
+            digits,
             letters: 0,
             pairs: groups.iter().all(|g| g.len() == 2),
         };
@@ -118,6 +154,16 @@ impl Chain {
 /// A separator run after the cluster that the digit pass does not read, then a
 /// letter or digit.
 fn separator_after(bytes: &[u8], last: usize) -> bool {
+    // Prose's usual case first: a word or one space then a word (a run that
+    // is all whitespace is read by the digit pass, so never a trigger).
+    match bytes.get(last) {
+        Some(&b) if is_group_separator(b) => {
+            if is_space(b) && !bytes.get(last + 1).is_some_and(|&c| is_group_separator(c)) {
+                return false;
+            }
+        }
+        _ => return false,
+    }
     let run = run_len_max(bytes, last, MAX_SEPARATOR_RUN + 1, is_group_separator);
     if run == 0 || run > MAX_SEPARATOR_RUN || !is_alnum_at(bytes, last + run) {
         return false;
@@ -131,6 +177,15 @@ fn separator_after(bytes: &[u8], last: usize) -> bool {
 
 /// A separator run other than whitespace before the cluster, after a letter or digit.
 fn separator_before(bytes: &[u8], first: usize) -> bool {
+    // As in `separator_after`: no separator, or one space, is no trigger.
+    match first.checked_sub(1).map(|i| bytes[i]) {
+        Some(b) if is_group_separator(b) => {
+            if is_space(b) && !(first >= 2 && is_group_separator(bytes[first - 2])) {
+                return false;
+            }
+        }
+        _ => return false,
+    }
     let run = run_len_back_max(bytes, first, MAX_SEPARATOR_RUN + 1, is_group_separator);
     run > 0
         && run <= MAX_SEPARATOR_RUN
@@ -234,7 +289,8 @@ pub(super) fn rewrite_separators(window: &str, out: &mut String) {
     flush(out, &mut singles);
 }
 
-/// Position of the first ASCII digit, sixteen bytes (two words) at a time.
+/// Position of the first ASCII digit, sixteen bytes (two words) at a time,
+/// then a word, then byte by byte.
 #[inline]
 pub(super) fn find_digit(bytes: &[u8]) -> Option<usize> {
     const HI: u64 = 0x8080_8080_8080_8080;
@@ -261,7 +317,15 @@ pub(super) fn find_digit(bytes: &[u8]) -> Option<usize> {
         }
         base += 16;
     }
-    chunks
+    let mut words = chunks.remainder().chunks_exact(8);
+    for word in &mut words {
+        let lanes = digit_lanes(word);
+        if lanes != 0 {
+            return Some(base + (lanes.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    words
         .remainder()
         .iter()
         .position(u8::is_ascii_digit)
@@ -340,9 +404,9 @@ pub(super) fn push_window(
 }
 
 /// ASCII whitespace: space, tab, line feed, vertical tab, form feed, carriage return.
-#[inline]
+#[inline(always)]
 pub(super) fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')
+    BYTE_CLASS[usize::from(b)] & SPACE != 0
 }
 
 /// `from` moved back by `units` units (a byte, or a whole run of whitespace), not below `floor`.
@@ -573,4 +637,77 @@ pub(super) fn keyword_near(
         }
     }
     memchr::memmem::find(&hay, word.as_bytes()).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_classes_are_the_documented_sets() {
+        for b in 0..=255u8 {
+            let space = matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r');
+            let separator =
+                space || matches!(b, b'-' | b'.' | b'/' | b'\\' | b'_' | b'+' | b',' | b'|');
+            assert_eq!(is_space(b), space, "{b:#04x}");
+            assert_eq!(is_group_separator(b), separator, "{b:#04x}");
+        }
+    }
+
+    /// `separator_after` and `separator_before` without their prose shortcut.
+    fn after_by_the_rule(bytes: &[u8], last: usize) -> bool {
+        let run = run_len_max(bytes, last, MAX_SEPARATOR_RUN + 1, is_group_separator);
+        if run == 0 || run > MAX_SEPARATOR_RUN || !is_alnum_at(bytes, last + run) {
+            return false;
+        }
+        let sep = &bytes[last..last + run];
+        let blank = sep.iter().all(|&b| is_space(b));
+        let read = blank
+            || (run == 1 && matches!(sep[0], b'-' | b'.') && bytes[last + 1].is_ascii_digit());
+        !read || (bytes[last + run].is_ascii_alphabetic() && !blank)
+    }
+
+    fn before_by_the_rule(bytes: &[u8], first: usize) -> bool {
+        let run = run_len_back_max(bytes, first, MAX_SEPARATOR_RUN + 1, is_group_separator);
+        run > 0
+            && run <= MAX_SEPARATOR_RUN
+            && first > run
+            && is_alnum_at(bytes, first - run - 1)
+            && !bytes[first - run..first].iter().all(|&b| is_space(b))
+    }
+
+    #[test]
+    fn the_prose_shortcut_agrees_with_the_separator_rule() {
+        // Every string of up to five bytes over letters, digits, separators
+        // and other punctuation, read at every position.
+        let alphabet = b"a7 \t-./,:";
+        let mut checked = 0;
+        for len in 0..=5u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let mut k = n;
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let b = alphabet[k % alphabet.len()];
+                        k /= alphabet.len();
+                        b
+                    })
+                    .collect();
+                for at in 0..=bytes.len() {
+                    let text = String::from_utf8_lossy(&bytes);
+                    assert_eq!(
+                        separator_after(&bytes, at),
+                        after_by_the_rule(&bytes, at),
+                        "after {at} in {text:?}"
+                    );
+                    assert_eq!(
+                        separator_before(&bytes, at),
+                        before_by_the_rule(&bytes, at),
+                        "before {at} in {text:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 60_000, "{checked}");
+    }
 }
