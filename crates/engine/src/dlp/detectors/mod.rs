@@ -464,19 +464,19 @@ impl BuiltinDetectors {
                 odd.push(sep == b' ' && (next - i > 1 || bytes[i] != b' '));
                 i = next;
             }
-            // Every validator of a cluster needs six digits or more (a sort
-            // code's three pairs; accounts, passports, NHS numbers and cards
-            // more), so shorter clusters (dates, times, prices) skip them.
-            if digits >= 6 {
-                self.on_cluster(text, groups, seps, odd, separator_view, bank, sink);
-            }
-            let first = groups[0].start;
-            let last = groups[groups.len() - 1].end;
             let shape = ClusterShape {
                 digits,
                 singles,
                 dotted,
             };
+            // Every validator of a cluster needs six digits or more (a sort
+            // code's three pairs; accounts, passports, NHS numbers and cards
+            // more), so shorter clusters (dates, times, prices) skip them.
+            if digits >= 6 {
+                self.on_cluster(text, groups, seps, odd, shape, separator_view, bank, sink);
+            }
+            let first = groups[0].start;
+            let last = groups[groups.len() - 1].end;
             if !separator_view && is_separator_candidate(bytes, groups, shape) {
                 candidates.push((first, last));
             }
@@ -516,6 +516,7 @@ impl BuiltinDetectors {
         groups: &[Group],
         seps: &[u8],
         odd: &[bool],
+        shape: ClusterShape,
         strict_cards: bool,
         bank: &mut BankCandidates,
         sink: &mut Sink<'_>,
@@ -523,7 +524,7 @@ impl BuiltinDetectors {
         let bytes = text.as_bytes();
         // One digit per group (`4 1 1 1 ...`): read only whole, glued, in the
         // separator view (a sub-run of one-digit groups is no card).
-        let spread = groups.iter().filter(|g| g.len() == 1).count() >= 4;
+        let spread = shape.singles >= 4;
         if let Some(slot) = self
             .slot(Builtin::PaymentCard)
             .filter(|_| strict_cards || !spread)

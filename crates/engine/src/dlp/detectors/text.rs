@@ -164,6 +164,11 @@ fn separator_after(bytes: &[u8], last: usize) -> bool {
         }
         _ => return false,
     }
+    separator_after_by_rule(bytes, last)
+}
+
+/// [`separator_after`] without its shortcut: the rule itself.
+fn separator_after_by_rule(bytes: &[u8], last: usize) -> bool {
     let run = run_len_max(bytes, last, MAX_SEPARATOR_RUN + 1, is_group_separator);
     if run == 0 || run > MAX_SEPARATOR_RUN || !is_alnum_at(bytes, last + run) {
         return false;
@@ -186,6 +191,11 @@ fn separator_before(bytes: &[u8], first: usize) -> bool {
         }
         _ => return false,
     }
+    separator_before_by_rule(bytes, first)
+}
+
+/// [`separator_before`] without its shortcut: the rule itself.
+fn separator_before_by_rule(bytes: &[u8], first: usize) -> bool {
     let run = run_len_back_max(bytes, first, MAX_SEPARATOR_RUN + 1, is_group_separator);
     run > 0
         && run <= MAX_SEPARATOR_RUN
@@ -654,28 +664,6 @@ mod tests {
         }
     }
 
-    /// `separator_after` and `separator_before` without their prose shortcut.
-    fn after_by_the_rule(bytes: &[u8], last: usize) -> bool {
-        let run = run_len_max(bytes, last, MAX_SEPARATOR_RUN + 1, is_group_separator);
-        if run == 0 || run > MAX_SEPARATOR_RUN || !is_alnum_at(bytes, last + run) {
-            return false;
-        }
-        let sep = &bytes[last..last + run];
-        let blank = sep.iter().all(|&b| is_space(b));
-        let read = blank
-            || (run == 1 && matches!(sep[0], b'-' | b'.') && bytes[last + 1].is_ascii_digit());
-        !read || (bytes[last + run].is_ascii_alphabetic() && !blank)
-    }
-
-    fn before_by_the_rule(bytes: &[u8], first: usize) -> bool {
-        let run = run_len_back_max(bytes, first, MAX_SEPARATOR_RUN + 1, is_group_separator);
-        run > 0
-            && run <= MAX_SEPARATOR_RUN
-            && first > run
-            && is_alnum_at(bytes, first - run - 1)
-            && !bytes[first - run..first].iter().all(|&b| is_space(b))
-    }
-
     #[test]
     fn the_prose_shortcut_agrees_with_the_separator_rule() {
         // Every string of up to five bytes over letters, digits, separators
@@ -696,12 +684,12 @@ mod tests {
                     let text = String::from_utf8_lossy(&bytes);
                     assert_eq!(
                         separator_after(&bytes, at),
-                        after_by_the_rule(&bytes, at),
+                        separator_after_by_rule(&bytes, at),
                         "after {at} in {text:?}"
                     );
                     assert_eq!(
                         separator_before(&bytes, at),
-                        before_by_the_rule(&bytes, at),
+                        separator_before_by_rule(&bytes, at),
                         "before {at} in {text:?}"
                     );
                     checked += 1;
