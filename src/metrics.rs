@@ -361,7 +361,9 @@ impl Metrics {
                 key.extend_from_slice(part.as_bytes());
                 key.push(0xFF);
             }
+            // 0xFE (nor UTF-8 either) marks an account, so `Some("")` is not `None`.
             if let Some(account) = labels.account {
+                key.push(0xFE);
                 key.extend_from_slice(account.as_bytes());
             }
             if let Some(found) = series.get(key.as_slice()) {
@@ -432,6 +434,17 @@ mod tests {
         };
         assert_eq!(accounts(&a, "x"), 3);
         assert_eq!(accounts(&b, "x"), 1);
+        // An unlisted site first, then an empty account name on the same
+        // labels: the second has its account series all the same.
+        a.count_decided(labels("y", None), 0.002);
+        a.count_decided(labels("y", Some("")), 0.002);
+        assert_eq!(
+            a.account_requests
+                .with_label_values(&["y", "", "read", "allow"])
+                .get(),
+            1,
+            "no account and an empty account are two label sets"
+        );
         assert!(
             !a.render().contains("socialgate_account_requests_total{account=\"unknown\",action=\"allow\",activity=\"read\",site=\"unlisted\"}"),
             "an unlisted site has no account series"
