@@ -15,14 +15,21 @@
 //! read in its fold view (`normalize::fold_view`: combining marks dropped,
 //! TR39 look-alikes mapped to Latin), computed only when the text holds such a
 //! character; the separator view is the detectors' own (`detectors/text.rs`).
+//! The digit pass over the two space-joined views jumps over each field's
+//! quiet interior (`detectors/quiet.rs`): the middle of a long field, which
+//! that field's own pass has read and which nothing in a neighbour can reach,
+//! so skipping it finds exactly what reading it would (`scan/interior_tests.rs`).
+//! A joined view's fold view is made only when some field had one.
 //!
 //! Limits: findings hold only a masked sample (first two and last one characters
 //! at most, fewer for short values); distinct values are remembered as 64-bit
 //! hashes for the duration of one call. With several fields the detectors run
 //! up to four times over the text (each field, all joined, values joined, values
 //! glued), plus up to about 512 bytes per junction of two values, so many-field
-//! bodies cost up to four or five times more; a single text field is scanned
-//! once. A value that is a number on its own (a JSON number, `12345`) is never
+//! bodies cost up to four or five times more (less where long fields have quiet
+//! interiors: the literal, e-mail and custom detectors still read the joined
+//! views whole, since a private key block or a custom pattern has no bound in
+//! length); a single text field is scanned once. A value that is a number on its own (a JSON number, `12345`) is never
 //! glued to a neighbour's digit, so two numeric fields are not read as one
 //! number (a bare digit run split into two numeric fields is found only where
 //! the space-joined view finds it: cards, not NHS numbers). A value found both
@@ -172,6 +179,13 @@ impl Scanner {
     }
 
     fn scan_fields(&self, fields: &[Field<'_>]) -> Vec<Finding> {
+        self.scan_fields_with(fields, true)
+    }
+
+    /// `skip_interiors`: the digit pass over the joined views jumps over each
+    /// field's quiet interior (`detectors/quiet.rs`); false only to check, in
+    /// tests, that this finds exactly what the whole pass finds.
+    fn scan_fields_with(&self, fields: &[Field<'_>], skip_interiors: bool) -> Vec<Finding> {
         let mut tally = Tally::new(self.names.len());
         // The digit pass's buffers and the joined views, reused by every pass.
         let mut scratch = Scratch::default();
@@ -179,23 +193,35 @@ impl Scanner {
             .iter()
             .map(|f| (normalize(&f.text), f.is_key))
             .collect();
+        // What each field's own pass left: its quiet interior, and whether it
+        // had a fold view (a joined view has one only if some field has).
+        let mut alone: Vec<Alone> = Vec::with_capacity(normal.len());
+        scratch.track_quiet = normal.len() > 1;
         for (text, _) in &normal {
-            self.detect(text, &mut scratch, &mut tally);
+            alone.push(self.detect(text, &mut scratch, &mut tally));
         }
+        scratch.track_quiet = false;
         if normal.len() > 1 {
-            let all: Vec<&str> = normal.iter().map(|(t, _)| t.as_ref()).collect();
-            let values: Vec<&str> = normal
+            let all: Vec<(&str, &Alone)> = normal
                 .iter()
-                .filter(|(_, key)| !key)
-                .map(|(t, _)| t.as_ref())
+                .zip(&alone)
+                .map(|((t, _), a)| (t.as_ref(), a))
                 .collect();
-            let mut joined = String::with_capacity(all.iter().map(|t| t.len() + 1).sum());
-            join_into(&mut joined, &all, " ");
-            self.detect(&joined, &mut scratch, &mut tally);
+            let values: Vec<(&str, &Alone)> = normal
+                .iter()
+                .zip(&alone)
+                .filter(|((_, key), _)| !key)
+                .map(|((t, _), a)| (t.as_ref(), a))
+                .collect();
+            let mut joined = String::with_capacity(all.iter().map(|(t, _)| t.len() + 1).sum());
+            let mut skip: Vec<(usize, usize)> = Vec::new();
+            join_joined_view(&mut joined, &mut skip, &all, skip_interiors);
+            self.detect_joined(&joined, &skip, &all, &mut scratch, &mut tally);
             if values.len() > 1 && values.len() < all.len() {
-                join_into(&mut joined, &values, " ");
-                self.detect(&joined, &mut scratch, &mut tally);
+                join_joined_view(&mut joined, &mut skip, &values, skip_interiors);
+                self.detect_joined(&joined, &skip, &values, &mut scratch, &mut tally);
             }
+            let values: Vec<&str> = values.iter().map(|(t, _)| *t).collect();
             // With one value or none, the concatenation is that value (already
             // read by every detector) and there is no junction to glue.
             if let (Some(b), true) = (&self.builtins, values.len() > 1) {
@@ -220,18 +246,58 @@ impl Scanner {
         tally.into_findings(&self.names)
     }
 
-    fn detect(&self, text: &str, scratch: &mut Scratch, tally: &mut Tally) {
+    /// One text read alone: every detector, then its fold view if it has one.
+    fn detect(&self, text: &str, scratch: &mut Scratch, tally: &mut Tally) -> Alone {
+        let mut read = Alone::default();
         if text.is_empty() {
-            return;
+            return read;
         }
         let mut sink = |slot: usize, value: &str| tally.add(slot, value);
         if let Some(b) = &self.builtins {
             b.detect_with(text, scratch, &mut sink);
+            read.quiet = scratch.quiet.take();
         }
         if let Some(c) = &self.custom {
             c.detect(text, &mut sink);
         }
         // Look-alikes and combining marks undone, only when the text has some.
+        if let Some(folded) = fold_view(text) {
+            read.folds = true;
+            if let Some(b) = &self.builtins {
+                b.detect_with(&folded, scratch, &mut sink);
+            }
+            if let Some(c) = &self.custom {
+                c.detect(&folded, &mut sink);
+            }
+        }
+        read
+    }
+
+    /// A joined view of texts already read alone (`parts`): as [`Scanner::detect`],
+    /// the digit pass jumping over `skip`; the fold view is looked for only
+    /// when some part has one (folding reads one character at a time, so the
+    /// view's characters are the parts' and the spaces between).
+    fn detect_joined(
+        &self,
+        text: &str,
+        skip: &[(usize, usize)],
+        parts: &[(&str, &Alone)],
+        scratch: &mut Scratch,
+        tally: &mut Tally,
+    ) {
+        if text.is_empty() {
+            return;
+        }
+        let mut sink = |slot: usize, value: &str| tally.add(slot, value);
+        if let Some(b) = &self.builtins {
+            b.detect_joined(text, skip, scratch, &mut sink);
+        }
+        if let Some(c) = &self.custom {
+            c.detect(text, &mut sink);
+        }
+        if !parts.iter().any(|(_, a)| a.folds) {
+            return;
+        }
         if let Some(folded) = fold_view(text) {
             if let Some(b) = &self.builtins {
                 b.detect_with(&folded, scratch, &mut sink);
@@ -240,6 +306,36 @@ impl Scanner {
                 c.detect(&folded, &mut sink);
             }
         }
+    }
+}
+
+/// What the pass over one text alone leaves for the joined views.
+#[derive(Debug, Default)]
+struct Alone {
+    /// The text's quiet interior, `[start, end)` in the text.
+    quiet: Option<(usize, usize)>,
+    /// The text had a fold view.
+    folds: bool,
+}
+
+/// `parts` joined by a space into `out`, and in `skip` each part's quiet
+/// interior placed in `out` (none unless `skip_interiors`).
+fn join_joined_view(
+    out: &mut String,
+    skip: &mut Vec<(usize, usize)>,
+    parts: &[(&str, &Alone)],
+    skip_interiors: bool,
+) {
+    out.clear();
+    skip.clear();
+    for (i, (part, alone)) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if let (Some((start, end)), true) = (alone.quiet, skip_interiors) {
+            skip.push((out.len() + start, out.len() + end));
+        }
+        out.push_str(part);
     }
 }
 
@@ -464,6 +560,9 @@ pub fn mask(value: &str) -> String {
     out.extend(&chars[n - tail..]);
     out
 }
+
+#[cfg(test)]
+mod interior_tests;
 
 #[cfg(test)]
 mod tests {

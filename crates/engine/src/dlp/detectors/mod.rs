@@ -47,6 +47,7 @@ mod documents;
 mod keywords;
 mod markings;
 mod numbers;
+mod quiet;
 mod secrets;
 mod text;
 
@@ -62,6 +63,7 @@ pub use custom::{CustomDetectorSpec, DEFAULT_NEAR_WITHIN};
 use documents::*;
 use markings::*;
 use numbers::*;
+use quiet::QuietTracker;
 use secrets::*;
 use text::*;
 
@@ -207,6 +209,12 @@ pub(crate) struct Scratch {
     bank: BankCandidates,
     /// The separator view being read.
     view: String,
+    /// Whether a pass over a whole text finds its quiet interior (set by the
+    /// scanner while it reads fields that a joined view will hold).
+    pub(crate) track_quiet: bool,
+    /// The quiet interior (`detectors/quiet.rs`) of the last text the digit
+    /// pass read whole with `track_quiet`, as `[first quiet point, last quiet point)`.
+    pub(crate) quiet: Option<(usize, usize)>,
 }
 
 /// The enabled built-ins of one profile, compiled.
@@ -280,7 +288,28 @@ impl BuiltinDetectors {
             self.detect_email(text, slot, sink);
         }
         if self.uses_digits {
-            self.detect_numeric(text, false, scratch, sink);
+            self.detect_numeric(text, false, &[], scratch, sink);
+        }
+    }
+
+    /// As `detect_with` over a view that joins texts already read alone: the
+    /// digit pass jumps over each `skip` range (the quiet interiors of those
+    /// texts, placed in the view, in order; see `detectors/quiet.rs`).
+    pub(crate) fn detect_joined(
+        &self,
+        text: &str,
+        skip: &[(usize, usize)],
+        scratch: &mut Scratch,
+        sink: &mut Sink<'_>,
+    ) {
+        if let Some((ac, kinds)) = &self.literals {
+            self.detect_literals(text, ac, kinds, sink);
+        }
+        if let Some(slot) = self.slot(Builtin::EmailAddress) {
+            self.detect_email(text, slot, sink);
+        }
+        if self.uses_digits {
+            self.detect_numeric(text, false, skip, scratch, sink);
         }
     }
 
@@ -302,7 +331,7 @@ impl BuiltinDetectors {
         sink: &mut Sink<'_>,
     ) {
         if self.uses_digits {
-            self.detect_numeric(text, false, scratch, sink);
+            self.detect_numeric(text, false, &[], scratch, sink);
         }
     }
 
@@ -407,15 +436,26 @@ impl BuiltinDetectors {
     /// The digit-cluster pass. `separator_view` is true over a rewritten
     /// window of [`separator_view`]: no further candidates are collected there,
     /// and a card cut into several groups must be grouped as cards are printed.
+    /// Clusters starting in a `skip` range (sorted, apart) are not read. A
+    /// pass over a whole text (not a view, nothing skipped) with
+    /// `scratch.track_quiet` leaves the text's quiet interior in `scratch.quiet`.
     fn detect_numeric(
         &self,
         text: &str,
         separator_view: bool,
+        skip: &[(usize, usize)],
         scratch: &mut Scratch,
         sink: &mut Sink<'_>,
     ) {
         let bytes = text.as_bytes();
+        let mut quiet = if scratch.track_quiet && !separator_view && skip.is_empty() {
+            scratch.quiet = None;
+            QuietTracker::new(bytes)
+        } else {
+            None
+        };
         let Some(first_digit) = find_digit(bytes) else {
+            scratch.quiet = quiet.and_then(|q| q.finish(bytes));
             return;
         };
         let Scratch {
@@ -426,7 +466,12 @@ impl BuiltinDetectors {
             windows,
             bank,
             view,
+            track_quiet: _,
+            quiet: _,
         } = scratch;
+        // The next skip range, and where it starts (checked once per cluster).
+        let mut next_skip = 0;
+        let mut skip_from = skip.first().map_or(usize::MAX, |r| r.0);
         if !separator_view {
             candidates.clear();
         }
@@ -436,6 +481,17 @@ impl BuiltinDetectors {
         let mut i = first_digit;
         while let Some(offset) = find_digit(&bytes[i..]) {
             i += offset;
+            if i >= skip_from {
+                // In a skip range: on from its end (rare, so out of line).
+                match skip_ahead(skip, &mut next_skip, i) {
+                    Some(end) => {
+                        skip_from = skip.get(next_skip).map_or(usize::MAX, |r| r.0);
+                        i = end;
+                        continue;
+                    }
+                    None => skip_from = skip.get(next_skip).map_or(usize::MAX, |r| r.0),
+                }
+            }
             groups.clear();
             seps.clear();
             odd.clear();
@@ -477,11 +533,20 @@ impl BuiltinDetectors {
             }
             let first = groups[0].start;
             let last = groups[groups.len() - 1].end;
-            if !separator_view && is_separator_candidate(bytes, groups, shape) {
+            let candidate = !separator_view && is_separator_candidate(bytes, groups, shape);
+            if candidate {
                 candidates.push((first, last));
             }
             let touches_capital = first > 0 && bytes[first - 1].is_ascii_uppercase()
                 || bytes.get(last).is_some_and(u8::is_ascii_uppercase);
+            if let Some(q) = quiet.as_mut() {
+                q.cluster(
+                    bytes,
+                    first,
+                    last,
+                    digits >= 6 || touches_capital || candidate,
+                );
+            }
             // Windows only when one of their detectors is enabled (a window
             // that touches a capital still widens a merged six-digit one).
             if self.uses_windows && (digits >= 6 || touches_capital) {
@@ -500,9 +565,12 @@ impl BuiltinDetectors {
             for (s, e) in spans {
                 buf.clear();
                 rewrite_separators(&text[s..e], &mut buf);
-                self.detect_numeric(&buf, true, scratch, sink);
+                self.detect_numeric(&buf, true, &[], scratch, sink);
             }
             scratch.view = buf;
+        }
+        if let Some(q) = quiet {
+            scratch.quiet = q.finish(bytes);
         }
     }
 
@@ -688,6 +756,23 @@ impl BuiltinDetectors {
                 }
             }
         }
+    }
+}
+
+/// For a cluster found at `at`, at or past the start of `skip[*next]`: the end
+/// of the range that holds it (then `*next` is the range after), or `None`
+/// when it lies past every range it reached (`*next` moved on).
+#[cold]
+fn skip_ahead(skip: &[(usize, usize)], next: &mut usize, at: usize) -> Option<usize> {
+    while skip.get(*next).is_some_and(|r| at >= r.1) {
+        *next += 1;
+    }
+    match skip.get(*next) {
+        Some(&(start, end)) if at >= start => {
+            *next += 1;
+            Some(end)
+        }
+        _ => None,
     }
 }
 
