@@ -1,7 +1,8 @@
 //! Checks that skipping the quiet interiors in the joined views
 //! (`detectors/quiet.rs`) finds exactly what the whole pass finds: the same
 //! detectors, counts and samples, over many generated bodies whose fields are
-//! long prose with numbers, identifiers cut across fields, chains of short
+//! long prose with numbers, identifiers cut across fields, values a little way
+//! into a field whose keyword ends the field before, chains of short
 //! tokens and runs of whitespace.
 
 use std::borrow::Cow;
@@ -124,7 +125,20 @@ impl Rng {
 /// One field: a few tokens, or long prose with a number now and then, or a
 /// long chain of short tokens; it may start or end with a piece of a number.
 fn field(rng: &mut Rng) -> String {
-    let kind = rng.below(7);
+    let kind = rng.below(8);
+    if kind == 7 {
+        // A value a little way into a long field, where only context in the
+        // field before (a keyword, a sort code) makes it a finding.
+        let mut out = String::new();
+        for _ in 0..4 + rng.below(22) {
+            out.push_str(rng.pick(&["More ", "on ", "our ", "website. "]));
+        }
+        out.push_str(rng.pick(&["123456789", "12345678", "A12345678", "12-34-56"]));
+        for _ in 0..60 + rng.below(40) {
+            out.push_str(rng.pick(&[" the", " council", " More", " website."]));
+        }
+        return out;
+    }
     let (tokens, digit_share) = match kind {
         0 | 1 => (1 + rng.below(3), 50),
         2 => (40 + rng.below(120), 2),
@@ -156,6 +170,8 @@ fn field(rng: &mut Rng) -> String {
     if rng.below(3) == 0 {
         out.push_str(rng.pick(SEPARATORS));
         out.push_str(rng.pick(NUMBERS));
+    } else if rng.below(3) == 0 {
+        out.push_str(rng.pick(&[" passport", " sort code 12-34-56", " account 12345678"]));
     }
     out
 }
