@@ -215,10 +215,10 @@ impl Scanner {
                 .collect();
             let mut joined = String::with_capacity(all.iter().map(|(t, _)| t.len() + 1).sum());
             let mut skip: Vec<(usize, usize)> = Vec::new();
-            join_joined_view(&mut joined, &mut skip, &all, skip_interiors);
+            join_with_interiors(&mut joined, &mut skip, &all, skip_interiors);
             self.detect_joined(&joined, &skip, &all, &mut scratch, &mut tally);
             if values.len() > 1 && values.len() < all.len() {
-                join_joined_view(&mut joined, &mut skip, &values, skip_interiors);
+                join_with_interiors(&mut joined, &mut skip, &values, skip_interiors);
                 self.detect_joined(&joined, &skip, &values, &mut scratch, &mut tally);
             }
             let values: Vec<&str> = values.iter().map(|(t, _)| *t).collect();
@@ -252,23 +252,12 @@ impl Scanner {
         if text.is_empty() {
             return read;
         }
-        let mut sink = |slot: usize, value: &str| tally.add(slot, value);
-        if let Some(b) = &self.builtins {
-            b.detect_with(text, scratch, &mut sink);
-            read.quiet = scratch.quiet.take();
-        }
-        if let Some(c) = &self.custom {
-            c.detect(text, &mut sink);
-        }
+        self.detect_view(text, &[], scratch, tally);
+        read.quiet = scratch.quiet.take();
         // Look-alikes and combining marks undone, only when the text has some.
         if let Some(folded) = fold_view(text) {
             read.folds = true;
-            if let Some(b) = &self.builtins {
-                b.detect_with(&folded, scratch, &mut sink);
-            }
-            if let Some(c) = &self.custom {
-                c.detect(&folded, &mut sink);
-            }
+            self.detect_view(&folded, &[], scratch, tally);
         }
         read
     }
@@ -288,23 +277,29 @@ impl Scanner {
         if text.is_empty() {
             return;
         }
+        self.detect_view(text, skip, scratch, tally);
+        if parts.iter().any(|(_, a)| a.folds) {
+            if let Some(folded) = fold_view(text) {
+                self.detect_view(&folded, &[], scratch, tally);
+            }
+        }
+    }
+
+    /// The built-ins (the digit pass jumping over `skip`) and the custom
+    /// detectors over one text.
+    fn detect_view(
+        &self,
+        text: &str,
+        skip: &[(usize, usize)],
+        scratch: &mut Scratch,
+        tally: &mut Tally,
+    ) {
         let mut sink = |slot: usize, value: &str| tally.add(slot, value);
         if let Some(b) = &self.builtins {
-            b.detect_joined(text, skip, scratch, &mut sink);
+            b.detect_skipping(text, skip, scratch, &mut sink);
         }
         if let Some(c) = &self.custom {
             c.detect(text, &mut sink);
-        }
-        if !parts.iter().any(|(_, a)| a.folds) {
-            return;
-        }
-        if let Some(folded) = fold_view(text) {
-            if let Some(b) = &self.builtins {
-                b.detect_with(&folded, scratch, &mut sink);
-            }
-            if let Some(c) = &self.custom {
-                c.detect(&folded, &mut sink);
-            }
         }
     }
 }
@@ -320,7 +315,7 @@ struct Alone {
 
 /// `parts` joined by a space into `out`, and in `skip` each part's quiet
 /// interior placed in `out` (none unless `skip_interiors`).
-fn join_joined_view(
+fn join_with_interiors(
     out: &mut String,
     skip: &mut Vec<(usize, usize)>,
     parts: &[(&str, &Alone)],

@@ -275,27 +275,15 @@ impl BuiltinDetectors {
     /// Runs every enabled built-in over one normalised text.
     #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
-        self.detect_with(text, &mut Scratch::default(), sink);
+        self.detect_skipping(text, &[], &mut Scratch::default(), sink);
     }
 
     /// As `detect`, with the buffers of the digit pass borrowed from `scratch`
-    /// (kept by the caller across the texts of one scan).
-    pub(crate) fn detect_with(&self, text: &str, scratch: &mut Scratch, sink: &mut Sink<'_>) {
-        if let Some((ac, kinds)) = &self.literals {
-            self.detect_literals(text, ac, kinds, sink);
-        }
-        if let Some(slot) = self.slot(Builtin::EmailAddress) {
-            self.detect_email(text, slot, sink);
-        }
-        if self.uses_digits {
-            self.detect_numeric(text, false, &[], scratch, sink);
-        }
-    }
-
-    /// As `detect_with` over a view that joins texts already read alone: the
-    /// digit pass jumps over each `skip` range (the quiet interiors of those
-    /// texts, placed in the view, in order; see `detectors/quiet.rs`).
-    pub(crate) fn detect_joined(
+    /// (kept by the caller across the texts of one scan), the digit pass
+    /// jumping over each `skip` range: in a view that joins texts already read
+    /// alone, the quiet interiors of those texts, placed in the view, in order
+    /// (see `detectors/quiet.rs`); none for a text read whole.
+    pub(crate) fn detect_skipping(
         &self,
         text: &str,
         skip: &[(usize, usize)],
@@ -483,13 +471,11 @@ impl BuiltinDetectors {
             i += offset;
             if i >= skip_from {
                 // In a skip range: on from its end (rare, so out of line).
-                match skip_ahead(skip, &mut next_skip, i) {
-                    Some(end) => {
-                        skip_from = skip.get(next_skip).map_or(usize::MAX, |r| r.0);
-                        i = end;
-                        continue;
-                    }
-                    None => skip_from = skip.get(next_skip).map_or(usize::MAX, |r| r.0),
+                let end = skip_ahead(skip, &mut next_skip, i);
+                skip_from = skip.get(next_skip).map_or(usize::MAX, |r| r.0);
+                if let Some(end) = end {
+                    i = end;
+                    continue;
                 }
             }
             groups.clear();
