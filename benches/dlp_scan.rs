@@ -9,7 +9,8 @@
 //! is the one `scripts/bench/h2_workloads.py` (`post_body`) sends. Criterion
 //! runs in one thread, so MB/s here is per core. Run with
 //! `cargo bench --bench dlp_scan` (add `-- --quick` for a fast look). For an
-//! instruction count (callgrind), `DLP_SCAN_REPEAT=w8:1000` (or `w6:10`) runs
+//! instruction count (callgrind), `DLP_SCAN_REPEAT=w8:1000` (or `w6:10`,
+//! `w6-request:10` for `scan_request_text_plain`) runs
 //! that case that many times without criterion and exits; the count of one run
 //! is the difference from a run of `w8:0`, divided by the repeats.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -386,6 +387,20 @@ fn repeat(spec: &str) {
             let full = scanner(true, Some(keywords()));
             for _ in 0..n {
                 keep(full.scan_text(keep(&text)));
+            }
+        }
+        "w6-request" => {
+            let text = english(MIB);
+            let full = scanner(true, Some(keywords()));
+            let req = ScanInput {
+                content_type: Some("text/plain; charset=utf-8"),
+                content_encoding: None,
+                body: text.as_bytes(),
+                query: None,
+            };
+            let limits = ScanLimits::default();
+            for _ in 0..n {
+                keep(full.scan_request(keep(&req), &limits).unwrap());
             }
         }
         other => panic!("unknown case {other:?}"),

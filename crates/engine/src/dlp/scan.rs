@@ -19,7 +19,10 @@
 //! quiet interior (`detectors/quiet.rs`): the middle of a long field, which
 //! that field's own pass has read and which nothing in a neighbour can reach,
 //! so skipping it finds exactly what reading it would (`scan/interior_tests.rs`).
-//! A joined view's fold view is made only when some field had one.
+//! The literal and e-mail detectors jump over the part of it between two
+//! whitespaces and before any private key header, in those views and (the
+//! literal ones) in the concatenation. A joined view's fold view is made only
+//! when some field had one.
 //!
 //! Limits: findings hold only a masked sample (first two and last one characters
 //! at most, fewer for short values); distinct values are remembered as 64-bit
@@ -27,9 +30,8 @@
 //! up to four times over the text (each field, all joined, values joined, values
 //! glued), plus up to about 512 bytes per junction of two values, so many-field
 //! bodies cost up to four or five times more (less where long fields have quiet
-//! interiors: the literal, e-mail and custom detectors still read the joined
-//! views whole, since a private key block or a custom pattern has no bound in
-//! length); a single text field is scanned once. A value that is a number on its own (a JSON number, `12345`) is never
+//! interiors: the custom detectors still read the joined views whole, since a
+//! custom pattern has no bound in length); a single text field is scanned once. A value that is a number on its own (a JSON number, `12345`) is never
 //! glued to a neighbour's digit, so two numeric fields are not read as one
 //! number (a bare digit run split into two numeric fields is found only where
 //! the space-joined view finds it: cards, not NHS numbers). A value found both
@@ -42,7 +44,8 @@ use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::detectors::{
-    Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, Scratch, BUILTIN_DETECTORS,
+    literal_interior, Builtin, BuiltinDetectors, CustomDetectorSpec, CustomDetectors, Scratch,
+    BUILTIN_DETECTORS,
 };
 use super::extract::{decode_content, extract, Field, ScanInput, ScanLimits};
 use super::normalize::{fold_view, normalize};
@@ -214,21 +217,23 @@ impl Scanner {
                 .map(|((t, _), a)| (t.as_ref(), a))
                 .collect();
             let mut joined = String::with_capacity(all.iter().map(|(t, _)| t.len() + 1).sum());
-            let mut skip: Vec<(usize, usize)> = Vec::new();
-            join_with_interiors(&mut joined, &mut skip, &all, skip_interiors);
+            let mut skip = Interiors::default();
+            join_with_interiors(&mut joined, &mut skip, &all, " ", skip_interiors);
             self.detect_joined(&joined, &skip, &all, &mut scratch, &mut tally);
             if values.len() > 1 && values.len() < all.len() {
-                join_with_interiors(&mut joined, &mut skip, &values, skip_interiors);
+                join_with_interiors(&mut joined, &mut skip, &values, " ", skip_interiors);
                 self.detect_joined(&joined, &skip, &values, &mut scratch, &mut tally);
             }
-            let values: Vec<&str> = values.iter().map(|(t, _)| *t).collect();
             // With one value or none, the concatenation is that value (already
             // read by every detector) and there is no junction to glue.
             if let (Some(b), true) = (&self.builtins, values.len() > 1) {
-                // A token cut mid-way (AKIA… split in two fields) is whole only without a separator.
+                // A token cut mid-way (AKIA… split in two fields) is whole only
+                // without a separator; the values' literal interiors, which
+                // start at a whitespace and end after one, are still skipped.
                 let mut sink = |slot: usize, value: &str| tally.add(slot, value);
-                join_into(&mut joined, &values, "");
-                b.detect_literals_only(&joined, &mut sink);
+                join_with_interiors(&mut joined, &mut skip, &values, "", skip_interiors);
+                b.detect_literals_only(&joined, &skip.literals, &mut sink);
+                let values: Vec<&str> = values.iter().map(|(t, _)| *t).collect();
                 // So is a group of a number (`943 47` + `6 5919`, `J` + `G 10 37 82 B`),
                 // and a token cut between two fields that have neighbours.
                 let views = glued_views(&values);
@@ -236,7 +241,7 @@ impl Scanner {
                     b.detect_numbers_only(digits, &mut scratch, &mut sink);
                 }
                 for (pair, numbers) in &views.pairs {
-                    b.detect_literals_only(pair, &mut sink);
+                    b.detect_literals_only(pair, &[], &mut sink);
                     if *numbers {
                         b.detect_numbers_only(pair, &mut scratch, &mut sink);
                     }
@@ -252,24 +257,27 @@ impl Scanner {
         if text.is_empty() {
             return read;
         }
-        self.detect_view(text, &[], scratch, tally);
+        self.detect_view(text, &Interiors::default(), scratch, tally);
         read.quiet = scratch.quiet.take();
+        read.literal_quiet = read
+            .quiet
+            .and_then(|q| literal_interior(text.as_bytes(), q, scratch.key_header));
         // Look-alikes and combining marks undone, only when the text has some.
         if let Some(folded) = fold_view(text) {
             read.folds = true;
-            self.detect_view(&folded, &[], scratch, tally);
+            self.detect_view(&folded, &Interiors::default(), scratch, tally);
         }
         read
     }
 
     /// A joined view of texts already read alone (`parts`): as [`Scanner::detect`],
-    /// the digit pass jumping over `skip`; the fold view is looked for only
+    /// the passes jumping over the parts' interiors (`skip`); the fold view is looked for only
     /// when some part has one (folding reads one character at a time, so the
     /// view's characters are the parts' and the spaces between).
     fn detect_joined(
         &self,
         text: &str,
-        skip: &[(usize, usize)],
+        skip: &Interiors,
         parts: &[(&str, &Alone)],
         scratch: &mut Scratch,
         tally: &mut Tally,
@@ -280,23 +288,17 @@ impl Scanner {
         self.detect_view(text, skip, scratch, tally);
         if parts.iter().any(|(_, a)| a.folds) {
             if let Some(folded) = fold_view(text) {
-                self.detect_view(&folded, &[], scratch, tally);
+                self.detect_view(&folded, &Interiors::default(), scratch, tally);
             }
         }
     }
 
-    /// The built-ins (the digit pass jumping over `skip`) and the custom
-    /// detectors over one text.
-    fn detect_view(
-        &self,
-        text: &str,
-        skip: &[(usize, usize)],
-        scratch: &mut Scratch,
-        tally: &mut Tally,
-    ) {
+    /// The built-ins (jumping over `skip`) and the custom detectors (which
+    /// read it all: a pattern has no bound in length) over one text.
+    fn detect_view(&self, text: &str, skip: &Interiors, scratch: &mut Scratch, tally: &mut Tally) {
         let mut sink = |slot: usize, value: &str| tally.add(slot, value);
         if let Some(b) = &self.builtins {
-            b.detect_skipping(text, skip, scratch, &mut sink);
+            b.detect_skipping(text, &skip.digits, &skip.literals, scratch, &mut sink);
         }
         if let Some(c) = &self.custom {
             c.detect(text, &mut sink);
@@ -309,37 +311,42 @@ impl Scanner {
 struct Alone {
     /// The text's quiet interior, `[start, end)` in the text.
     quiet: Option<(usize, usize)>,
+    /// The part of it the literal and e-mail detectors skip (`literal_interior`).
+    literal_quiet: Option<(usize, usize)>,
     /// The text had a fold view.
     folds: bool,
 }
 
-/// `parts` joined by a space into `out`, and in `skip` each part's quiet
-/// interior placed in `out` (none unless `skip_interiors`).
+/// The ranges of a joined view that the passes over it jump over, sorted and
+/// apart: the parts' quiet interiors for the digit pass, their literal
+/// interiors for the literal and e-mail detectors.
+#[derive(Debug, Default)]
+struct Interiors {
+    digits: Vec<(usize, usize)>,
+    literals: Vec<(usize, usize)>,
+}
+
+/// `parts` joined by `sep` into `out`, and in `skip` each part's interiors
+/// placed in `out` (none unless `skip_interiors`).
 fn join_with_interiors(
     out: &mut String,
-    skip: &mut Vec<(usize, usize)>,
+    skip: &mut Interiors,
     parts: &[(&str, &Alone)],
+    sep: &str,
     skip_interiors: bool,
 ) {
     out.clear();
-    skip.clear();
+    skip.digits.clear();
+    skip.literals.clear();
     for (i, (part, alone)) in parts.iter().enumerate() {
         if i > 0 {
-            out.push(' ');
-        }
-        if let (Some((start, end)), true) = (alone.quiet, skip_interiors) {
-            skip.push((out.len() + start, out.len() + end));
-        }
-        out.push_str(part);
-    }
-}
-
-/// `parts` joined by `sep` into `out` (cleared first), keeping its buffer.
-fn join_into(out: &mut String, parts: &[&str], sep: &str) {
-    out.clear();
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
             out.push_str(sep);
+        }
+        if skip_interiors {
+            let at = out.len();
+            let place = |(start, end): (usize, usize)| (at + start, at + end);
+            skip.digits.extend(alone.quiet.map(place));
+            skip.literals.extend(alone.literal_quiet.map(place));
         }
         out.push_str(part);
     }

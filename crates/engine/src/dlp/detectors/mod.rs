@@ -51,7 +51,7 @@ mod quiet;
 mod secrets;
 mod text;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 use regex::Regex;
 
 use super::normalize::normalize;
@@ -63,6 +63,7 @@ pub use custom::{CustomDetectorSpec, DEFAULT_NEAR_WITHIN};
 use documents::*;
 use markings::*;
 use numbers::*;
+pub(crate) use quiet::literal_interior;
 use quiet::QuietTracker;
 use secrets::*;
 use text::*;
@@ -215,6 +216,9 @@ pub(crate) struct Scratch {
     /// The quiet interior (`detectors/quiet.rs`) of the last text the digit
     /// pass read whole with `track_quiet`, as `[first quiet point, last quiet point)`.
     pub(crate) quiet: Option<(usize, usize)>,
+    /// Where the literal pass over the last text it read found the first
+    /// private key header (`-----BEGIN`), if it did.
+    pub(crate) key_header: Option<usize>,
 }
 
 /// The enabled built-ins of one profile, compiled.
@@ -275,26 +279,29 @@ impl BuiltinDetectors {
     /// Runs every enabled built-in over one normalised text.
     #[cfg(test)]
     pub(crate) fn detect(&self, text: &str, sink: &mut Sink<'_>) {
-        self.detect_skipping(text, &[], &mut Scratch::default(), sink);
+        self.detect_skipping(text, &[], &[], &mut Scratch::default(), sink);
     }
 
     /// As `detect`, with the buffers of the digit pass borrowed from `scratch`
     /// (kept by the caller across the texts of one scan), the digit pass
-    /// jumping over each `skip` range: in a view that joins texts already read
-    /// alone, the quiet interiors of those texts, placed in the view, in order
-    /// (see `detectors/quiet.rs`); none for a text read whole.
+    /// jumping over each `skip` range and the literal and e-mail detectors
+    /// over each `literal_skip` range: in a space-joined view of texts already
+    /// read alone, the quiet interiors of those texts and their literal
+    /// interiors, placed in the view, in order (see `detectors/quiet.rs`);
+    /// none for a text read whole.
     pub(crate) fn detect_skipping(
         &self,
         text: &str,
         skip: &[(usize, usize)],
+        literal_skip: &[(usize, usize)],
         scratch: &mut Scratch,
         sink: &mut Sink<'_>,
     ) {
         if let Some((ac, kinds)) = &self.literals {
-            self.detect_literals(text, ac, kinds, sink);
+            scratch.key_header = self.detect_literals(text, literal_skip, ac, kinds, sink);
         }
         if let Some(slot) = self.slot(Builtin::EmailAddress) {
-            self.detect_email(text, slot, sink);
+            self.detect_email(text, literal_skip, slot, sink);
         }
         if self.uses_digits {
             self.detect_numeric(text, false, skip, scratch, sink);
@@ -303,9 +310,16 @@ impl BuiltinDetectors {
 
     /// Only the literal detectors (secrets, markings): for fields concatenated
     /// without a separator, where a token split mid-way is whole again.
-    pub(crate) fn detect_literals_only(&self, text: &str, sink: &mut Sink<'_>) {
+    /// The literal pass skips each `skip` range (the fields' literal
+    /// interiors, placed in the concatenation).
+    pub(crate) fn detect_literals_only(
+        &self,
+        text: &str,
+        skip: &[(usize, usize)],
+        sink: &mut Sink<'_>,
+    ) {
         if let Some((ac, kinds)) = &self.literals {
-            self.detect_literals(text, ac, kinds, sink);
+            self.detect_literals(text, skip, ac, kinds, sink);
         }
     }
 
@@ -323,100 +337,155 @@ impl BuiltinDetectors {
         }
     }
 
+    /// The literal pass: each match of the shared automaton outside the `skip`
+    /// ranges, checked by its kind. Each range starts at a whitespace and ends
+    /// after one, and no literal holds whitespace, so no match crosses an end
+    /// of a range and the automaton, restarted after one, finds the matches
+    /// a pass over the whole text would. Returns where the first private key
+    /// header matched (see `quiet::literal_interior`).
     fn detect_literals(
         &self,
         text: &str,
+        skip: &[(usize, usize)],
         ac: &AhoCorasick,
         kinds: &[Literal],
+        sink: &mut Sink<'_>,
+    ) -> Option<usize> {
+        let mut key_header = None;
+        if skip.is_empty() {
+            for m in ac.find_iter(text) {
+                self.check_literal(text, m, kinds, &mut key_header, sink);
+            }
+            return key_header;
+        }
+        let mut from = 0;
+        for &(to, next) in skip.iter().chain([(text.len(), text.len())].iter()) {
+            if from < to {
+                for m in ac.find_iter(Input::new(text).range(from..to)) {
+                    self.check_literal(text, m, kinds, &mut key_header, sink);
+                }
+            }
+            from = next;
+        }
+        key_header
+    }
+
+    /// One match of the literal pass, checked by its kind.
+    #[inline]
+    fn check_literal(
+        &self,
+        text: &str,
+        m: aho_corasick::Match,
+        kinds: &[Literal],
+        key_header: &mut Option<usize>,
         sink: &mut Sink<'_>,
     ) {
         let bytes = text.as_bytes();
         let secrets = self.slot(Builtin::Secrets);
         let marking = self.slot(Builtin::ProtectiveMarking);
-        for m in ac.find_iter(text) {
-            let (s, e) = (m.start(), m.end());
-            let Some(kind) = kinds.get(m.pattern().as_usize()).copied() else {
-                continue;
-            };
-            match kind {
-                Literal::Aws => {
-                    if let (Some(slot), true) = (secrets, !is_alnum_at(bytes, s.wrapping_sub(1))) {
-                        let tail =
-                            run_len(bytes, e, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
-                        if tail == 16 && !is_alnum_at(bytes, e + 16) {
-                            sink(slot, &text[s..e + 16]);
-                        }
+        let (s, e) = (m.start(), m.end());
+        let Some(kind) = kinds.get(m.pattern().as_usize()).copied() else {
+            return;
+        };
+        match kind {
+            Literal::Aws => {
+                if let (Some(slot), true) = (secrets, !is_alnum_at(bytes, s.wrapping_sub(1))) {
+                    let tail = run_len(bytes, e, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
+                    if tail == 16 && !is_alnum_at(bytes, e + 16) {
+                        sink(slot, &text[s..e + 16]);
                     }
                 }
-                Literal::GitHub | Literal::GitHubPat | Literal::Slack => {
-                    let Some(slot) = secrets else { continue };
-                    if is_alnum_at(bytes, s.wrapping_sub(1)) {
-                        continue;
-                    }
-                    let (tail, min) = match kind {
-                        Literal::GitHub => (run_len(bytes, e, |b| b.is_ascii_alphanumeric()), 30),
-                        Literal::GitHubPat => (
-                            run_len(bytes, e, |b| b.is_ascii_alphanumeric() || b == b'_'),
-                            22,
-                        ),
-                        _ => (
-                            run_len(bytes, e, |b| b.is_ascii_alphanumeric() || b == b'-'),
-                            10,
-                        ),
-                    };
-                    if tail >= min {
-                        sink(slot, &text[s..e + tail]);
+            }
+            Literal::GitHub | Literal::GitHubPat | Literal::Slack => {
+                let Some(slot) = secrets else { return };
+                if is_alnum_at(bytes, s.wrapping_sub(1)) {
+                    return;
+                }
+                let (tail, min) = match kind {
+                    Literal::GitHub => (run_len(bytes, e, |b| b.is_ascii_alphanumeric()), 30),
+                    Literal::GitHubPat => (
+                        run_len(bytes, e, |b| b.is_ascii_alphanumeric() || b == b'_'),
+                        22,
+                    ),
+                    _ => (
+                        run_len(bytes, e, |b| b.is_ascii_alphanumeric() || b == b'-'),
+                        10,
+                    ),
+                };
+                if tail >= min {
+                    sink(slot, &text[s..e + tail]);
+                }
+            }
+            Literal::PrivateKey => {
+                key_header.get_or_insert(s);
+                if let Some(slot) = secrets {
+                    if let Some(value) = private_key_block(text, s, e) {
+                        sink(slot, &value);
                     }
                 }
-                Literal::PrivateKey => {
-                    if let Some(slot) = secrets {
-                        if let Some(value) = private_key_block(text, s, e) {
-                            sink(slot, &value);
-                        }
+            }
+            Literal::Jwt => {
+                if let Some(slot) = secrets {
+                    if let Some(end) = jwt_end(bytes, s) {
+                        sink(slot, &text[s..end]);
                     }
                 }
-                Literal::Jwt => {
-                    if let Some(slot) = secrets {
-                        if let Some(end) = jwt_end(bytes, s) {
-                            sink(slot, &text[s..end]);
-                        }
-                    }
-                }
-                Literal::Official
-                | Literal::Secret
-                | Literal::UkEyesOnly
-                | Literal::LineMarking => {
-                    if let Some(slot) = marking {
-                        if let Some(value) = marking_at(bytes, s, e, kind) {
-                            sink(slot, value);
-                        }
+            }
+            Literal::Official | Literal::Secret | Literal::UkEyesOnly | Literal::LineMarking => {
+                if let Some(slot) = marking {
+                    if let Some(value) = marking_at(bytes, s, e, kind) {
+                        sink(slot, value);
                     }
                 }
             }
         }
     }
 
-    fn detect_email(&self, text: &str, slot: usize, sink: &mut Sink<'_>) {
+    /// Each `@` outside the `skip` ranges (as for [`Self::detect_literals`]:
+    /// an address holds no whitespace), read by the e-mail pattern in a window
+    /// around it.
+    fn detect_email(&self, text: &str, skip: &[(usize, usize)], slot: usize, sink: &mut Sink<'_>) {
         let bytes = text.as_bytes();
         let mut done_until = 0;
-        for at in memchr::memchr_iter(b'@', bytes) {
-            if at < done_until || at == 0 {
-                continue;
-            }
-            let before = bytes[at - 1];
-            let after = bytes.get(at + 1).copied().unwrap_or(b' ');
-            if !(before.is_ascii_alphanumeric() || b"._%+-".contains(&before))
-                || !after.is_ascii_alphanumeric()
-            {
-                continue;
-            }
-            let (ws, we) = char_window(text, at.saturating_sub(64), at + 256);
-            for m in self.regexes.email.find_iter(&text[ws..we]) {
-                let (ms, me) = (ws + m.start(), ws + m.end());
-                if ms <= at && at < me {
-                    sink(slot, &m.as_str().to_ascii_lowercase());
-                    done_until = me;
+        let mut from = 0;
+        for &(to, next) in skip.iter().chain([(bytes.len(), bytes.len())].iter()) {
+            if from < to {
+                for at in memchr::memchr_iter(b'@', &bytes[from..to]) {
+                    self.email_at(text, from + at, slot, &mut done_until, sink);
                 }
+            }
+            from = next;
+        }
+    }
+
+    /// The address around the `@` at `at`, unless an address found before
+    /// (ending at `done_until`) holds it.
+    #[inline]
+    fn email_at(
+        &self,
+        text: &str,
+        at: usize,
+        slot: usize,
+        done_until: &mut usize,
+        sink: &mut Sink<'_>,
+    ) {
+        let bytes = text.as_bytes();
+        if at < *done_until || at == 0 {
+            return;
+        }
+        let before = bytes[at - 1];
+        let after = bytes.get(at + 1).copied().unwrap_or(b' ');
+        if !(before.is_ascii_alphanumeric() || b"._%+-".contains(&before))
+            || !after.is_ascii_alphanumeric()
+        {
+            return;
+        }
+        let (ws, we) = char_window(text, at.saturating_sub(64), at + 256);
+        for m in self.regexes.email.find_iter(&text[ws..we]) {
+            let (ms, me) = (ws + m.start(), ws + m.end());
+            if ms <= at && at < me {
+                sink(slot, &m.as_str().to_ascii_lowercase());
+                *done_until = me;
             }
         }
     }
@@ -456,6 +525,7 @@ impl BuiltinDetectors {
             view,
             track_quiet: _,
             quiet: _,
+            key_header: _,
         } = scratch;
         // The next skip range, and where it starts (checked once per cluster).
         let mut next_skip = 0;

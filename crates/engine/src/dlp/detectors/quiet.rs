@@ -29,9 +29,30 @@
 //! before, in the same order (so even the sample each finding keeps is the
 //! same). The property test in `scan.rs` checks this against the whole pass.
 //!
+//! The literal and e-mail detectors skip a part of the same interior in the
+//! two space-joined views, and the literal detectors in the values
+//! concatenated without a separator ([`literal_interior`]): the part that
+//! starts at a whitespace and ends after one. No literal or address holds
+//! whitespace, so a match skipped lies inside its field and no match crosses
+//! an end of the part (the automaton, restarted after it, finds what a whole
+//! pass finds). What checks a match reads either a run of one class of bytes
+//! without whitespace (a token's tail, a JWT's parts, an address, the word
+//! before a marking), which stops at the part's last whitespace at the latest,
+//! or a few units around it (a separator run of eight bytes at most or of
+//! whitespace, a marking's next word, an AWS key's 16 characters), which from
+//! [`QUIET_REACH`] units inside the field never reaches its ends. The line
+//! test of `RESTRICTED`, `CONFIDENTIAL` and `PROTECT` (only punctuation to
+//! the line's end, within 200 bytes) can only fail where a view goes on past
+//! the field's end, so a view finds no such marking its field did not. The
+//! one read that runs past both, a private key block (up to 16 KiB, to its
+//! `-----END`), would be another value in a view: the part ends before the
+//! field's first private key header. So the matches skipped give in a view
+//! exactly what they gave in the field alone, which the scanner has tallied.
+//!
 //! Limits: one interior per text (the stretch from the first quiet point to the
 //! last, whatever lies between). A text shorter than twice [`QUIET_REACH`]
-//! bytes has none. Callers: the digit pass (`detectors/mod.rs`).
+//! bytes has none. Callers: the digit pass (`detectors/mod.rs`); the scanner
+//! for [`literal_interior`].
 
 use super::text::{has_space_run, is_space, run_len, run_len_back, walk_back, walk_forward};
 
@@ -127,6 +148,23 @@ impl QuietTracker {
             self.last = Some(until);
         }
     }
+}
+
+/// The part of a text's quiet interior `(first, last)` that the literal and
+/// e-mail detectors may skip in the views that join it (see the module header):
+/// it ends before the text's first private key header (`key_header`, where
+/// the literal pass over the text alone matched `-----BEGIN`), starts at a
+/// whitespace and ends after one, so no literal or address crosses its ends.
+/// `None` when no such part is left.
+pub(crate) fn literal_interior(
+    bytes: &[u8],
+    (first, last): (usize, usize),
+    key_header: Option<usize>,
+) -> Option<(usize, usize)> {
+    let last = key_header.map_or(last, |key| key.min(last));
+    let start = first + bytes.get(first..last)?.iter().position(|&b| is_space(b))?;
+    let end = start + 1 + bytes[start..last].iter().rposition(|&b| is_space(b))?;
+    (start + 1 < end).then_some((start, end))
 }
 
 /// [`QUIET_REACH`] units back from `from`: as many bytes when they hold no

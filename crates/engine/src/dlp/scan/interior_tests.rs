@@ -1,9 +1,11 @@
 //! Checks that skipping the quiet interiors in the joined views
-//! (`detectors/quiet.rs`) finds exactly what the whole pass finds: the same
+//! (`detectors/quiet.rs`: the digit pass's, and the literal and e-mail
+//! detectors' part of them) finds exactly what the whole pass finds: the same
 //! detectors, counts and samples, over many generated bodies whose fields are
-//! long prose with numbers, identifiers cut across fields, values a little way
-//! into a field whose keyword ends the field before, chains of short
-//! tokens and runs of whitespace.
+//! long prose with numbers, secrets, markings and addresses, identifiers cut
+//! across fields, values a little way into a field whose keyword ends the
+//! field before, chains of short tokens and runs of whitespace; and over
+//! each literal value placed at every point of a long field.
 
 use std::borrow::Cow;
 
@@ -92,6 +94,21 @@ const WORDS: &[&str] = &[
     "SENSITIVE",
     "AKIAIOSFODNN7EXAMPLE",
     "name@example.org",
+    "name@",
+    "@example.org",
+    "ghp_a1B2c3D4e5a1B2c3D4e5a1B2c3D4e5a1B2c3D4e5",
+    "ghp_a1B2c3D4e5",
+    "xoxb-123456789012-abcdefghijkl",
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA",
+    "-----END RSA PRIVATE KEY-----",
+    "UK",
+    "EYES",
+    "ONLY",
+    "TOP",
+    "SECRET",
+    "RESTRICTED",
+    "\nPROTECT\n",
     "Café",
     "ｗｅｂ",
     "to",
@@ -182,7 +199,7 @@ fn all_builtins() -> Scanner {
 }
 
 /// Value fields (not keys) of `texts`, in order.
-fn values<'a>(texts: &[&'a str]) -> Vec<Field<'a>> {
+fn values_of<'a>(texts: &[&'a str]) -> Vec<Field<'a>> {
     texts
         .iter()
         .map(|t| Field {
@@ -197,7 +214,7 @@ fn has_interior(scanner: &Scanner, text: &str) -> bool {
     let mut scratch = Scratch::default();
     scratch.track_quiet = true;
     let builtins = scanner.builtins.as_ref().unwrap();
-    builtins.detect_skipping(&normalize(text), &[], &mut scratch, &mut |_, _| {});
+    builtins.detect_skipping(&normalize(text), &[], &[], &mut scratch, &mut |_, _| {});
     scratch.quiet.is_some()
 }
 
@@ -251,7 +268,7 @@ fn values_cut_across_long_fields_are_found() {
         let first = format!("{prose}{head}");
         let second = format!("{tail} {prose}");
         assert!(has_interior(&scanner, &first) && has_interior(&scanner, &second));
-        let fields = values(&[&first, &second]);
+        let fields = values_of(&[&first, &second]);
         let findings = scanner.scan_fields_with(&fields, true);
         assert!(
             findings.iter().any(|f| f.detector == id),
@@ -270,12 +287,90 @@ fn a_chain_of_short_tokens_across_a_field_keeps_its_clusters() {
     let scanner = all_builtins();
     let first = format!("{}123456", "More on our website. ".repeat(12));
     let second = format!("{}S.W.1.A 1.A.A{}", "ab ".repeat(100), " ab".repeat(100));
-    let fields = values(&[&first, &second]);
+    let fields = values_of(&[&first, &second]);
     let whole = scanner.scan_fields_with(&fields, false);
     assert!(
         whole.iter().any(|f| f.detector == "uk-postcode"),
         "{whole:?}"
     );
     assert!(scanner.scan_text(&second).is_empty());
+    assert_eq!(scanner.scan_fields_with(&fields, true), whole);
+}
+
+/// Literal values (secrets, markings, an address), each placed at every
+/// point of a long field between two others: what the view skips must be
+/// exactly what the field alone found, wherever the value falls against the
+/// interior's ends.
+#[test]
+fn literal_values_anywhere_in_a_long_field_are_counted_as_whole() {
+    let scanner = all_builtins();
+    let prose = "More on our website. ".repeat(12);
+    let values = [
+        "ghp_a1B2c3D4e5a1B2c3D4e5a1B2c3D4e5a1B2c3D4e5",
+        "AKIAIOSFODNN7EXAMPLE",
+        "xoxb-123456789012-abcdefghijkl",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "UK EYES ONLY",
+        "TOP SECRET",
+        "OFFICIAL-SENSITIVE",
+        "\nRESTRICTED\n",
+        "name@example.org",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    ];
+    let mut skipped = 0;
+    for value in values {
+        for at in (0..=prose.len()).step_by(3) {
+            let cut = prose[..at].rfind(' ').map_or(0, |i| i + 1);
+            let middle = format!("{}{prose}{value} {}{prose}", &prose[..cut], &prose[cut..]);
+            let fields = values_of(&[&prose, &middle, &prose]);
+            let whole = scanner.scan_fields_with(&fields, false);
+            assert!(!whole.is_empty(), "{value:?} at {cut}");
+            assert_eq!(
+                scanner.scan_fields_with(&fields, true),
+                whole,
+                "{value:?} at {cut}"
+            );
+            skipped += usize::from(has_interior(&scanner, &middle));
+        }
+    }
+    assert!(skipped > 500, "only {skipped} cases had an interior");
+}
+
+/// A private key block runs up to 16 KiB to its `-----END`: read in a view
+/// that goes on into the next field, it is another value than in its field
+/// alone, so the literal interior must end before the header.
+#[test]
+fn a_private_key_header_inside_a_long_field_is_read_in_the_views() {
+    let scanner = all_builtins();
+    let prose = "More on our website. ".repeat(20);
+    let first = format!("{prose}-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA {prose}");
+    let second = format!("QUJDRA== -----END RSA PRIVATE KEY----- {prose}");
+    assert!(has_interior(&scanner, &first));
+    let fields = values_of(&[&first, &second]);
+    let whole = scanner.scan_fields_with(&fields, false);
+    let secrets = whole.iter().find(|f| f.detector == "secrets").unwrap();
+    // The block cut at the field's end, and the block to its `-----END`
+    // (the same in both views: whitespace is not part of the value).
+    assert_eq!(secrets.count, 2, "{whole:?}");
+    assert_eq!(scanner.scan_fields_with(&fields, true), whole);
+}
+
+/// A token whose tail runs from inside a long field to its end goes on into
+/// the next values in the concatenation without separator (through a short
+/// one into a third: no pair view holds all three): the literal interior ends
+/// at the field's last whitespace, before the token.
+#[test]
+fn a_token_running_to_the_end_of_a_long_field_is_read_in_the_concatenation() {
+    let scanner = all_builtins();
+    let prose = "More on our website. ".repeat(20);
+    let first = format!("{prose}ghp_{}", "aBcDeFgHiJ".repeat(20));
+    let third = format!("XyZ {prose}");
+    assert!(has_interior(&scanner, &first));
+    let fields = values_of(&[&first, "kLmN", &third]);
+    let whole = scanner.scan_fields_with(&fields, false);
+    let secrets = whole.iter().find(|f| f.detector == "secrets").unwrap();
+    // The token alone, with `kLmN` glued on (the pair view), and with
+    // `kLmNXyZ` (the concatenation only).
+    assert_eq!(secrets.count, 3, "{whole:?}");
     assert_eq!(scanner.scan_fields_with(&fields, true), whole);
 }
